@@ -1,0 +1,205 @@
+"""Command line: `agileir` (group), `agileir-export`, `agileir-infer`."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
+
+
+class CliError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"error: {self.message}", err=True)
+
+
+def friendly_errors(fn):
+    """Bad input ends in one line on stderr and exit code 2, not a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .imageio import ImageError
+        from .models.load import ModelLoadError
+
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (ModelLoadError, ImageError, FileNotFoundError, ValueError) as e:
+            raise CliError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        except Exception as e:
+            if os.environ.get("AGILEIR_DEBUG"):
+                raise
+            raise CliError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                           "(set AGILEIR_DEBUG=1 for the traceback)") from None
+    return wrapper
+
+
+def model_options(fn):
+    fn = click.option("--preset", "preset_name", help="override the architecture inferred from the weights")(fn)
+    fn = click.option("--upstream-compat", is_flag=True,
+                      help="reproduce the official AgileIR forward (attention output discarded)")(fn)
+    return fn
+
+
+def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
+    from .models.load import load_model
+
+    return load_model(path, preset_name, upstream_compat or None, fuse=True)
+
+
+@click.group()
+@click.version_option(package_name="agileir")
+def main():
+    """AgileIR deployment toolkit: inspect, run, evaluate, export."""
+
+
+@main.command()
+@click.argument("model", required=False)
+@model_options
+@friendly_errors
+def info(model, preset_name, upstream_compat):
+    """Show the detected architecture, preset and size of MODEL (default: bundled AgileIR-light x4)."""
+    from .models.load import load_model
+
+    loaded = load_model(model, preset_name, upstream_compat or None)
+    c = loaded.config
+    click.echo(f"file:        {loaded.path}")
+    click.echo(f"sha256:      {loaded.sha256}")
+    click.echo(f"arch:        {c.arch}{' (upstream-compat forward)' if c.upstream_compat else ''}")
+    click.echo(f"preset:      {loaded.preset or 'custom'}")
+    click.echo(f"scale:       x{c.scale}")
+    click.echo(f"window:      {c.window_size}")
+    click.echo(f"embed/depth: {c.embed_dim} / {list(c.depths)} heads {list(c.num_heads)}"
+               + (f" key_dims {list(c.key_dims)}" if c.key_dims else ""))
+    click.echo(f"parameters:  {loaded.model.num_parameters():,}")
+    click.echo(f"config:      {json.dumps(c.to_dict())}")
+
+
+def _resolve_infer_args(paths: tuple[str, ...]) -> tuple[str | None, Path]:
+    if len(paths) == 1:
+        return None, Path(paths[0])
+    if len(paths) == 2:
+        return paths[0], Path(paths[1])
+    raise CliError("expected [MODEL] INPUT")
+
+
+def _output_path(inp: Path, out: str | None, is_dir: bool, scale: int, source: Path | None = None) -> Path:
+    if out is None:
+        if is_dir:
+            return inp.parent / f"{inp.name}_x{scale}"
+        return inp.with_name(f"{inp.stem}_x{scale}.png")
+    return Path(out)
+
+
+@click.command(name="infer")
+@click.argument("paths", nargs=-1, required=True, metavar="[MODEL] INPUT")
+@click.option("-o", "--output", help="output PNG (file input) or folder (folder input)")
+@click.option("--tile", default=0, show_default=True, help="tile size in input pixels (0: whole image)")
+@click.option("--tile-overlap", default=16, show_default=True, help="tile overlap in input pixels")
+@click.option("--hr", "hr_dir", type=click.Path(exists=True, file_okay=False),
+              help="folder of HR images: print PSNR/SSIM (Y, crop = scale)")
+@model_options
+@friendly_errors
+def infer_cmd(paths, output, tile, tile_overlap, hr_dir, preset_name, upstream_compat):
+    """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4)."""
+    from tqdm import tqdm
+
+    from .imageio import list_images, read_image, to_uint8, write_image
+    from .inference import find_hr, torch_upscaler, upscale_image
+    from .metrics import psnr_ssim_y
+
+    model_path, inp = _resolve_infer_args(paths)
+    if not inp.exists():
+        raise CliError(f"input not found: {inp}")
+    if model_path and Path(model_path).suffix not in TORCH_SUFFIXES:
+        raise CliError(f"{model_path}: unsupported model file (expected {', '.join(TORCH_SUFFIXES)})")
+    loaded = load_torch_model(model_path, preset_name, upstream_compat)
+    scale = loaded.config.scale
+    upscale = torch_upscaler(loaded.model)
+    images = list_images(inp)
+    out = _output_path(inp, output, inp.is_dir(), scale)
+    if inp.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+    scores = []
+    for src in tqdm(images, desc="upscaling", unit="img", disable=len(images) < 2):
+        dst = out / f"{src.stem}_x{scale}.png" if inp.is_dir() else out
+        if dst.resolve() == src.resolve():
+            raise CliError(f"refusing to overwrite the input {src}")
+        image = read_image(src)
+        result = upscale_image(upscale, image, scale, tile, tile_overlap)
+        written = write_image(dst, result.rgb, result.alpha, result.bit_depth)
+        line = f"{src.name} -> {dst} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {written}-bit)"
+        if hr_dir:
+            hr_path = find_hr(Path(hr_dir), src, scale)
+            if hr_path is None:
+                line += "  [no HR found]"
+            else:
+                hr = to_uint8(read_image(hr_path).to_rgb())
+                sr = to_uint8(result.rgb if result.rgb.shape[2] == 3 else result.rgb.repeat(3, 2))
+                psnr, ssim = psnr_ssim_y(sr, hr, scale)
+                scores.append((psnr, ssim))
+                line += f"  PSNR {psnr:.3f} dB  SSIM {ssim:.4f} (Y, crop {scale}, vs {hr_path.name})"
+        tqdm.write(line)
+    if len(scores) > 1:
+        click.echo(f"mean PSNR {sum(s[0] for s in scores) / len(scores):.3f} dB  "
+                   f"SSIM {sum(s[1] for s in scores) / len(scores):.4f} over {len(scores)} images")
+
+
+@main.command(name="eval")
+@click.argument("model", required=False)
+@click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False),
+              help="BasicSR-layout dataset (HR/ and LR_bicubic/X{scale}/)")
+@click.option("--scale", type=int, help="defaults to the model's scale")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the table as JSON")
+@model_options
+@friendly_errors
+def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat):
+    """PSNR/SSIM (Y channel, crop = scale) of MODEL on a benchmark, with bicubic as a row."""
+    from tqdm import tqdm
+
+    from .evaluation import benchmark_pairs, evaluate, format_table
+    from .inference import torch_upscaler, upscale_rgb
+
+    loaded = load_torch_model(model, preset_name, upstream_compat)
+    scale = scale or loaded.config.scale
+    if scale != loaded.config.scale:
+        raise CliError(f"the model upscales x{loaded.config.scale}, not x{scale}")
+    run = torch_upscaler(loaded.model)
+    n = len(benchmark_pairs(Path(dataset), scale))
+    with tqdm(total=n, desc="evaluating", unit="img") as bar:
+        result = evaluate(lambda rgb: upscale_rgb(run, rgb, scale), dataset, scale, bar.update)
+    click.echo(format_table(result))
+    if json_out:
+        payload = {"model": str(loaded.path), "sha256": loaded.sha256, "preset": loaded.preset,
+                   **result.to_dict()}
+        _write_json(Path(json_out), payload)
+        click.echo(f"wrote {json_out}")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
+
+
+main.add_command(infer_cmd)
+
+
+def infer_main():
+    infer_cmd(prog_name="agileir-infer")
+
+
+def export_main():
+    from .export.cli import export_cmd
+
+    export_cmd(prog_name="agileir-export")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Image reading and writing for super-resolution.
+
+Colour data is handled as float32 arrays on [0, 1] (HxWx3, or HxWx1 for
+grayscale); alpha is kept separately because SR models only see colour.
+
+Pillow 13 limitations (checked): 48-bit RGB and 64-bit RGBA PNGs are decoded
+to 8 bits per channel (16-bit LA becomes 8-bit RGBA), so only 16-bit grayscale
+keeps its full precision on read; on write, only grayscale without alpha can be
+stored with 16 bits, other 16-bit requests fall back to 8 bits with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+_SIXTEEN_BIT_GRAY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_CONVERT_TO_RGB_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
+
+
+class ImageError(ValueError):
+    """An image file cannot be read, listed or written."""
+
+
+@dataclass
+class Image:
+    rgb: np.ndarray  # float32 HxWx3 or HxWx1 on [0, 1]
+    alpha: np.ndarray | None  # float32 HxW on [0, 1]
+    bit_depth: int  # 8 or 16
+    mode: str  # Pillow mode of the source file, e.g. 'RGB', 'LA', 'I;16'
+
+    @property
+    def is_grayscale(self) -> bool:
+        return self.rgb.shape[2] == 1
+
+    def to_rgb(self) -> np.ndarray:
+        """Colour data as HxWx3 (grayscale repeated), the layout SR models expect."""
+        return np.repeat(self.rgb, 3, axis=2) if self.is_grayscale else self.rgb
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """Back from a model's HxWx3 output to HxWx1 for grayscale sources (channel mean)."""
+    # float64 accumulation makes to_gray(image.to_rgb()) return the original exactly.
+    return np.asarray(rgb, dtype=np.float64).mean(axis=2, keepdims=True).astype(np.float32)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Float [0, 1] -> uint8 with clipping and rounding (the input of the metrics)."""
+    return np.round(np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _normalised_mode(pil: PILImage.Image) -> PILImage.Image:
+    """Convert exotic modes to one of L, LA, RGB, RGBA or a 16-bit grayscale mode."""
+    mode = pil.mode
+    if mode in ("L", "LA", "RGB", "RGBA") or mode in _SIXTEEN_BIT_GRAY_MODES:
+        return pil
+    if mode == "P":
+        return pil.convert("RGBA" if "transparency" in pil.info else "RGB")
+    if mode in ("PA", "RGBa"):
+        return pil.convert("RGBA")
+    if mode == "La":
+        return pil.convert("LA")
+    if mode == "1":
+        return pil.convert("L")
+    if mode in _CONVERT_TO_RGB_MODES:
+        return pil.convert("RGB")
+    raise ImageError(f"unsupported image mode {mode!r}")
+
+
+def _decode(path: Path) -> Image:
+    with PILImage.open(path) as opened:
+        opened.load()  # force full decoding so truncated data fails here
+        source_mode = opened.mode
+        pil = _normalised_mode(ImageOps.exif_transpose(opened))
+    if pil.width == 0 or pil.height == 0:
+        raise ImageError("image has zero size")
+    pixels = np.asarray(pil)
+
+    if pil.mode in _SIXTEEN_BIT_GRAY_MODES:
+        if pixels.min() < 0 or pixels.max() > 65535:
+            raise ImageError(f"mode {pil.mode!r} values outside the 16-bit range")
+        gray = (pixels.astype(np.float64) / 65535.0).astype(np.float32)
+        return Image(rgb=gray[..., None], alpha=None, bit_depth=16, mode=source_mode)
+
+    values = pixels.astype(np.float32) / np.float32(255.0)
+    if values.ndim == 2:
+        values = values[..., None]
+    has_alpha = pil.mode in ("LA", "RGBA")
+    colour = values[..., :-1] if has_alpha else values
+    alpha = values[..., -1] if has_alpha else None
+    return Image(rgb=np.ascontiguousarray(colour), alpha=alpha, bit_depth=8, mode=source_mode)
+
+
+def read_image(path: str | os.PathLike[str]) -> Image:
+    """Read PNG/JPEG/BMP/TIFF/WebP with EXIF orientation applied.
+
+    Raises ImageError (naming the file) for missing, unreadable, corrupt or
+    truncated files, unknown formats, unsupported modes and zero-size images.
+    """
+    path = Path(path)
+    try:
+        return _decode(path)
+    except ImageError as error:
+        raise ImageError(f"{path}: {error}") from error
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        PILImage.DecompressionBombError,
+    ) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageError(f"cannot read image {path}: {reason}") from error
+
+
+def _checked_arrays(
+    path: Path, rgb: np.ndarray, alpha: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] not in (1, 3) or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ImageError(f"{path}: expected a non-empty HxWx3 or HxWx1 array, got shape {rgb.shape}")
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        if alpha.shape != rgb.shape[:2]:
+            raise ImageError(f"{path}: alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
+    # NaN/inf (e.g. an FP16 overflow in the model) would turn into arbitrary pixels.
+    for name, values in (("image", rgb), ("alpha", alpha)):
+        if values is not None and not np.all(np.isfinite(values)):
+            raise ImageError(f"{path}: {name} contains NaN or infinite values")
+    return rgb, alpha
+
+
+def _to_pil(rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int) -> tuple[PILImage.Image, int]:
+    """Build the Pillow image; returns it with the bit depth actually used."""
+    if bit_depth == 16 and (rgb.shape[2] == 3 or alpha is not None):
+        warnings.warn(
+            "Pillow cannot write 16-bit RGB or 16-bit images with alpha; writing 8-bit",
+            stacklevel=3,
+        )
+        bit_depth = 8
+    if bit_depth == 16:
+        gray16 = np.round(np.clip(rgb[..., 0].astype(np.float64), 0.0, 1.0) * 65535.0)
+        return PILImage.fromarray(gray16.astype(np.uint16)), 16
+
+    channels = to_uint8(rgb)
+    if alpha is not None:
+        channels = np.concatenate([channels, to_uint8(alpha)[..., None]], axis=2)
+    if channels.shape[2] == 1:
+        channels = channels[..., 0]
+    return PILImage.fromarray(np.ascontiguousarray(channels)), 8
+
+
+def _create_temp_beside(path: Path) -> Path:
+    """Create an empty temporary file next to ``path``.
+
+    Not tempfile.NamedTemporaryFile: its 0600 permissions would survive the
+    rename, whereas mode 0666 here is filtered by the umask like a normal file.
+    The '.tmp' suffix keeps it out of list_images() results.
+    """
+    while True:
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    bit_depth: int = 8,
+) -> int:
+    """Write a PNG atomically; returns the bit depth actually written (8 or 16).
+
+    ``rgb`` is float [0, 1] HxWx3 or HxWx1 (clipped and rounded); ``alpha``
+    (HxW) adds an alpha channel (RGBA / LA). The data go to a temporary file in
+    the target directory which is then renamed onto ``path``, so a failure never
+    leaves a partial or temporary file behind.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ImageError(f"{path}: write_image writes PNG only, use a .png suffix")
+    if bit_depth not in (8, 16):
+        raise ImageError(f"{path}: bit_depth must be 8 or 16, got {bit_depth}")
+    rgb, alpha = _checked_arrays(path, rgb, alpha)
+    pil, written_depth = _to_pil(rgb, alpha, bit_depth)
+
+    temp_path = _create_temp_beside(path)
+    try:
+        pil.save(temp_path, format="PNG")
+        os.replace(temp_path, path)
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+    return written_depth
+
+
+def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic resize of an HxW alpha map to (H*scale, W*scale), clipped to [0, 1]."""
+    alpha = np.asarray(alpha, dtype=np.float32)
+    if alpha.ndim != 2:
+        raise ValueError(f"alpha must be HxW, got shape {alpha.shape}")
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    height, width = alpha.shape
+    resized = PILImage.fromarray(alpha).resize(
+        (width * scale, height * scale), PILImage.Resampling.BICUBIC
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def list_images(path: str | os.PathLike[str]) -> list[Path]:
+    """A file -> [file]; a directory -> its image files sorted by name (not recursive)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ImageError(f"{path}: no such file or directory")
+    found = sorted(
+        entry for entry in path.iterdir() if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not found:
+        raise ImageError(f"{path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return found

@@ -1,0 +1,60 @@
+"""Whole-image upscaling around any backend: colour/alpha/grayscale handling and tiling."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .imageio import Image, to_gray, upscale_alpha
+from .tiling import upscale_tiled
+
+BatchUpscaler = Callable[[np.ndarray], np.ndarray]  # (B, 3, h, w) float32 -> (B, 3, h*s, w*s)
+
+
+def torch_upscaler(model: torch.nn.Module) -> BatchUpscaler:
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+    return run
+
+
+@dataclass
+class Upscaled:
+    rgb: np.ndarray  # HxWx3 or HxWx1, float32 [0, 1]
+    alpha: np.ndarray | None
+    bit_depth: int
+
+
+def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int = 0, overlap: int = 16,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """HxWx3 float [0, 1] -> (H*s)x(W*s)x3 float [0, 1]."""
+    batch = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+    if tile:
+        out = upscale_tiled(upscale, batch, scale, tile, overlap, progress)
+    else:
+        out = upscale(batch)
+    return np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
+
+
+def upscale_image(upscale: BatchUpscaler, image: Image, scale: int, tile: int = 0, overlap: int = 16,
+                  progress: Callable[[int], None] | None = None) -> Upscaled:
+    rgb = upscale_rgb(upscale, image.to_rgb(), scale, tile, overlap, progress)
+    if image.is_grayscale:
+        rgb = to_gray(rgb)
+    alpha = upscale_alpha(image.alpha, scale) if image.alpha is not None else None
+    return Upscaled(rgb, alpha, image.bit_depth)
+
+
+def find_hr(hr_dir: Path, lr_path: Path, scale: int) -> Path | None:
+    """HR counterpart of an LR file: same stem, or the stem without BasicSR's 'x{scale}' suffix."""
+    stems = [lr_path.stem]
+    if lr_path.stem.endswith(f"x{scale}"):
+        stems.append(lr_path.stem[: -len(f"x{scale}")])
+    for stem in stems:
+        for candidate in sorted(hr_dir.glob(f"{stem}.*")):
+            if candidate.is_file():
+                return candidate
+    return None

@@ -1,0 +1,203 @@
+"""AgileIR and SwinIR-light: one SwinIR-style trunk, two attention modules.
+
+Module names mirror the official repositories (XcloudFance/AgileIR, JingyunLiang/SwinIR) so that their
+state dicts load without renaming. Features travel through the transformer body channels-last
+(B, H, W, C) so LayerNorm and the MLP act on the last axis; convolutions and GSWA use NCHW.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .config import SRConfig
+from .gswa import gswa_op
+from .layers import (Conv2dBN, Mlp, PatchEmbed, conv_weight_and_bias, make_resi_conv, make_upsampler,
+                     pad_to_multiple)
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+class CascadedGroupAttention(nn.Module):
+    """EfficientViT's cascaded groups: group i sees its channel chunk plus group i-1's output."""
+
+    def __init__(self, dim: int, key_dim: int, heads: int):
+        super().__init__()
+        self.heads, self.key_dim, self.value_dim = heads, key_dim, dim // heads
+        group_in = dim // heads
+        self.qkvs = nn.ModuleList(Conv2dBN(group_in, 2 * key_dim + self.value_dim) for _ in range(heads))
+        self.dws = nn.ModuleList(Conv2dBN(key_dim, key_dim, 5, 2, groups=key_dim) for _ in range(heads))
+        self.proj = nn.Sequential(nn.ReLU(), Conv2dBN(self.value_dim * heads, dim, bn_weight_init=0))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # The depthwise conv runs inside GSWA (per window) with folded weights, so its BN is an affine
+        # map on running statistics even while training; batch statistics would need windows out here.
+        for dw in self.dws:
+            if isinstance(dw, Conv2dBN):
+                dw.bn.eval()
+        return self
+
+
+class ShiftedGroupAttention(nn.Module):
+    """AgileIR's attention (upstream name EfficientShiftingWindowAttention): GSWA per head group."""
+
+    def __init__(self, dim: int, key_dim: int, window: int, heads: int, upstream_compat: bool = False):
+        super().__init__()
+        self.window, self.heads, self.upstream_compat = window, heads, upstream_compat
+        self.scale = key_dim ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.groupatt = CascadedGroupAttention(dim, key_dim, heads)
+
+    def forward(self, x: torch.Tensor, shift: int) -> torch.Tensor:
+        if self.upstream_compat:
+            return x  # the official forward computes the attention and returns its input
+        g = self.groupatt
+        chunks = x.permute(0, 3, 1, 2).chunk(self.heads, dim=1)
+        outs: list[torch.Tensor] = []
+        for i in range(self.heads):
+            feat = chunks[i] if i == 0 else chunks[i] + outs[-1]
+            q, k, v = g.qkvs[i](feat).split([g.key_dim, g.key_dim, g.value_dim], dim=1)
+            dw_weight, dw_bias = conv_weight_and_bias(g.dws[i])
+            outs.append(gswa_op(q, k, v, dw_weight, dw_bias, self.relative_position_bias_table[:, i],
+                                self.window, shift, self.scale))
+        return g.proj(torch.cat(outs, dim=1)).permute(0, 2, 3, 1)
+
+
+class WindowAttention(nn.Module):
+    """SwinIR's (shifted) window multi-head self-attention, heads computed by the same GSWA op."""
+
+    def __init__(self, dim: int, window: int, heads: int):
+        super().__init__()
+        self.window, self.heads = window, heads
+        self.scale = (dim // heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, shift: int) -> torch.Tensor:
+        q, k, v = (t.chunk(self.heads, dim=1) for t in self.qkv(x).permute(0, 3, 1, 2).chunk(3, dim=1))
+        outs = [gswa_op(q[h], k[h], v[h], None, None, self.relative_position_bias_table[:, h],
+                        self.window, shift, self.scale) for h in range(self.heads)]
+        return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, attn: nn.Module, shift: int, mlp_ratio: float):
+        super().__init__()
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = attn
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
+        x = x + self.attn(self.norm1(x), self.shift)
+        return x + self.mlp(self.norm2(x))
+
+
+class BlockSequence(nn.Module):
+    def __init__(self, blocks: list[nn.Module]):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class ResidualGroup(nn.Module):
+    """SwinIR's RSTB: a sequence of transformer blocks, a conv, and a skip connection."""
+
+    def __init__(self, config: SRConfig, index: int):
+        super().__init__()
+        dim, window = config.embed_dim, config.window_size
+        heads = config.num_heads[index]
+        blocks = []
+        for j in range(config.depths[index]):
+            if config.arch == "agileir":
+                attn = ShiftedGroupAttention(dim, config.key_dims[index], window, heads, config.upstream_compat)
+            else:
+                attn = WindowAttention(dim, window, heads)
+            blocks.append(TransformerBlock(dim, attn, 0 if j % 2 == 0 else window // 2, config.mlp_ratio))
+        self.residual_group = BlockSequence(blocks)
+        self.conv = make_resi_conv(config.resi_connection, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
+        y = self.residual_group(x).permute(0, 3, 1, 2)
+        return self.conv(y).permute(0, 2, 3, 1) + x
+
+
+class SRTransformer(nn.Module):
+    """Image super-resolution network; input (B, C, H, W) on [0, 1], any H and W."""
+
+    def __init__(self, config: SRConfig):
+        super().__init__()
+        self.config = config
+        dim = config.embed_dim
+        mean = RGB_MEAN if config.in_chans == 3 else (0.0,) * config.in_chans
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.conv_first = nn.Conv2d(config.in_chans, dim, 3, 1, 1)
+        self.patch_embed = PatchEmbed(dim)
+        self.layers = nn.ModuleList(ResidualGroup(config, i) for i in range(len(config.depths)))
+        self.norm = nn.LayerNorm(dim)
+        self.conv_after_body = make_resi_conv(config.resi_connection, dim)
+        for name, module in make_upsampler(config.upsampler, dim, config.scale, config.in_chans).items():
+            self.add_module(name, module)
+        self.apply(_init_weights)
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @property
+    def window_size(self) -> int:
+        return self.config.window_size
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.patch_embed(x.permute(0, 2, 3, 1))
+        for layer in self.layers:
+            t = layer(t)
+        return self.norm(t).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.config.window_size)
+        x = (x - self.mean) * self.config.img_range
+        feat = self.conv_first(x)
+        x = self.conv_after_body(self.forward_features(feat)) + feat
+        if self.config.upsampler == "pixelshuffle":
+            x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        else:
+            x = self.upsample(x)
+        x = x / self.config.img_range + self.mean
+        return x[..., : h * self.config.scale, : w * self.config.scale]
+
+    @torch.no_grad()
+    def fuse(self) -> "SRTransformer":
+        """Fold every Conv+BN into one conv (inference only; puts the model in eval mode)."""
+        self.eval()
+        for module in list(self.modules()):
+            for name, child in list(module.named_children()):
+                if isinstance(child, Conv2dBN):
+                    setattr(module, name, child.fuse())
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def build_model(config: SRConfig) -> SRTransformer:
+    return SRTransformer(config)

@@ -1,0 +1,226 @@
+"""TensorRT plugin and fused CUDA kernel for Group Shifted Window Attention (docs/gswa.md, docs/plugin.md).
+
+Pieces:
+  csrc/gswa_kernel.cu   fused kernel (+ plain C launchers); compiles with nvcc and NVRTC
+  csrc/gswa_plugin.cpp  TensorRT IPluginV3 "agileir::GroupShiftedWindowAttention" v1 (CMakeLists.txt)
+  launch.py             launch parameters (mirror of gswa_launch_config), pure Python
+  ptx.py                NVRTC compilation through cuda-python (no TensorRT needed)
+  qdp.py                tensorrt.plugin Quickly-Deployable Plugin with an AOT implementation (TensorRT >= 10.9)
+
+Nothing here imports TensorRT, torch or cuda-python at module import time.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+PLUGIN_NAME = "GroupShiftedWindowAttention"
+PLUGIN_NAMESPACE = "agileir"
+PLUGIN_VERSION = "1"
+LIBRARY_NAME = "libagileir_trt_plugins.so"
+STATIC_LIBRARY_NAME = "libagileir_trt_plugins_static.so"
+KERNEL_LIBRARY_NAME = "libagileir_gswa.so"
+DEFAULT_CUDA_ARCHS = "87;89;90"
+ENV_LIBRARY = "AGILEIR_TRT_PLUGIN_LIB"
+
+_PLUGINS_DIR = Path(__file__).resolve().parent
+
+
+class NvccNotFound(RuntimeError):
+    pass
+
+
+def kernel_source_dir() -> Path:
+    """Folder with gswa_kernel.cu / .h and gswa_plugin.cpp / .h."""
+    return _PLUGINS_DIR / "csrc"
+
+
+def plugin_source_dir() -> Path:
+    """Folder with CMakeLists.txt (the -S of cmake)."""
+    return _PLUGINS_DIR
+
+
+def default_build_dirs() -> list[Path]:
+    """Where :func:`find_plugin_library` looks after $AGILEIR_TRT_PLUGIN_LIB."""
+    repo_root = _PLUGINS_DIR.parent.parent
+    return [repo_root / "build" / "plugins", _PLUGINS_DIR / "build", Path.cwd() / "build" / "plugins"]
+
+
+def find_plugin_library(name: str = LIBRARY_NAME) -> Path | None:
+    """Path of the built plugin library: $AGILEIR_TRT_PLUGIN_LIB (a file, or a folder holding ``name``), then
+    the default build folders. None when nothing is found."""
+    env = os.environ.get(ENV_LIBRARY)
+    if env:
+        p = Path(env).expanduser()
+        if p.is_dir():
+            p = p / name
+        if p.is_file():
+            return p
+    for d in default_build_dirs():
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def build_plugin_library(
+    tensorrt_root: str | os.PathLike | None = None,
+    build_dir: str | os.PathLike | None = None,
+    cuda_archs: str = DEFAULT_CUDA_ARCHS,
+    jobs: int | None = None,
+    require_tensorrt: bool = True,
+) -> Path:
+    """Configure and build agileir/plugins/CMakeLists.txt; returns the path of libagileir_trt_plugins.so (or of
+    libagileir_gswa.so when ``require_tensorrt`` is False and no TensorRT headers were found)."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise RuntimeError("cmake is not installed (needed to build the TensorRT plugin library)")
+    if shutil.which("nvcc") is None and not os.environ.get("CUDACXX"):
+        raise NvccNotFound("nvcc is not on PATH (set CUDACXX or add the CUDA toolkit's bin/ to PATH)")
+    build = Path(build_dir) if build_dir is not None else default_build_dirs()[0]
+    build.mkdir(parents=True, exist_ok=True)
+    cfg = [cmake, "-S", str(plugin_source_dir()), "-B", str(build), f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}",
+           f"-DAGILEIR_REQUIRE_TENSORRT={'ON' if require_tensorrt else 'OFF'}"]
+    if tensorrt_root is not None:
+        cfg.append(f"-DTensorRT_ROOT={Path(tensorrt_root).expanduser()}")
+    _run(cfg, "cmake configure")
+    cmd = [cmake, "--build", str(build)]
+    if jobs:
+        cmd += ["-j", str(jobs)]
+    _run(cmd, "cmake build")
+    for name in (LIBRARY_NAME, KERNEL_LIBRARY_NAME):
+        if (build / name).is_file():
+            return build / name
+    raise RuntimeError(f"build finished but {LIBRARY_NAME} is not in {build}")
+
+
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise RuntimeError(f"{what} failed ({' '.join(cmd[:3])} ...):\n{tail}")
+    return proc
+
+
+def find_nvcc() -> str | None:
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        for cand in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+            if cand and (Path(cand) / "bin" / "nvcc").is_file():
+                return str(Path(cand) / "bin" / "nvcc")
+    return nvcc
+
+
+def nvcc_command(arch, out_path: str | os.PathLike, mode: str = "cubin", extra: list[str] | None = None) -> list[str]:
+    """The nvcc command line :func:`compile_kernel_nvcc` runs (mode: cubin, ptx, obj, shared)."""
+    from agileir.plugins.ptx import normalize_arch
+
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise NvccNotFound("nvcc is not installed or not on PATH: install the CUDA toolkit (or set CUDA_HOME)")
+    cc = normalize_arch(arch)
+    src = str(kernel_source_dir() / "gswa_kernel.cu")
+    flags = {"cubin": ["-cubin"], "ptx": ["-ptx"], "obj": ["-c", "-Xcompiler", "-fPIC"],
+             "shared": ["-shared", "-Xcompiler", "-fPIC"]}
+    if mode not in flags:
+        raise ValueError(f"mode must be one of {sorted(flags)}, got {mode!r}")
+    arch_flag = f"-arch=compute_{cc}" if mode == "ptx" else f"-arch=sm_{cc}"
+    return [nvcc, arch_flag, "-std=c++17", "-O3", *flags[mode], *(extra or []), "-o", str(out_path), src]
+
+
+def compile_kernel_nvcc(arch, out_dir: str | os.PathLike, mode: str = "cubin", extra: list[str] | None = None) -> Path:
+    """Compile gswa_kernel.cu with nvcc for ``arch`` (87, "sm_90", ...) into ``out_dir``.
+
+    mode: "cubin" (-cubin), "ptx" (-ptx), "obj" (-c) or "shared" (a .so with the C launchers). Raises
+    :class:`NvccNotFound` when nvcc is missing and RuntimeError with the compiler output on failure.
+    """
+    from agileir.plugins.ptx import normalize_arch
+
+    cc = normalize_arch(arch)
+    suffix = {"cubin": ".cubin", "ptx": ".ptx", "obj": ".o", "shared": ".so"}.get(mode, "")
+    out = Path(out_dir) / (f"libgswa_kernel_sm{cc}.so" if mode == "shared" else f"gswa_kernel_sm{cc}{suffix}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _run(nvcc_command(cc, out, mode, extra), f"nvcc ({mode}, sm_{cc})")
+    return out
+
+
+def register_qdp(arch=None) -> str:
+    """Register the Quickly-Deployable Plugin (TensorRT >= 10.9); see :func:`agileir.plugins.qdp.register`."""
+    from agileir.plugins import qdp
+
+    return qdp.register(arch)
+
+
+def load_plugin_library(path: str | os.PathLike | None = None):
+    """``tensorrt.get_plugin_registry().load_library`` on the built C++ plugin library; returns the handle."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise RuntimeError("TensorRT is not installed: cannot load the agileir plugin library") from None
+    lib = Path(path) if path is not None else find_plugin_library()
+    if lib is None:
+        raise RuntimeError(f"{LIBRARY_NAME} not found: build it (agileir.plugins.build_plugin_library) or set {ENV_LIBRARY}")
+    handle = trt.get_plugin_registry().load_library(str(lib))
+    if handle is None:
+        raise RuntimeError(f"TensorRT could not load {lib} (already loaded, or built for another TensorRT?)")
+    return handle
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def availability() -> dict[str, str | None]:
+    """What the plugin paths need, each entry None when available or a one-line message when not.
+
+    Keys: tensorrt, qdp (tensorrt.plugin AOT, >= 10.9), cuda_python, gpu, nvcc, library.
+    """
+    status: dict[str, str | None] = {}
+    try:
+        from agileir.plugins.qdp import import_tensorrt_plugin
+
+        import_tensorrt_plugin()
+        status["tensorrt"] = None
+        status["qdp"] = None
+    except RuntimeError as e:
+        msg = str(e)
+        status["tensorrt"] = msg if "not installed" in msg else None
+        status["qdp"] = msg
+    except Exception as e:  # a broken install (e.g. PyPI's download stubs)
+        status["tensorrt"] = status["qdp"] = f"TensorRT import failed: {type(e).__name__}: {e}".splitlines()[0]
+
+    cuda_python = _module_available("cuda.bindings") or _module_available("cuda.nvrtc")
+    status["cuda_python"] = None if cuda_python else "cuda-python is not installed (pip install cuda-python)"
+
+    gpu_msg = "no CUDA device (neither cuda-python nor torch.cuda found one)"
+    try:
+        from agileir.plugins.ptx import current_device_arch
+
+        if current_device_arch(use_env=False) is not None:
+            gpu_msg = None
+    except Exception as e:
+        gpu_msg = f"CUDA device query failed: {type(e).__name__}: {e}".splitlines()[0]
+    status["gpu"] = gpu_msg
+
+    status["nvcc"] = None if find_nvcc() else "nvcc is not installed (CUDA toolkit needed to build the kernel / plugin)"
+    lib = find_plugin_library()
+    status["library"] = None if lib else f"{LIBRARY_NAME} not built (build_plugin_library() or set {ENV_LIBRARY})"
+    return status
+
+
+def availability_report() -> str:
+    """Human-readable lines for :func:`availability`."""
+    return "\n".join(f"{key:12s} {'ok' if msg is None else msg}" for key, msg in availability().items())
+
+
+__all__ = [
+    "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "LIBRARY_NAME", "STATIC_LIBRARY_NAME", "NvccNotFound",
+    "kernel_source_dir", "plugin_source_dir", "find_plugin_library", "build_plugin_library", "compile_kernel_nvcc",
+    "nvcc_command", "register_qdp", "load_plugin_library", "availability", "availability_report",
+]

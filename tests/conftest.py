@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+BENCHMARKS = SHARED_DATA / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def set5() -> Path:
+    path = BENCHMARKS / "Set5"
+    if not (path / "HR").is_dir():
+        pytest.skip(f"benchmark data not found at {path} (../shared beside the checkout)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def randomized(model):
+    """Give BN layers non-trivial statistics and the zero-initialised projections real weights,
+    so fuse/compat tests exercise every term."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return model.eval()

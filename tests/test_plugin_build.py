@@ -1,0 +1,326 @@
+"""Build-level checks of the GSWA CUDA kernel and TensorRT plugin that need no GPU and no TensorRT.
+
+* gswa_kernel.cu compiles with nvcc for sm_87 (shared library with the C launchers), sm_89 and sm_90 (cubin),
+  and to PTX for compute_87; all four compiles run once per session, two at a time (skipped, with the reason,
+  only when nvcc is absent).
+* launch.py agrees with gswa_kernel.h and with the C gswa_launch_config (the sm_87 library, through ctypes).
+* The kernels run unchanged under a CPU emulation of the CUDA execution model (csrc/emu, g++) and match the
+  PyTorch reference: real numerics of the real source, without a GPU.
+* NVRTC (cuda-python) compiles the same source to PTX when cuda-python is installed.
+* gswa_plugin.cpp compiles against TensorRT headers when they can be found (TensorRT_ROOT / AGILEIR_TRT_INCLUDE);
+  otherwise that test is skipped with the reason.
+* The Python modules import without TensorRT, and the QDP registration fails with one clear line.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from agileir.plugins import find_nvcc, kernel_source_dir, nvcc_command
+from agileir.plugins import launch
+
+CSRC = kernel_source_dir()
+NVCC = find_nvcc()
+BUILD_JOBS = max(1, min(2, int(os.environ.get("AGILEIR_BUILD_JOBS", os.cpu_count() or 1))))
+
+# name -> (arch, mode, output file name)
+NVCC_BUILDS = {
+    "sm_87-shared": (87, "shared", "libgswa_sm87.so"),
+    "sm_89-cubin": (89, "cubin", "gswa_sm89.cubin"),
+    "sm_90-cubin": (90, "cubin", "gswa_sm90.cubin"),
+    "compute_87-ptx": (87, "ptx", "gswa_87.ptx"),
+}
+
+
+@pytest.fixture(scope="module")
+def nvcc_builds(tmp_path_factory):
+    """Run every nvcc compile once (BUILD_JOBS at a time); name -> (returncode, output, seconds, path)."""
+    if NVCC is None:
+        pytest.skip("nvcc not found (no CUDA toolkit): the kernel compile for sm_87/89/90 was not checked")
+    out_dir = tmp_path_factory.mktemp("gswa_nvcc")
+
+    def build(item):
+        name, (arch, mode, fname) = item
+        path = out_dir / fname
+        t0 = time.perf_counter()
+        proc = subprocess.run(nvcc_command(arch, path, mode), capture_output=True, text=True)
+        return name, (proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0, path)
+
+    # the slow ptxas builds first, the quick PTX one last
+    with ThreadPoolExecutor(max_workers=BUILD_JOBS) as pool:
+        results = dict(pool.map(build, NVCC_BUILDS.items()))
+    for name, (rc, _, secs, _) in results.items():
+        print(f"nvcc {name}: rc={rc} {secs:.1f}s")
+    return results
+
+
+@pytest.mark.parametrize("name", list(NVCC_BUILDS))
+def test_nvcc_compiles_kernel(nvcc_builds, name):
+    rc, output, secs, path = nvcc_builds[name]
+    assert rc == 0, f"nvcc {name} failed after {secs:.1f}s:\n{output[-6000:]}"
+    assert path.is_file() and path.stat().st_size > 0
+    if path.suffix in (".cubin", ".so"):
+        assert path.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_ptx_exports_every_kernel(nvcc_builds):
+    rc, output, _, path = nvcc_builds["compute_87-ptx"]
+    assert rc == 0, output[-3000:]
+    entries = set(re.findall(r"\.entry\s+([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+    expected = set(launch.all_kernel_names("f32")) | set(launch.all_kernel_names("f16"))
+    assert entries == expected
+
+
+def _header_defines() -> dict[str, str]:
+    text = (CSRC / "gswa_kernel.h").read_text()
+    return dict(re.findall(r"^#define\s+(GSWA_\w+)\s+(\S+)", text, flags=re.M))
+
+
+def test_launch_py_constants_match_header():
+    d = _header_defines()
+    assert int(d["GSWA_MAX_KEY_DIM"]) == launch.MAX_KEY_DIM
+    assert int(d["GSWA_MAX_V_DIM"]) == launch.MAX_V_DIM
+    assert int(d["GSWA_TILE_KEYS"]) == launch.TILE_KEYS
+    assert int(d["GSWA_Q_CHUNK"]) == launch.Q_CHUNK
+    assert int(d["GSWA_KEY_GROUP"]) == launch.KEY_GROUP
+    assert int(d["GSWA_DW_TAPS"]) == launch.DW_TAPS
+    assert int(d["GSWA_SMEM_LIMIT"]) == launch.SMEM_LIMIT
+    src = (CSRC / "gswa_kernel.cu").read_text()
+    c_buckets = [(int(k), int(v)) for k, v in re.findall(r"^\s*\{(\d+), (\d+), \"gswa_fwd_f32", src, flags=re.M)]
+    assert tuple(c_buckets) == launch.BUCKETS
+    assert all(launch.shared_bytes(w, k, v) <= launch.SMEM_LIMIT for w in launch.WINDOWS for k, v in launch.BUCKETS)
+
+
+class _CfgStruct(ctypes.Structure):
+    _fields_ = [
+        ("grid_x", ctypes.c_uint), ("block_x", ctypes.c_uint), ("shared_bytes", ctypes.c_uint),
+        ("kmax", ctypes.c_int), ("vmax", ctypes.c_int), ("kernel_name", ctypes.c_char_p),
+    ]
+
+
+def _config_cases():
+    for dtype in ("f32", "f16"):
+        for window in (4, 8, 16):
+            for shift in (-1, 0, 3, window // 2, window):
+                for kd, vd in ((1, 1), (8, 8), (16, 8), (10, 10), (16, 30), (32, 8), (32, 33), (40, 8), (64, 64), (65, 8), (8, 65), (0, 4)):
+                    for B, H, W in ((1, 16, 32), (2, 48, 32), (0, 16, 16), (1, 20, 16), (3, 8, 24)):
+                        yield dtype, B, 2 * kd + vd, H, W, kd, vd, window, shift
+    yield "f32", 1, 99, 16, 16, 32, 8, 16, 0  # C_total != 2*key_dim + v_dim
+
+
+def test_c_launch_config_matches_python(nvcc_builds):
+    rc, output, _, path = nvcc_builds["sm_87-shared"]
+    assert rc == 0, output[-3000:]
+    lib = ctypes.CDLL(str(path))
+    fn = lib.gswa_launch_config
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int] * 9 + [ctypes.POINTER(_CfgStruct)]
+    lib.gswa_status_string.restype = ctypes.c_char_p
+    checked = 0
+    for dtype, B, C, H, W, kd, vd, w, s in _config_cases():
+        cfg = _CfgStruct()
+        status = fn(int(dtype == "f16"), B, C, H, W, kd, vd, w, s, ctypes.byref(cfg))
+        try:
+            py = launch.launch_config(dtype, B, C, H, W, kd, vd, w, s)
+        except ValueError as e:
+            assert status != 0, f"C accepted {dtype, B, C, H, W, kd, vd, w, s} that Python rejects: {e}"
+            assert lib.gswa_status_string(status)
+            continue
+        assert status == 0, f"C rejects {dtype, B, C, H, W, kd, vd, w, s}: {lib.gswa_status_string(status)}"
+        assert (cfg.grid_x, cfg.block_x, cfg.shared_bytes) == (py.grid[0], py.block[0], py.shared_bytes)
+        assert (cfg.kmax, cfg.vmax) == (py.kmax, py.vmax)
+        assert cfg.kernel_name.decode() == py.kernel_name
+        checked += 1
+    assert checked > 50
+
+
+# ---------------------------------------------------------------------------------------------- CPU emulation
+
+EMU_CASES = [
+    # dtype, B, H, W, key_dim, v_dim, window, shift, with_dw
+    ("f32", 2, 48, 32, 32, 8, 16, 8, True),  # AgileIR-light group, shifted block
+    ("f16", 1, 16, 32, 16, 30, 16, 0, True),
+    ("f32", 1, 40, 16, 16, 30, 8, 4, True),
+    ("f16", 2, 8, 24, 32, 8, 8, 0, True),
+    ("f32", 1, 16, 16, 10, 10, 8, 4, False),  # SwinIR-light head, no depthwise conv
+    ("f32", 1, 16, 16, 64, 64, 16, 8, True),  # generic kernel
+    ("f16", 1, 32, 16, 40, 8, 16, 3, True),  # (64, 32) bucket, odd shift
+]
+
+
+@pytest.fixture(scope="module")
+def emu_library(tmp_path_factory):
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found: the CPU emulation of the kernel was not run")
+    out = tmp_path_factory.mktemp("gswa_emu") / "libgswa_emu.so"
+    cmd = [gxx, "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing", "-shared", "-fPIC", "-DGSWA_HOST_EMULATION",
+           "-Wall", "-Wno-unknown-pragmas", "-o", str(out), str(CSRC / "emu" / "gswa_emu.cpp")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 and ("_Float16" in proc.stderr or "<barrier>" in proc.stderr):
+        pytest.skip(f"this g++ lacks C++20 <barrier> or _Float16: {proc.stderr.splitlines()[0]}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lib = ctypes.CDLL(str(out))
+    lib.gswa_emu_launch.restype = ctypes.c_int
+    p = ctypes.c_void_p
+    lib.gswa_emu_launch.argtypes = [p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, p, p, p, p] + [ctypes.c_int] * 9 + [p]
+    return lib
+
+
+@pytest.mark.parametrize("case_args", EMU_CASES, ids=lambda a: "-".join(map(str, a)))
+def test_kernel_cpu_emulation_matches_reference(emu_library, case_args):
+    import numpy as np
+
+    from agileir.plugins.testing import make_case
+
+    dtype, B, H, W, kd, vd, w, s, with_dw = case_args
+    case = make_case(dtype, B, H, W, kd, vd, w, s, with_dw=with_dw, seed=EMU_CASES.index(case_args))
+    cfg = launch.launch_config(dtype, B, case.C_total, H, W, kd, vd, w, s)
+    scalars = launch.kernel_scalar_args(B, case.C_total, H, W, kd, vd, w, s, case.scale)
+    qkv = case.qkv_numpy()
+    dw_w = case.dw_weight.contiguous().numpy()
+    dw_b = case.dw_bias.contiguous().numpy()
+    table = case.bias_table.contiguous().numpy()
+    out = np.full((B, vd, H, W), np.nan, dtype=case.out_dtype())
+    kernel = ctypes.cast(getattr(emu_library, cfg.kernel_name), ctypes.c_void_p)
+    rc = emu_library.gswa_emu_launch(
+        kernel, int(dtype == "f16"), cfg.grid[0], cfg.block[0], cfg.shared_bytes, qkv.ctypes.data,
+        dw_w.ctypes.data if with_dw else None, dw_b.ctypes.data if with_dw else None, table.ctypes.data,
+        *scalars, out.ctypes.data)
+    assert rc == 0
+    err = float(np.abs(out.astype(np.float32) - case.reference.numpy()).max())
+    assert err <= case.tolerance, f"{cfg.kernel_name}: max abs error {err:.3g} > {case.tolerance}"
+
+
+# ---------------------------------------------------------------------------------------------- NVRTC
+
+def test_nvrtc_compiles_same_source():
+    from agileir.plugins import ptx
+
+    try:
+        ptx.nvrtc_version()
+    except ptx.CudaPythonMissing as e:
+        pytest.skip(f"{e}: NVRTC compile not checked")
+    except Exception as e:  # cuda-python present but libnvrtc not loadable
+        pytest.skip(f"NVRTC unavailable ({type(e).__name__}: {str(e).splitlines()[0]}): NVRTC compile not checked")
+    for dtype in ("f32", "f16"):
+        one = ptx.compile_ptx(87, dtype, bucket=(32, 8))
+        assert ptx.ptx_kernel_names(one) == [launch.kernel_name(dtype, 32, 8)]
+        assert b".target sm_87" in one
+    every = ptx.compile_ptx("sm_90", "float16")
+    assert sorted(ptx.ptx_kernel_names(every)) == sorted(launch.all_kernel_names("f16"))
+
+
+# ---------------------------------------------------------------------------------------------- C++ plugin
+
+def _tensorrt_include_dir() -> Path | None:
+    cands = []
+    for var in ("AGILEIR_TRT_INCLUDE", "TensorRT_ROOT", "TENSORRT_ROOT", "TRT_ROOT"):
+        v = os.environ.get(var)
+        if v:
+            cands += [Path(v), Path(v) / "include"]
+    cands += [Path("/usr/include/x86_64-linux-gnu"), Path("/usr/include/aarch64-linux-gnu"), Path("/usr/include"),
+              Path("/usr/local/tensorrt/include"), Path("/opt/tensorrt/include")]
+    for c in cands:
+        if (c / "NvInferRuntime.h").is_file():
+            return c
+    return None
+
+
+def _cuda_include_dir() -> Path | None:
+    if NVCC is None:
+        return None
+    inc = Path(NVCC).resolve().parent.parent / "include"
+    return inc if (inc / "cuda_runtime_api.h").is_file() else None
+
+
+@pytest.mark.parametrize("flavour", ["loadLibrary", "static-registration"])
+def test_plugin_cpp_compiles_against_tensorrt_headers(flavour):
+    trt_inc = _tensorrt_include_dir()
+    if trt_inc is None:
+        pytest.skip("TensorRT headers (NvInferRuntime.h) not found: gswa_plugin.cpp was not compiled here "
+                    "(set TensorRT_ROOT or AGILEIR_TRT_INCLUDE to check it)")
+    cuda_inc = _cuda_include_dir()
+    gxx = shutil.which("g++") or shutil.which("c++")
+    if cuda_inc is None or gxx is None:
+        pytest.skip("CUDA headers or a C++ compiler missing: gswa_plugin.cpp was not compiled here")
+    defs = ["-DAGILEIR_GSWA_STATIC_REGISTRATION"] if flavour == "static-registration" else []
+    cmd = [gxx, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *defs, "-isystem", str(trt_inc),
+           "-isystem", str(cuda_inc), "-I", str(CSRC), str(CSRC / "gswa_plugin.cpp")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- Python side
+
+def test_modules_import_without_tensorrt():
+    code = (
+        "import sys\n"
+        "import agileir.plugins, agileir.plugins.launch, agileir.plugins.ptx, agileir.plugins.qdp\n"
+        "bad = [m for m in ('tensorrt', 'cuda', 'cuda.bindings') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(Path(__file__).resolve().parents[1]))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_qdp_registration_without_tensorrt_is_one_clear_line():
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:
+        pass
+    else:
+        pytest.skip("TensorRT is installed here")
+    from agileir.plugins import qdp, register_qdp
+
+    with pytest.raises(RuntimeError) as info:
+        register_qdp()
+    msg = str(info.value)
+    assert "\n" not in msg and "TensorRT" in msg and "10.9" in msg
+    assert not qdp.is_registered()
+
+
+def test_availability_reports_one_line_per_item():
+    from agileir.plugins import availability, availability_report
+
+    status = availability()
+    assert set(status) == {"tensorrt", "qdp", "cuda_python", "gpu", "nvcc", "library"}
+    for key, msg in status.items():
+        assert msg is None or (isinstance(msg, str) and msg and "\n" not in msg), (key, msg)
+    assert len(availability_report().splitlines()) == len(status)
+
+
+def test_qdp_plan_matches_launch_config():
+    from agileir.plugins.qdp import plan
+
+    for dtype in ("f32", "f16"):
+        for kd, vd in ((32, 8), (10, 10), (16, 30), (64, 64)):
+            for w in (8, 16):
+                name, bucket, threads, smem = plan(dtype, kd, vd, w, w // 2)
+                cfg = launch.launch_config(dtype, 2, 2 * kd + vd, 2 * w, 3 * w, kd, vd, w, w // 2)
+                assert (name, bucket, threads, smem) == (cfg.kernel_name, (cfg.kmax, cfg.vmax), cfg.block[0], cfg.shared_bytes)
+                assert launch.grid_blocks(2, 2 * w, 3 * w, w) == cfg.grid[0] == 12
+        name, bucket, _, _ = plan(dtype, 32, None, 16, 0)  # channel count not known at build time
+        assert bucket == (64, 64) and name == f"gswa_fwd_{dtype}"
+    with pytest.raises(ValueError):
+        plan("f32", 32, 8, 12, 0)
+
+
+def test_scale_bits_roundtrip():
+    import struct
+
+    for scale in (32**-0.5, 0.125, 1.0, 10**-0.5):
+        bits = launch.scale_bits(scale)
+        assert -(2**31) <= bits < 2**31
+        assert struct.unpack("<f", struct.pack("<i", bits))[0] == pytest.approx(scale, rel=1e-7)
+    assert launch.kernel_scalar_args(1, 72, 16, 32, 32, 8, 16, 8, 0.5)[-1] == 0x3F000000
