@@ -9,9 +9,6 @@ from pathlib import Path
 
 import click
 
-TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
-
-
 class CliError(click.ClickException):
     exit_code = 2
 
@@ -111,17 +108,16 @@ def infer_cmd(paths, output, tile, tile_overlap, hr_dir, preset_name, upstream_c
     from tqdm import tqdm
 
     from .imageio import list_images, read_image, to_uint8, write_image
-    from .inference import find_hr, torch_upscaler, upscale_image
+    from .inference import find_hr, upscale_image
     from .metrics import psnr_ssim_y
+    from .runtime import load_runner
 
     model_path, inp = _resolve_infer_args(paths)
     if not inp.exists():
         raise CliError(f"input not found: {inp}")
-    if model_path and Path(model_path).suffix not in TORCH_SUFFIXES:
-        raise CliError(f"{model_path}: unsupported model file (expected {', '.join(TORCH_SUFFIXES)})")
-    loaded = load_torch_model(model_path, preset_name, upstream_compat)
-    scale = loaded.config.scale
-    upscale = torch_upscaler(loaded.model)
+    runner = load_runner(model_path, preset_name, upstream_compat)
+    scale, upscale = runner.scale, runner.upscale
+    click.echo(f"model: {runner.description} via {runner.backend}, x{scale}", err=True)
     images = list_images(inp)
     out = _output_path(inp, output, inp.is_dir(), scale)
     if inp.is_dir():
@@ -191,14 +187,26 @@ def _write_json(path: Path, payload: dict) -> None:
 main.add_command(infer_cmd)
 
 
+# Subcommands that live beside their subsystem; each module has `register(group)`.
+_SUBCOMMAND_MODULES = ("agileir.export.cli", "agileir.calibration.cli", "agileir.runtime.cli")
+
+
+def _register_subcommands() -> None:
+    import importlib
+
+    for name in _SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(main)
+
+
+_register_subcommands()
+
+
 def infer_main():
     infer_cmd(prog_name="agileir-infer")
 
 
 def export_main():
-    from .export.cli import export_cmd
-
-    export_cmd(prog_name="agileir-export")
+    main.commands["export"](prog_name="agileir-export")
 
 
 if __name__ == "__main__":

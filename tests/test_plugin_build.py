@@ -237,10 +237,14 @@ def _tensorrt_include_dir() -> Path | None:
 
 
 def _cuda_include_dir() -> Path | None:
-    if NVCC is None:
-        return None
-    inc = Path(NVCC).resolve().parent.parent / "include"
-    return inc if (inc / "cuda_runtime_api.h").is_file() else None
+    roots = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
+    if NVCC is not None:
+        roots.append(str(Path(NVCC).resolve().parent.parent))
+    for root in filter(None, roots):
+        inc = Path(root) / "include"
+        if (inc / "cuda_runtime_api.h").is_file():
+            return inc
+    return None
 
 
 @pytest.mark.parametrize("flavour", ["loadLibrary", "static-registration"])

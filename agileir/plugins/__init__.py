@@ -78,12 +78,13 @@ def build_plugin_library(
     cmake = shutil.which("cmake")
     if cmake is None:
         raise RuntimeError("cmake is not installed (needed to build the TensorRT plugin library)")
-    if shutil.which("nvcc") is None and not os.environ.get("CUDACXX"):
-        raise NvccNotFound("nvcc is not on PATH (set CUDACXX or add the CUDA toolkit's bin/ to PATH)")
+    nvcc = os.environ.get("CUDACXX") or find_nvcc()
+    if nvcc is None:
+        raise NvccNotFound("nvcc not found (set CUDACXX or CUDA_HOME, or add the CUDA toolkit's bin/ to PATH)")
     build = Path(build_dir) if build_dir is not None else default_build_dirs()[0]
     build.mkdir(parents=True, exist_ok=True)
-    cfg = [cmake, "-S", str(plugin_source_dir()), "-B", str(build), f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}",
-           f"-DAGILEIR_REQUIRE_TENSORRT={'ON' if require_tensorrt else 'OFF'}"]
+    cfg = [cmake, "-S", str(plugin_source_dir()), "-B", str(build), f"-DCMAKE_CUDA_COMPILER={nvcc}",
+           f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}", f"-DAGILEIR_REQUIRE_TENSORRT={'ON' if require_tensorrt else 'OFF'}"]
     if tensorrt_root is not None:
         cfg.append(f"-DTensorRT_ROOT={Path(tensorrt_root).expanduser()}")
     _run(cfg, "cmake configure")

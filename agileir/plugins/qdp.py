@@ -12,6 +12,7 @@ RuntimeError when they are missing. (No ``from __future__ import annotations`` h
 the annotations of the decorated functions.)
 """
 import threading
+from typing import Tuple, Union
 
 from agileir.plugins import launch
 
@@ -136,9 +137,12 @@ def _define(trt, trtp) -> None:
         # qkv and the output share FP32 or FP16; the parameters are always FP32; everything LINEAR (NCHW).
         return [trtp.AutoTuneCombination("FP32|FP16, FP32, FP32, FP32, FP32|FP16", "LINEAR")]
 
-    # tensorrt.plugin passes every registered attribute to the AOT function, in registration order.
+    # tensorrt.plugin passes every registered attribute to the AOT function, in registration order, and
+    # requires the return annotation.
     @trtp.aot_impl(PLUGIN_ID)
-    def gswa_aot_impl(qkv, dw_weight, dw_bias, bias_table, window_size, shift_size, key_dim, scale, outputs, tactic):
+    def gswa_aot_impl(
+        qkv, dw_weight, dw_bias, bias_table, window_size, shift_size, key_dim, scale, outputs, tactic
+    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         from agileir.plugins.ptx import compile_ptx
 
         window, shift, kd = int(window_size), int(shift_size), int(key_dim)

@@ -1,0 +1,143 @@
+"""Export a (fused) model to ONNX: a standard-ops graph and a graph with one GSWA plugin node per call.
+
+Uses torch.onnx's TorchScript-based exporter (dynamo=False): torch.export cannot express the in-graph
+reflect padding to a window multiple under dynamic H and W (its shape constraints fail on torch 2.13),
+while the tracer records the shape arithmetic as ONNX ops, so one file serves every input size.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+
+from .. import __version__
+from ..models.gswa import use_implementation
+from ..models.network import SRTransformer
+from .decomposed import sharing_window_geometry
+from .plugin_node import DOMAIN, OP_TYPE, plugin_gswa
+
+OPSET = 17  # LayerNormalization is native from 17; also what JetPack 6's TensorRT 10.3 parses
+INPUT, OUTPUT = "lr", "sr"
+BLOCK_SCOPE = re.compile(r"/layers\.(\d+)/residual_group/blocks\.(\d+)/")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    opset: int = OPSET
+    static_shape: tuple[int, int, int, int] | None = None  # (B, C, H, W); None: dynamic B, H, W
+    slim: bool = True
+
+
+def _trace_to_onnx(model: SRTransformer, path: Path, options: ExportOptions) -> None:
+    shape = options.static_shape or (1, model.config.in_chans, 2 * model.window_size, 2 * model.window_size)
+    dummy = torch.rand(*shape)
+    dynamic = None if options.static_shape else {INPUT: {0: "batch", 2: "height", 3: "width"},
+                                                  OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python ints are expected here
+        torch.onnx.export(model, (dummy,), str(path), input_names=[INPUT], output_names=[OUTPUT],
+                          opset_version=options.opset, dynamic_axes=dynamic, dynamo=False,
+                          do_constant_folding=False)
+
+
+def fold_split_concat(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Concat(Split(x)) with all outputs in order on the same axis is x: drop the pair.
+
+    The plugin node takes q, k and v packed; the model splits the qkv conv output into q, k, v and the
+    plugin wrapper concatenates them again, so this pass removes the round trip."""
+    import onnx_graphsurgeon as gs
+
+    graph = gs.import_onnx(model)
+    for node in graph.nodes:
+        if node.op != "Concat" or not node.inputs:
+            continue
+        producer = node.inputs[0].inputs[0] if node.inputs[0].inputs else None
+        if (producer is None or producer.op != "Split" or list(node.inputs) != list(producer.outputs)
+                or node.attrs.get("axis") != producer.attrs.get("axis", 0)):
+            continue
+        if any(len(t.outputs) != 1 for t in producer.outputs):
+            continue  # a split output is also used elsewhere
+        source, result = producer.inputs[0], node.outputs[0]
+        for consumer in list(result.outputs):
+            for i, t in enumerate(consumer.inputs):
+                if t is result:
+                    consumer.inputs[i] = source
+        for i, out in enumerate(graph.outputs):
+            if out is result:
+                graph.outputs[i] = source
+        node.outputs.clear()
+    graph.cleanup().toposort()
+    return gs.export_onnx(graph)
+
+
+def _slim(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnxslim
+
+    # Big constants stay computed: folding table[index] would store a (N, N) bias per head group.
+    return onnxslim.slim(model, size_threshold=16384)
+
+
+def node_counts(model: onnx.ModelProto) -> dict:
+    per_block: Counter = Counter()
+    for node in model.graph.node:
+        m = BLOCK_SCOPE.search(node.name)
+        if m:
+            per_block[f"layers.{m.group(1)}.blocks.{m.group(2)}"] += 1
+    ops = Counter(n.op_type for n in model.graph.node)
+    return {"total": len(model.graph.node), "per_block": dict(per_block),
+            "max_per_block": max(per_block.values(), default=0),
+            "gswa_nodes": ops.get(OP_TYPE, 0), "by_op": dict(ops.most_common())}
+
+
+def export_onnx(model: SRTransformer, form: str = "standard",
+                options: ExportOptions = ExportOptions()) -> onnx.ModelProto:
+    """The graph of `model.onnx` (form='standard') or `model.plugin.onnx` (form='plugin')."""
+    if form not in ("standard", "plugin"):
+        raise ValueError(f"unknown export form {form!r}")
+    model = model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        if form == "plugin":
+            with use_implementation(plugin_gswa):
+                _trace_to_onnx(model, raw, options)
+        else:
+            with sharing_window_geometry():
+                _trace_to_onnx(model, raw, options)
+        proto = onnx.load(str(raw))
+    if options.slim:
+        proto = _slim(proto)  # folds the traced shape queries that hang off the split q/k/v
+    proto = fold_split_concat(proto)
+    proto = onnx.shape_inference.infer_shapes(proto)
+    return proto
+
+
+def annotate(proto: onnx.ModelProto, info: dict) -> None:
+    """Store the export.json keys as ONNX metadata_props (values JSON-encoded)."""
+    del proto.metadata_props[:]
+    for key, value in info.items():
+        entry = proto.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value)
+    proto.producer_name, proto.producer_version = "agileir", __version__
+
+
+def save_checked(proto: onnx.ModelProto, path: Path) -> None:
+    """onnx.checker on the bytes, then an atomic write."""
+    onnx.checker.check_model(proto)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        onnx.save(proto, str(tmp))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def has_plugin_nodes(proto: onnx.ModelProto) -> bool:
+    return any(n.domain == DOMAIN and n.op_type == OP_TYPE for n in proto.graph.node)

@@ -1,0 +1,96 @@
+"""Graph size of the export forms, and ONNX Runtime CPU vs PyTorch eager CPU latency.
+
+    python bench/export_graph.py [--model CKPT] [--sizes 64,128,256] [--runs 5] [--out bench/results/export_graph.json]
+
+Forms: "naive" traces the reference GSWA op as it is (a copy of the window bookkeeping per head
+group), "standard" is what agileir-export writes as model.onnx, "plugin" is model.plugin.onnx.
+Latency compares ONNX Runtime (standard form) with PyTorch eager on the same fused model, one
+process, the same threads, interleaved runs, median of --runs after one warm-up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from agileir import __version__
+from agileir.export import onnx_export as ox
+from agileir.models import load_model
+from agileir.runtime.ort import create_session
+
+
+def naive_export(model) -> onnx.ModelProto:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "naive.onnx"
+        ox._trace_to_onnx(model, path, ox.ExportOptions())
+        return ox._slim(onnx.load(str(path)))
+
+
+def timed(fn, runs: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="checkpoint (default: bundled AgileIR-light x4)")
+    ap.add_argument("--sizes", default="64,128,256")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--out", default="bench/results/export_graph.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    loaded = load_model(args.model, fuse=True)
+    model = loaded.model
+    result = {"toolkit_version": __version__, "model": loaded.path.name, "preset": loaded.preset,
+              "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                          "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__},
+              "graphs": {}, "latency": []}
+    protos = {}
+    for form in ("naive", "standard", "plugin"):
+        t = time.time()
+        protos[form] = naive_export(model) if form == "naive" else ox.export_onnx(model, form)
+        counts = ox.node_counts(protos[form])
+        result["graphs"][form] = {"nodes": counts["total"], "max_per_block": counts["max_per_block"],
+                                  "min_per_block": min(counts["per_block"].values()),
+                                  "bytes": protos[form].ByteSize(), "export_s": round(time.time() - t, 1)}
+        print(form, result["graphs"][form], flush=True)
+
+    session = create_session(protos["standard"], ["CPUExecutionProvider"], threads=args.threads)
+    for size in (int(s) for s in args.sizes.split(",")):
+        x = torch.rand(1, 3, size, size)
+        feed = {"lr": x.numpy()}
+        with torch.inference_mode():
+            eager = timed(lambda: model(x), args.runs)
+        ort_times = timed(lambda: session.run(None, feed), args.runs)
+        row = {"lr_size": size, "pytorch_eager_s": statistics.median(eager),
+               "ort_cpu_s": statistics.median(ort_times), "runs": args.runs}
+        row["speedup_ort_vs_eager"] = row["pytorch_eager_s"] / row["ort_cpu_s"]
+        result["latency"].append(row)
+        print(row, flush=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    print(f"{'size':>6} {'eager s':>9} {'ORT s':>9} {'ratio':>6}")
+    for r in result["latency"]:
+        print(f"{r['lr_size']:>6} {r['pytorch_eager_s']:>9.3f} {r['ort_cpu_s']:>9.3f} {r['speedup_ort_vs_eager']:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
