@@ -101,9 +101,11 @@ def _output_path(inp: Path, out: str | None, is_dir: bool, scale: int, source: P
 @click.option("--tile-overlap", default=16, show_default=True, help="tile overlap in input pixels")
 @click.option("--hr", "hr_dir", type=click.Path(exists=True, file_okay=False),
               help="folder of HR images: print PSNR/SSIM (Y, crop = scale)")
+@click.option("--backend", type=click.Choice(["auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "tensorrt"]),
+              default="auto", show_default=True, help="override the backend chosen from the model file type")
 @model_options
 @friendly_errors
-def infer_cmd(paths, output, tile, tile_overlap, hr_dir, preset_name, upstream_compat):
+def infer_cmd(paths, output, tile, tile_overlap, hr_dir, backend, preset_name, upstream_compat):
     """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4)."""
     from tqdm import tqdm
 
@@ -115,7 +117,7 @@ def infer_cmd(paths, output, tile, tile_overlap, hr_dir, preset_name, upstream_c
     model_path, inp = _resolve_infer_args(paths)
     if not inp.exists():
         raise CliError(f"input not found: {inp}")
-    runner = load_runner(model_path, preset_name, upstream_compat)
+    runner = load_runner(model_path, preset_name, upstream_compat, backend=backend)
     scale, upscale = runner.scale, runner.upscale
     click.echo(f"model: {runner.description} via {runner.backend}, x{scale}", err=True)
     images = list_images(inp)

@@ -47,7 +47,7 @@ def test_plugin_graph_has_no_window_machinery():
     model = randomized(build_model(TINY_AGILEIR)).fuse()
     proto = export_onnx(model, "plugin")
     ops = {n.op_type for n in attention_ops(proto)}
-    assert ops <= {"Transpose", "Slice", "Conv", "Add", OP_TYPE, "Concat", "Relu"}, ops  # NHWC<->NCHW only
+    assert ops <= {"Transpose", "Split", "Conv", "Add", OP_TYPE, "Concat", "Relu"}, ops  # NHWC<->NCHW only
     assert not any(n.op_type == "ScatterND" for n in proto.graph.node)
     concats = [n for n in attention_ops(proto) if n.op_type == "Concat"]
     assert len(concats) == sum(TINY_AGILEIR.depths)  # only the concat of the head groups' outputs

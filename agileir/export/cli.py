@@ -1,8 +1,10 @@
-"""`agileir-export`: checkpoint -> fused model -> model.onnx + model.plugin.onnx + export.json."""
+"""`agileir-export`: checkpoint -> fused model -> model.onnx + model.plugin.onnx + export.json,
+and with --fp16 / --int8 the reduced-precision variants of each form (agileir.calibration)."""
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -25,9 +27,26 @@ def parse_shape(text: str | None) -> tuple[int, int, int, int] | None:
     return dims  # type: ignore[return-value]
 
 
+@dataclass
+class VariantOptions:
+    """Which reduced-precision variants to write beside the FP32 files."""
+    fp16: bool = False
+    int8: bool = False
+    calibrator: str = "entropy"
+    calib_dir: Path | None = None  # None: the bundled calibration set
+    calib_json: Path | None = None  # reuse these ranges instead of calibrating
+    fp16_block: tuple[str, ...] | None = None  # None: agileir.calibration.fp16.DEFAULT_BLOCK_OPS
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def any(self) -> bool:
+        return self.fp16 or self.int8
+
+
 def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None, opset: int = 17,
-                     validate: bool = True, echo=click.echo) -> dict:
-    """Export, validate in ONNX Runtime, annotate and write each form; returns export.json's content."""
+                     validate: bool = True, echo=click.echo, variants: VariantOptions | None = None) -> dict:
+    """Export, validate in ONNX Runtime, annotate and write each form (and the requested FP16/INT8
+    variants); returns export.json's content."""
     from .. import __version__
     from ..models.config import preset_name
     from ..runtime.ort import create_session
@@ -52,10 +71,14 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     sample = sample_image() if not static_shape else sample_image(static_shape[3], static_shape[2])
+    import onnx
+
+    protos = {}
     for form in forms:
         t0 = time.time()
         echo(f"[{form}] tracing and cleaning the graph ...")
         proto = export_onnx(loaded.model, form, options)
+        protos[form] = onnx.ModelProto.FromString(proto.SerializeToString())
         entry = {"file": FILES[form], "node_counts": node_counts(proto), "export_s": round(time.time() - t0, 1)}
         if validate:
             check = parity(create_session(proto, ["CPUExecutionProvider"]), loaded.model, sample)
@@ -71,8 +94,81 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         nc = entry["node_counts"]
         echo(f"[{form}] wrote {path} ({entry['bytes'] / 1e6:.1f} MB, {nc['total']} nodes, "
              f"max {nc['max_per_block']} per transformer block)")
+    if variants is not None and variants.any:
+        if variants.int8 and "standard" not in protos:  # calibration runs on the standard form
+            echo("[standard] tracing the standard form for INT8 calibration (not written) ...")
+            protos["standard"] = export_onnx(loaded.model, "standard", options)
+        base = {k: v for k, v in info.items() if k != "forms"}
+        info["variants"] = write_variants(loaded, protos, forms, out_dir, sample, variants, base, validate, echo)
     _write_json(out_dir / "export.json", info)
     return info
+
+
+def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample, options: VariantOptions,
+                   base: dict, validate: bool = True, echo=click.echo) -> dict:
+    """FP16 and/or INT8 files of `forms` in `out_dir`; returns export.json's "variants" entry."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..calibration import variants as V
+    from ..calibration.calibrators import progress_steps
+    from ..calibration.dataset import load_images
+    from ..calibration.fp16 import DEFAULT_BLOCK_OPS
+    from ..calibration.record import Calibration
+    from .onnx_export import annotate, node_counts, save_checked
+
+    batch = np.ascontiguousarray(sample.transpose(2, 0, 1)[None], dtype=np.float32)
+    references: dict = {}
+
+    def reference(form):
+        if form not in references:
+            references[form] = V.batch_runner(protos[form])(batch)
+        return references[form]
+
+    built: dict[str, dict] = {}
+    result: dict = {}
+    if options.fp16:
+        block = tuple(options.fp16_block) if options.fp16_block is not None else DEFAULT_BLOCK_OPS
+        echo(f"[fp16] converting with onnxconverter-common, FP32 kept for: {', '.join(block) or 'nothing'}")
+        built["fp16"] = V.fp16_forms({f: protos[f] for f in forms}, block)
+        result["fp16"] = {"tool": "onnxconverter-common float16", "fp32_ops": list(block), "io": "float32"}
+    if options.int8:
+        readers = V.readers_of(protos["standard"])
+        if options.calib_json:
+            calibration = Calibration.load(options.calib_json)
+            calibration.check_fits(readers, loaded.sha256)
+            echo(f"[int8] ranges from {options.calib_json} ({calibration.calibrator}, not recalibrated)")
+        else:
+            images = load_images(options.calib_dir)
+            steps = progress_steps(options.calibrator, len(images), len(readers))
+            with tqdm(total=steps, desc=f"calibrating ({options.calibrator})", unit="step") as bar:
+                calibration = V.calibrate(protos["standard"], images, options.calibrator,
+                                          {"source_checkpoint": base["source_checkpoint"]}, bar.update)
+        calibration.save(out_dir / V.CALIBRATION_FILE)
+        echo(f"[int8] wrote {out_dir / V.CALIBRATION_FILE} ({len(calibration.ranges)} activation ranges)")
+        built["int8"] = {f: q for f, q in V.int8_forms(protos, calibration).items() if f in forms}
+        result["int8"] = {"tool": "onnxruntime.quantization QDQ", "calibrator": calibration.calibrator,
+                          "calibration": V.CALIBRATION_FILE, "calibration_images": len(calibration.images)}
+    for precision, graphs in built.items():
+        for form, proto in graphs.items():
+            name = V.FILES[(precision, form)]
+            entry = {"file": name, "node_counts": node_counts(proto)}
+            if precision == "int8":
+                entry["quantization"] = V.describe_int8(proto)
+            if validate:
+                check = V.compare_outputs(proto, reference(form), sample, precision)
+                entry["validation"] = check
+                echo(f"[{form} {precision}] ONNX Runtime vs FP32 output on the sample image: PSNR "
+                     f"{check['psnr_db']:.1f} dB -> {'ok' if check['passed'] else 'FAILED'}")
+            annotate(proto, base | {"form": form, "precision": precision, **entry,
+                                    **({"calibrator": result["int8"]["calibrator"]} if precision == "int8" else {})})
+            path = out_dir / name
+            save_checked(proto, path)
+            entry["bytes"] = path.stat().st_size
+            result[precision][form] = entry
+            echo(f"[{form} {precision}] wrote {path} ({entry['bytes'] / 1e6:.1f} MB, "
+                 f"{entry['node_counts']['total']} nodes)")
+    return result
 
 
 @click.command(name="export")
@@ -83,21 +179,45 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
 @click.option("--static-shape", help="export for one input shape BxCxHxW instead of dynamic batch/H/W")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(17, 21))
 @click.option("--no-validate", is_flag=True, help="skip the ONNX Runtime parity check")
+@click.option("--fp16", is_flag=True, help="also write FP16 variants (model[.plugin].fp16.onnx), FP32 I/O")
+@click.option("--int8", is_flag=True, help="also write INT8 Q/DQ variants (model[.plugin].int8.onnx) and calibration.json")
+@click.option("--calibrator", type=click.Choice(["entropy", "max", "percentile", "mse"]), default="entropy",
+              show_default=True, help="INT8 activation range calibrator")
+@click.option("--calib-dir", type=click.Path(file_okay=False),
+              help="folder of LR calibration images [default: the bundled set]")
+@click.option("--calib-json", type=click.Path(dir_okay=False),
+              help="reuse the ranges of a calibration.json instead of calibrating")
+@click.option("--fp16-keep-fp32", "fp16_block", help="comma-separated op types kept FP32 in the FP16 variant "
+              "[default: LayerNormalization]; '' keeps none")
 @model_options
 @friendly_errors
-def export_cmd(model, out_dir, form, static_shape, opset, no_validate, preset_name, upstream_compat):
+def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int8, calibrator, calib_dir,
+               calib_json, fp16_block, preset_name, upstream_compat):
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops and GSWA plugin form."""
     from ..cli import load_torch_model
 
     shape = parse_shape(static_shape)
+    if (calib_dir or calib_json or calibrator != "entropy") and not int8:
+        raise CliError("--calibrator, --calib-dir and --calib-json need --int8")
+    if calib_json and (calib_dir or calibrator != "entropy"):
+        raise CliError("--calib-json reuses recorded ranges: it excludes --calib-dir and --calibrator")
+    if calib_dir and not Path(calib_dir).is_dir():
+        raise CliError(f"calibration folder not found: {calib_dir}")
+    if fp16_block is not None and not fp16:
+        raise CliError("--fp16-keep-fp32 needs --fp16")
+    block = tuple(op.strip() for op in fp16_block.split(",") if op.strip()) if fp16_block is not None else None
+    variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
+                              Path(calib_json) if calib_json else None, block)
     loaded = load_torch_model(model, preset_name, upstream_compat)
     out = Path(out_dir) if out_dir else Path(f"export_{loaded.path.stem}")
     forms = ["standard", "plugin"] if form == "both" else [form]
-    info = export_artifacts(loaded, out, forms, shape, opset, validate=not no_validate)
+    info = export_artifacts(loaded, out, forms, shape, opset, validate=not no_validate, variants=variants)
     click.echo(f"wrote {out / 'export.json'}")
     failed = [f for f, e in info["forms"].items() if not e.get("validation", {}).get("passed", True)]
+    failed += [f"{f} {p}" for p, entries in info.get("variants", {}).items() for f, e in entries.items()
+               if isinstance(e, dict) and not e.get("validation", {}).get("passed", True)]
     if failed:
-        raise CliError(f"ONNX Runtime parity failed for: {', '.join(failed)} (see export.json)")
+        raise CliError(f"ONNX Runtime validation failed for: {', '.join(failed)} (see export.json)")
 
 
 def register(group: click.Group) -> None:

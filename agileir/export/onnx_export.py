@@ -6,6 +6,7 @@ while the tracer records the shape arithmetic as ONNX ops, so one file serves ev
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -35,12 +36,28 @@ class ExportOptions:
     slim: bool = True
 
 
+@contextlib.contextmanager
+def _without_torchscript_lint():
+    """The TorchScript exporter re-checks graph invariants ten times (`_jit_pass_lint`), half of the
+    export time for AgileIR-light. The written graph is checked by onnx.checker and by ONNX Runtime
+    parity instead, so the lint is skipped for the duration of the export."""
+    original = getattr(torch._C, "_jit_pass_lint", None)
+    if original is None:
+        yield
+        return
+    torch._C._jit_pass_lint = lambda graph: None
+    try:
+        yield
+    finally:
+        torch._C._jit_pass_lint = original
+
+
 def _trace_to_onnx(model: SRTransformer, path: Path, options: ExportOptions) -> None:
     shape = options.static_shape or (1, model.config.in_chans, 2 * model.window_size, 2 * model.window_size)
     dummy = torch.rand(*shape)
     dynamic = None if options.static_shape else {INPUT: {0: "batch", 2: "height", 3: "width"},
                                                   OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_torchscript_lint():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints are expected here
         torch.onnx.export(model, (dummy,), str(path), input_names=[INPUT], output_names=[OUTPUT],
                           opset_version=options.opset, dynamic_axes=dynamic, dynamo=False,

@@ -53,7 +53,7 @@ class ShiftedGroupAttention(nn.Module):
         if self.upstream_compat:
             return x  # the official forward computes the attention and returns its input
         g = self.groupatt
-        chunks = x.permute(0, 3, 1, 2).chunk(self.heads, dim=1)
+        chunks = x.permute(0, 3, 1, 2).split(g.value_dim, dim=1)
         outs: list[torch.Tensor] = []
         for i in range(self.heads):
             feat = chunks[i] if i == 0 else chunks[i] + outs[-1]

@@ -1,71 +1,78 @@
-"""Runners behind one interface: a callable batch upscaler plus what it needs to be used."""
+"""Runners behind one interface (agileir.runtime.base.Runner): PyTorch, ONNX Runtime, TensorRT.
+
+    with load_runner("model.plan") as runner:          # or .onnx / .safetensors / .pth
+        sr = runner.infer({"lr": batch})["sr"]           # one batch within the backend's limits
+        sr = runner.upscale(batch)                       # any batch: split / tiled / padded as needed
+        result = upscale_image(runner.upscale, image, runner.scale)
+
+Backends are imported lazily: importing this package needs neither onnxruntime nor TensorRT.
+"""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from .artifacts import (ENGINE_SUFFIXES, ONNX_SUFFIXES, TORCH_SUFFIXES, artifact_kind, artifact_metadata,
+                        artifact_precision, onnx_metadata)
+from .base import Runner
 
-from ..inference import BatchUpscaler
-
-TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
-
-
-@dataclass
-class Runner:
-    upscale: BatchUpscaler
-    scale: int
-    backend: str  # "pytorch" | "onnxruntime"
-    description: str
+BACKENDS = ("auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "tensorrt")
+_NATIVE = {"checkpoint": "pytorch", "onnx": "onnxruntime", "engine": "tensorrt"}
 
 
-def onnx_metadata(path: str | Path) -> dict:
-    import onnx
+def onnx_runner(path, providers: list[str] | None = None, threads: int = 0) -> Runner:
+    from .ort import OnnxRuntimeRunner
 
-    proto = onnx.load(str(path), load_external_data=False)
-    meta = {}
-    for p in proto.metadata_props:
-        try:
-            meta[p.key] = json.loads(p.value)
-        except json.JSONDecodeError:
-            meta[p.key] = p.value
-    return meta
+    return OnnxRuntimeRunner(path, providers, threads)
 
 
-def onnx_runner(path: str | Path, providers: list[str] | None = None, threads: int = 0) -> Runner:
-    from .ort import create_session
+def torch_runner(path=None, preset_name: str | None = None, upstream_compat: bool = False) -> Runner:
+    from .pytorch import PyTorchRunner
 
-    path = Path(path)
-    meta = onnx_metadata(path)
-    if "scale" not in meta:
-        raise ValueError(f"{path.name} has no agileir metadata (scale); export it with agileir-export")
-    session = create_session(path, providers, threads)
-    name = session.get_inputs()[0].name
-    dtype = np.float16 if "float16" in session.get_inputs()[0].type else np.float32
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: batch.astype(dtype)})[0].astype(np.float32)
-
-    return Runner(run, int(meta["scale"]), "onnxruntime",
-                  f"{path.name} ({meta.get('form', '?')} form, {session.get_providers()[0]})")
+    return PyTorchRunner(path, preset_name, upstream_compat)
 
 
-def torch_runner(path: str | Path | None, preset_name: str | None = None, upstream_compat: bool = False) -> Runner:
-    from ..inference import torch_upscaler
-    from ..models.load import load_model
+def trt_runner(path, plugin_library=None) -> Runner:
+    from .trt import TensorRTRunner
 
-    loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
-    return Runner(torch_upscaler(loaded.model), loaded.config.scale, "pytorch",
-                  f"{loaded.path.name} ({loaded.preset or loaded.config.arch})")
+    return TensorRTRunner(path, plugin_library)
 
 
-def load_runner(path: str | Path | None, preset_name: str | None = None, upstream_compat: bool = False) -> Runner:
-    """PyTorch for checkpoints (default: the bundled model), ONNX Runtime for .onnx files."""
-    if path is not None and Path(path).suffix == ".onnx":
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"model not found: {path}")
-        return onnx_runner(path)
-    if path is not None and Path(path).suffix not in TORCH_SUFFIXES:
-        raise ValueError(f"{path}: unsupported model file (expected .onnx or {', '.join(TORCH_SUFFIXES)})")
-    return torch_runner(path, preset_name, upstream_compat)
+def load_runner(path: str | Path | None, preset_name: str | None = None, upstream_compat: bool = False,
+                backend: str | None = None, threads: int = 0, activate: bool = True) -> Runner:
+    """The runner for a checkpoint (default: the bundled model), an .onnx file or a TensorRT engine
+    (.plan/.engine with its engine.json), activated unless `activate=False`.
+
+    `backend` overrides the choice: 'onnxruntime-cpu' forces the CPU provider; 'onnxruntime' on a checkpoint
+    exports its standard-form graph in memory. Other combinations are refused with the command that fits."""
+    kind = "checkpoint" if path is None else artifact_kind(path)
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    backend = _NATIVE[kind] if backend in (None, "auto") else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    providers = ["CPUExecutionProvider"] if backend == "onnxruntime-cpu" else None
+    if kind == "checkpoint" and backend == "pytorch":
+        runner = torch_runner(path, preset_name, upstream_compat)
+    elif kind == "checkpoint" and backend.startswith("onnxruntime"):
+        from ..export.onnx_export import annotate, export_onnx
+        from .pytorch import PyTorchRunner
+
+        reference = PyTorchRunner(path, preset_name, upstream_compat)
+        proto = export_onnx(reference.loaded.model, "standard")
+        annotate(proto, {"scale": reference.scale, "form": "standard"})
+        runner = onnx_runner(proto, providers, threads)
+        runner.description = f"{reference.loaded.path.name} exported in memory ({runner.description})"
+    elif kind == "onnx" and backend.startswith("onnxruntime"):
+        runner = onnx_runner(path, providers, threads)
+    elif kind == "engine" and backend == "tensorrt":
+        runner = trt_runner(path)
+    elif backend == "tensorrt":
+        raise ValueError(f"{Path(str(path)).name}: TensorRT runs engines; build one first with `agileir build`")
+    else:
+        raise ValueError(f"{Path(str(path)).name}: the {backend} backend cannot run a {kind} file")
+    return runner.activate() if activate else runner
+
+
+__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "ONNX_SUFFIXES", "TORCH_SUFFIXES", "Runner", "artifact_kind",
+           "artifact_metadata", "artifact_precision", "load_runner", "onnx_metadata", "onnx_runner", "torch_runner",
+           "trt_runner"]

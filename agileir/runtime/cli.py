@@ -1,8 +1,182 @@
-"""Subcommands of this subsystem (registered on the `agileir` group by agileir.cli)."""
+"""`agileir build`, `agileir validate`, `agileir bench` (registered on the `agileir` group by agileir.cli).
+
+Exit codes: 0 ok; 1 validation failed; 2 bad input (one `error:` line); 3 TensorRT / cuda-python / a GPU is
+missing on this machine (`agileir build` then prints the equivalent trtexec command).
+"""
 from __future__ import annotations
+
+import functools
+from pathlib import Path
 
 import click
 
+from ..cli import CliError, _write_json, friendly_errors
+from .artifacts import ENGINE_SUFFIXES
+
+
+class MissingTensorRT(CliError):
+    exit_code = 3
+
+
+def environment_errors(fn):
+    """TensorRTUnavailable -> exit code 3 (a property of the machine, not of the input)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .trt import TensorRTUnavailable
+
+        try:
+            return fn(*args, **kwargs)
+        except TensorRTUnavailable as e:
+            raise MissingTensorRT(str(e)) from None
+    return wrapper
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise CliError(f"--sizes must be comma-separated positive integers, got {text!r}")
+    return sizes
+
+
+backend_option = click.option("--backend", type=click.Choice(["auto", "pytorch", "onnxruntime", "onnxruntime-cpu",
+                                                              "tensorrt"]), default="auto", show_default=True,
+                              help="override the backend chosen from the file type")
+
+
+@click.command(name="build")
+@click.argument("onnx_path", metavar="ONNX", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", help="engine file (.plan/.engine) [default: the ONNX path with .plan]; "
+                                     "its description goes beside it as .json")
+@click.option("--min-shape", default="1x3x1x1", show_default=True, help="profile minimum, BxCxHxW or HxW")
+@click.option("--opt-shape", default="1x3x256x256", show_default=True, help="profile optimum (kernels are timed here)")
+@click.option("--max-shape", default="1x3x512x512", show_default=True, help="profile maximum (larger inputs are tiled)")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "int8"]), default="auto", show_default=True,
+              help="auto: the graph's; fp16 on an FP32 graph uses TensorRT 10's weak typing (refused on 11)")
+@click.option("--workspace", "workspace_mib", default=4096, show_default=True, type=click.IntRange(16),
+              help="workspace memory pool limit, MiB")
+@click.option("--opt-level", default=3, show_default=True, type=click.IntRange(0, 5), help="builder optimisation level")
+@click.option("--timing-cache", type=click.Path(dir_okay=False),
+              help="timing cache file, read and updated [default: timing.cache beside the engine]")
+@click.option("--plugin", type=click.Choice(["auto", "library", "qdp"]), default="auto", show_default=True,
+              help="GSWA plugin for model.plugin.onnx: C++ library, Python AOT QDP, or the library when built")
+@click.option("--plugin-lib", type=click.Path(dir_okay=False), help="libagileir_trt_plugins.so to load")
+@click.option("--print-trtexec", is_flag=True, help="only print the equivalent trtexec command")
+@click.option("--verbose", is_flag=True, help="TensorRT's verbose log")
+@friendly_errors
+@environment_errors
+def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, workspace_mib, opt_level, timing_cache,
+              plugin, plugin_lib, print_trtexec, verbose):
+    """Build a TensorRT engine from an exported ONNX (either form, any precision variant)."""
+    from ..export.engine import (BuildOptions, ShapeProfile, build_engine, inspect_onnx, parse_shape,
+                                 trtexec_command, trtexec_line)
+    from .trt import TensorRTUnavailable
+
+    info = inspect_onnx(onnx_path)
+    engine = Path(output) if output else info.path.with_suffix(".plan")
+    if engine.suffix not in ENGINE_SUFFIXES:
+        raise CliError(f"the engine file must end in {' or '.join(ENGINE_SUFFIXES)}: {engine}")
+    options = BuildOptions(
+        profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape)),
+        precision=None if precision == "auto" else precision, workspace_mib=workspace_mib,
+        optimization_level=opt_level,
+        timing_cache=Path(timing_cache) if timing_cache else engine.parent / "timing.cache",
+        plugin=plugin, plugin_library=Path(plugin_lib) if plugin_lib else None, verbose=verbose)
+    command = trtexec_line(trtexec_command(info.path, engine, options, info.precision, info.form))
+    if print_trtexec:
+        click.echo(command)
+        return
+    try:
+        build_engine(info.path, engine, options, echo=lambda m: click.echo(m, err=True))
+    except TensorRTUnavailable as e:
+        click.echo(f"error: cannot build here: {e}", err=True)
+        click.echo(f"on a machine with TensorRT >= 10 and a GPU, the same engine (without engine.json) is:\n  {command}",
+                   err=True)
+        raise click.exceptions.Exit(MissingTensorRT.exit_code) from None
+
+
+@click.command(name="validate")
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False),
+              help="BasicSR-layout dataset (HR/ and LR_bicubic/X{scale}/)")
+@click.option("--scale", required=True, type=int)
+@click.option("--reference", type=click.Path(dir_okay=False),
+              help="PyTorch FP32 reference checkpoint [default: the one recorded in the artifact]")
+@click.option("--threshold", type=float, help="override the precision's threshold (dB)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the report as JSON")
+@backend_option
+@friendly_errors
+@environment_errors
+def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backend):
+    """Parity of ARTIFACT (checkpoint, .onnx, engine) with the PyTorch FP32 reference on a dataset.
+
+    fp32: PSNR vs reference >= 60 dB on every image; fp16: >= 55 dB; int8: mean PSNR-Y vs HR within
+    0.10 dB of the reference's. Exit code 1 when the check fails."""
+    from dataclasses import replace
+
+    from .artifacts import artifact_precision
+    from .validate import DEFAULT_CRITERIA, format_report, validate_artifact
+
+    criterion = None
+    if threshold is not None:
+        criterion = replace(DEFAULT_CRITERIA[artifact_precision(artifact)], threshold=threshold)
+    report = validate_artifact(artifact, dataset, scale, reference, backend, criterion,
+                               progress=lambda r: click.echo(f"  {r['image']}: {r['psnr_vs_reference']:.2f} dB vs "
+                                                             "reference", err=True))
+    click.echo(f"{report.artifact} ({report.precision}, {report.info['runner']}) vs "
+               f"{report.info['reference']['file']} on {Path(dataset).name} x{scale}")
+    if report.info["reference"]["matches_artifact"] is False:
+        click.echo("warning: the reference is not the checkpoint recorded in the artifact", err=True)
+    click.echo(format_report(report))
+    if json_out:
+        _write_json(Path(json_out), report.to_dict())
+        click.echo(f"wrote {json_out}")
+    if not report.passed:
+        raise click.exceptions.Exit(1)
+
+
+@click.command(name="bench")
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="ARTIFACT...")
+@click.option("--sizes", default="64,128,256", show_default=True, help="square input sizes (LR pixels)")
+@click.option("--runs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=2, show_default=True, type=click.IntRange(0))
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
+              help="CPU threads for ONNX Runtime / PyTorch (0: their default)")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the results as JSON")
+@backend_option
+@friendly_errors
+@environment_errors
+def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend):
+    """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
+    from .. import runtime
+    from .bench import bench_runner, format_rows, host_info
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    size_list = _sizes(sizes)
+    rows = []
+    for artifact in artifacts:
+        runner = runtime.load_runner(artifact, backend=backend, threads=threads, activate=False)
+        click.echo(f"benchmarking {runner.description} ({runner.backend}, {runner.precision}) ...", err=True)
+        try:
+            rows += bench_runner(runner, size_list, runs, warmup, batch, artifact=str(artifact))
+        finally:
+            runner.deactivate()
+    click.echo(format_rows(rows))
+    if json_out:
+        payload = {"host": host_info(), "settings": {"sizes": size_list, "runs": runs, "warmup": warmup,
+                                                     "batch": batch, "threads": threads, "backend": backend},
+                   "results": rows}
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        _write_json(Path(json_out), payload)
+        click.echo(f"wrote {json_out}")
+
 
 def register(group: click.Group) -> None:
-    """No subcommands yet."""
+    for command in (build_cmd, validate_cmd, bench_cmd):
+        group.add_command(command)

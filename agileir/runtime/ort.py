@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 
 from ..export.plugin_node import DOMAIN, OP_TYPE
+from .base import Runner
 
 _registered = False
 
@@ -46,8 +47,6 @@ def _register_plugin_op() -> None:
         return out.numpy().astype(qkv.dtype, copy=False)
 
     onnx_op(op_type=OP_TYPE, inputs=[f32, f32, f32, f32], outputs=[f32], attrs=attrs)(run)
-    onnx_op(op_type=OP_TYPE + "_f16", inputs=[PyCustomOpDef.dt_float16, f32, f32, f32],
-            outputs=[PyCustomOpDef.dt_float16], attrs=attrs)(run)
     _registered = True
     global _contrib_domain
     _contrib_domain = default_opset_domain()
@@ -57,14 +56,25 @@ _contrib_domain = "ai.onnx.contrib"
 
 
 def retarget_plugin_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Copy of `proto` whose plugin nodes point at the onnxruntime-extensions Python op."""
+    """Copy of `proto` whose plugin nodes point at the onnxruntime-extensions Python op.
+
+    Python ops cannot take float16 (onnxruntime-extensions aborts the process), so an FP16 plugin node
+    runs the FP32 op between Casts: FP16 in and out, FP32 inside, as the kernel accumulates."""
     proto = onnx.ModelProto.FromString(proto.SerializeToString())
     dtype_of = _value_dtypes(proto)
+    nodes = []
     for node in proto.graph.node:
         if node.domain == DOMAIN and node.op_type == OP_TYPE:
             node.domain = _contrib_domain
             if dtype_of.get(node.input[0]) == onnx.TensorProto.FLOAT16:
-                node.op_type = OP_TYPE + "_f16"
+                qkv, out = node.input[0], node.output[0]
+                node.input[0], node.output[0] = f"{qkv}__f32", f"{out}__f32"
+                nodes.append(onnx.helper.make_node("Cast", [qkv], [node.input[0]], to=onnx.TensorProto.FLOAT))
+                nodes += [node, onnx.helper.make_node("Cast", [node.output[0]], [out], to=onnx.TensorProto.FLOAT16)]
+                continue
+        nodes.append(node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
     if not any(op.domain == _contrib_domain for op in proto.opset_import):
         proto.opset_import.add(domain=_contrib_domain, version=1)
     return proto
@@ -94,3 +104,40 @@ def create_session(path_or_proto: str | Path | onnx.ModelProto, providers: list[
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
     return ort.InferenceSession(proto.SerializeToString(), options, providers=providers)
+
+
+class OnnxRuntimeRunner(Runner):
+    """ONNX Runtime (CUDA EP when onnxruntime-gpu has it, else CPU) on either export form, any precision."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path_or_proto: str | Path | onnx.ModelProto, providers: list[str] | None = None,
+                 threads: int = 0, name: str | None = None) -> None:
+        from .artifacts import onnx_metadata, onnx_precision
+
+        if isinstance(path_or_proto, onnx.ModelProto):
+            self.proto, name = path_or_proto, name or "in-memory graph"
+        else:
+            self.proto, name = onnx.load(str(path_or_proto)), name or Path(path_or_proto).name
+        meta = onnx_metadata(self.proto)
+        if "scale" not in meta:
+            raise ValueError(f"{name} has no agileir metadata (scale); export it with agileir-export")
+        super().__init__(int(meta["scale"]), f"{name} ({meta.get('form', '?')} form)", onnx_precision(self.proto))
+        self.providers, self.threads = providers, threads
+        self.session = None
+        self._dtype: type = np.float32
+
+    def _activate(self) -> None:
+        self.session = create_session(self.proto, self.providers, self.threads)
+        inp = self.session.get_inputs()[0]
+        self._input_name = inp.name
+        self._dtype = np.float16 if "float16" in inp.type else np.float32
+        self.description += f" on {self.session.get_providers()[0]}"
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        assert self.session is not None
+        out = self.session.run(None, {self._input_name: batch.astype(self._dtype, copy=False)})[0]
+        return np.asarray(out, dtype=np.float32)

@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,6 +108,14 @@ def train(cfg: TrainConfig) -> dict:
                     "generator": gen.get_state(), "state": json.dumps(state)}, tmp)
         os.replace(tmp, ckpt)
 
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):  # SIGTERM/SIGINT: finish the step, save, write the summary
+        stop["requested"] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+
     model.train()
     bar = tqdm(range(state["step"], cfg.steps), initial=state["step"], total=cfg.steps, desc="train")
     t0 = time.time()
@@ -127,12 +136,16 @@ def train(cfg: TrainConfig) -> dict:
             state["history"].append({"step": done, **res})
             tqdm.write(f"step {done}: {Path(cfg.val_dir).name} PSNR {res['psnr']:.3f} "
                        f"(bicubic {res['bicubic_psnr']:.3f}) SSIM {res['ssim']:.4f}")
-        if done % cfg.save_every == 0 or done == cfg.steps:
+        if done % cfg.save_every == 0 or done == cfg.steps or stop["requested"]:
             state["wall_s"] += time.time() - t0
             t0 = time.time()
             save()
-    state["wall_s"] += time.time() - t0
-    save()
+        if stop["requested"]:
+            tqdm.write(f"stopped on request after step {done}")
+            break
+    if not stop["requested"]:
+        state["wall_s"] += time.time() - t0
+        save()
     torch.save(ema.state_dict(), out / "ema.pt")
     meta = {"config": config.to_dict(), "train": asdict(cfg), "steps": state["step"],
             "wall_s": round(state["wall_s"], 1), "history": state["history"],

@@ -1,0 +1,138 @@
+"""Activation ranges of the quantized layers' inputs, with ONNX Runtime's calibration algorithms.
+
+onnxruntime.quantization's calibrators keep every intermediate output of every image in memory (GBs for
+AgileIR-light) and run on all cores. Here the standard-form graph runs on one thread with only the
+needed tensors as extra outputs, in two passes over the images: min/max first, then histograms over the
+final range. Those histograms are bin for bin the ones ORT's HistogramCollector builds from all images
+at once, and ORT's own code turns them into ranges (entropy, percentile); `mse` is ours, on the same
+histogram. Everything is deterministic: same images, same graph -> same ranges.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+CALIBRATORS = ("entropy", "max", "percentile", "mse")
+DEFAULT_CALIBRATOR = "entropy"
+# entropy: TensorRT's legacy entropy calibrator settings (2048-bin histogram, 128 quantized bins)
+SETTINGS = {
+    "max": {},
+    "entropy": {"num_bins": 2048, "num_quantized_bins": 128},
+    "percentile": {"num_bins": 2048, "percentile": 99.99},
+    "mse": {"num_bins": 2048, "candidates": 1024},
+}
+Range = tuple[float, float]
+
+
+def _session(proto: onnx.ModelProto, tensors: list[str]):
+    import onnxruntime as ort
+
+    model = onnx.ModelProto.FromString(proto.SerializeToString())
+    outputs = {o.name for o in model.graph.output}
+    for name in tensors:
+        if name not in outputs:
+            model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as ORT's calibrators
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    input_name = session.get_inputs()[0].name
+
+    def run(image: np.ndarray) -> dict[str, np.ndarray]:
+        batch = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        values = dict(zip(names, session.run(None, {input_name: batch})))
+        return {t: values[t] for t in tensors}
+
+    return run
+
+
+def activation_ranges(standard: onnx.ModelProto, tensors: list[str], images: list[np.ndarray],
+                      method: str = DEFAULT_CALIBRATOR, progress: Callable[[int], None] | None = None,
+                      ) -> dict[str, Range]:
+    """(lo, hi) per tensor of the standard-form graph; `progress` gets one call per image per pass."""
+    if method not in CALIBRATORS:
+        raise ValueError(f"unknown calibrator {method!r} (choose from {', '.join(CALIBRATORS)})")
+    if not images:
+        raise ValueError("no calibration images")
+    run = _session(standard, tensors)
+    lo = {t: np.float32(np.inf) for t in tensors}
+    hi = {t: np.float32(-np.inf) for t in tensors}
+    abs_lo = {t: np.float32(np.inf) for t in tensors}
+    for image in images:
+        for t, a in run(image).items():
+            lo[t], hi[t] = min(lo[t], np.nanmin(a)), max(hi[t], np.nanmax(a))
+            abs_lo[t] = min(abs_lo[t], np.nanmin(np.abs(a)))
+        if progress:
+            progress(1)
+    if method == "max":
+        return {t: (float(lo[t]), float(hi[t])) for t in tensors}
+    settings = SETTINGS[method]
+    bins = settings["num_bins"]
+    symmetric_abs = method == "percentile"  # ORT's symmetric percentile histograms |x|
+    edges_of, hists = {}, {t: np.zeros(bins, np.int64) for t in tensors}
+    for t in tensors:
+        if symmetric_abs:
+            edges_of[t] = (abs_lo[t], max(abs(lo[t]), abs(hi[t])))
+        else:
+            threshold = np.float32(max(abs(lo[t]), abs(hi[t])))
+            edges_of[t] = (-threshold, threshold)
+    edges: dict[str, np.ndarray] = {}
+    for image in images:
+        for t, a in run(image).items():
+            flat = np.abs(a).ravel() if symmetric_abs else a.ravel()
+            h, e = np.histogram(flat, bins, range=edges_of[t])
+            hists[t] += h
+            edges.setdefault(t, e.astype(np.float32) if symmetric_abs else e)
+        if progress:
+            progress(1)
+    if method == "mse":
+        return {t: _tick(progress, _mse_range(hists[t], edges[t], lo[t], hi[t], settings["candidates"]))
+                for t in tensors}
+    return {t: _tick(progress, _ort_range(method, settings, t, (hists[t], edges[t], lo[t], hi[t], edges_of[t][1])))
+            for t in tensors}
+
+
+def progress_steps(method: str, images: int, tensors: int) -> int:
+    """How many `progress` calls activation_ranges makes."""
+    return images if method == "max" else 2 * images + tensors
+
+
+def _tick(progress, value):
+    if progress:
+        progress(1)
+    return value
+
+
+def _ort_range(method: str, settings: dict, tensor: str, histogram: tuple) -> Range:
+    from onnxruntime.quantization.calibrate import HistogramCollector
+
+    collector = HistogramCollector(method, symmetric=method == "percentile", num_bins=settings["num_bins"],
+                                   num_quantized_bins=settings.get("num_quantized_bins", 128),
+                                   percentile=settings.get("percentile", 99.999), scenario="same")
+    collector.histogram_dict = {tensor: histogram if method == "entropy" else histogram[:4]}
+    with contextlib.redirect_stdout(io.StringIO()):  # the collector prints its progress
+        lo, hi = collector.compute_collection_result()[tensor][:2]
+    return float(lo), float(hi)
+
+
+def _mse_range(hist: np.ndarray, edges: np.ndarray, lo, hi, candidates: int) -> Range:
+    """Symmetric int8 clipping threshold that minimises the histogram's expected squared error."""
+    centers = (edges[:-1].astype(np.float64) + edges[1:]) / 2
+    positive = edges[len(hist) // 2 + 1:].astype(np.float64)
+    step = max(1, len(positive) // candidates)
+    best, best_err = float(positive[-1]), np.inf
+    for chunk in np.array_split(positive[::step], max(1, len(positive[::step]) // 128)):
+        scale = chunk[:, None] / 127.0
+        q = np.clip(np.round(centers[None] / scale), -127, 127) * scale
+        err = ((centers[None] - q) ** 2 * hist[None]).sum(axis=1)
+        i = int(np.argmin(err))
+        if err[i] < best_err:
+            best, best_err = float(chunk[i]), float(err[i])
+    return max(float(lo), -best), min(float(hi), best)

@@ -1,0 +1,33 @@
+"""PyTorch runner: the fused FP32 model from a checkpoint (the reference every other backend is validated against)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import Runner
+
+
+class PyTorchRunner(Runner):
+    backend = "pytorch"
+
+    def __init__(self, path: str | Path | None = None, preset_name: str | None = None,
+                 upstream_compat: bool = False, device: str = "cpu") -> None:
+        from ..models.load import load_model
+
+        loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
+        super().__init__(loaded.config.scale, f"{loaded.path.name} ({loaded.preset or loaded.config.arch})")
+        self.loaded, self.device = loaded, torch.device(device)
+
+    @property
+    def sha256(self) -> str:
+        return self.loaded.sha256
+
+    def _activate(self) -> None:
+        self.loaded.model.to(self.device)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.loaded.model(torch.from_numpy(batch).to(self.device))
+        return out.float().cpu().numpy()

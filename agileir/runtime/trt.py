@@ -1,0 +1,190 @@
+"""TensorRT backend: checks that an engine can run here, then runs it with cuda-python buffers on a stream.
+
+The execution path is NVIDIA's samples/python/common_runtime.py (cudaMalloc / cudaMemcpyAsync / a
+cudaStream, `set_tensor_address`, `execute_async_v3`) with per-call dynamic shapes (`set_input_shape`,
+then the output shape from `get_tensor_shape`). Device buffers grow to the largest call and are reused.
+
+`tensorrt` and `cuda.bindings` are imported only inside functions; a missing TensorRT or GPU raises
+:class:`TensorRTUnavailable` (exit code 3 in the CLI), an engine that cannot run here a one-line
+:class:`EngineMismatch` (exit code 2).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .artifacts import read_sidecar
+from .base import Runner
+from .cudart import DeviceBuffer, Stream, device_count, device_info
+
+if TYPE_CHECKING:
+    import tensorrt
+
+MIN_TENSORRT = (10, 0)
+_loaded_libraries: dict[str, object] = {}  # path -> handle: loadLibrary refuses a second load in one process
+
+
+class TensorRTUnavailable(RuntimeError):
+    """TensorRT, cuda-python or a CUDA device is missing: a property of the machine, not of the input."""
+
+
+class EngineMismatch(ValueError):
+    """The engine was built for another TensorRT / GPU, or needs a plugin library that is not here."""
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for p in str(text).split(".")[:3]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def require_tensorrt() -> str:
+    """The installed TensorRT version, or TensorRTUnavailable with what is wrong."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise TensorRTUnavailable("TensorRT is not installed (pip install tensorrt, or JetPack's "
+                                  "python3-libnvinfer)") from None
+    except Exception as e:  # PyPI's download stubs or missing native libraries
+        first = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise TensorRTUnavailable(f"TensorRT failed to import ({first})") from None
+    if not hasattr(trt, "Builder"):  # e.g. only `tensorrt-stubs` (a namespace of .pyi files) is installed
+        raise TensorRTUnavailable("the installed `tensorrt` package has no runtime (type stubs only?): install TensorRT")
+    version = str(getattr(trt, "__version__", "0"))
+    if version_tuple(version) < MIN_TENSORRT:
+        raise TensorRTUnavailable(f"TensorRT {version} is too old: agileir needs TensorRT >= 10.0")
+    return version
+
+
+def require_gpu(device: int = 0) -> dict:
+    """{'name', 'compute_capability'} of the CUDA device, or TensorRTUnavailable."""
+    if device_count() <= device:
+        raise TensorRTUnavailable("no CUDA device (or no driver / cuda-python) on this machine")
+    return device_info(device)
+
+
+def load_plugin_library(path: str | Path) -> None:
+    """`get_plugin_registry().load_library` once per process (a second load of the same creators fails)."""
+    import tensorrt as trt
+
+    key = str(Path(path).resolve())
+    if key in _loaded_libraries:
+        return
+    handle = trt.get_plugin_registry().load_library(key)
+    if handle is None:
+        raise RuntimeError(f"TensorRT could not load the plugin library {path} (built for another TensorRT, "
+                           "or its creators are already registered)")
+    _loaded_libraries[key] = handle
+
+
+def check_engine(info: dict, tensorrt_version: str, device: dict, plugin_library: Path | None,
+                 name: str = "the engine") -> None:
+    """EngineMismatch (one line) when an engine described by its engine.json cannot run on this machine."""
+    built = str(info.get("tensorrt_version"))
+    if built != tensorrt_version:
+        raise EngineMismatch(f"{name} was built with TensorRT {built} but TensorRT {tensorrt_version} is "
+                             "installed: rebuild it here with `agileir build`")
+    cc = str(info.get("gpu", {}).get("compute_capability"))
+    if cc != device["compute_capability"]:
+        raise EngineMismatch(f"{name} was built for compute capability {cc} ({info['gpu'].get('name')}) but this "
+                             f"GPU is {device['compute_capability']} ({device['name']}): rebuild it here")
+    plugin = info.get("plugin") or {}
+    if plugin.get("impl") == "library" and plugin_library is None:
+        raise EngineMismatch(f"{name} needs the GSWA plugin library {plugin.get('library', 'libagileir_trt_plugins.so')}, "
+                             "not found: build it (docs/plugin.md) or set AGILEIR_TRT_PLUGIN_LIB")
+
+
+class TensorRTRunner(Runner):
+    backend = "tensorrt"
+
+    def __init__(self, path: str | Path, plugin_library: str | Path | None = None, device: int = 0,
+                 verify_sha256: bool = True) -> None:
+        from ..plugins import find_plugin_library
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"engine not found: {path}")
+        self.info = read_sidecar(self.path)
+        super().__init__(int(self.info["scale"]),
+                         f"{self.path.name} ({self.info.get('form', '?')} form, TensorRT {self.info['tensorrt_version']})",
+                         str(self.info["precision"]))
+        profile = self.info["profile"]
+        self.min_shape = (profile["min"][0], profile["min"][2], profile["min"][3])
+        self.max_shape = (profile["max"][0], profile["max"][2], profile["max"][3])
+        self.tensorrt_version = require_tensorrt()
+        self.device = device
+        self.gpu = require_gpu(device)
+        lib = Path(plugin_library) if plugin_library else find_plugin_library()
+        self.plugin_library = lib if (self.info.get("plugin") or {}).get("impl") == "library" else None
+        check_engine(self.info, self.tensorrt_version, self.gpu, lib, self.path.name)
+        if verify_sha256 and self.info.get("engine_sha256"):
+            from ..models.load import file_sha256
+
+            if file_sha256(self.path) != self.info["engine_sha256"]:
+                raise EngineMismatch(f"{self.path.name} is not the engine its {self.path.with_suffix('.json').name} "
+                                     "describes (sha256 differs): rebuild with `agileir build`")
+        self._engine: tensorrt.ICudaEngine | None = None
+        self._context: tensorrt.IExecutionContext | None = None
+        self._stream: Stream | None = None
+        self._buffers = (DeviceBuffer(), DeviceBuffer())
+
+    def _activate(self) -> None:
+        import tensorrt as trt
+
+        from .cudart import call, runtime_module
+
+        call(runtime_module().cudaSetDevice(self.device))
+        if self.plugin_library is not None:
+            load_plugin_library(self.plugin_library)
+        # A QDP (AOT) engine embeds its PTX: nothing to register at run time.
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise RuntimeError(f"TensorRT could not deserialize {self.path.name} (see the TensorRT log above)")
+        self._engine = engine
+        self._context = engine.create_execution_context()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(f"{self.path.name}: expected one input and one output, got {inputs} -> {outputs}")
+        self._input, self._output = inputs[0], outputs[0]
+        self._in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._input)))
+        self._out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._output)))
+        lo, _, hi = engine.get_tensor_profile_shape(self._input, 0)  # the engine itself is authoritative
+        self.min_shape, self.max_shape = (lo[0], lo[2], lo[3]), (hi[0], hi[2], hi[3])
+        self._stream = Stream()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        assert self._context is not None and self._stream is not None
+        x = np.ascontiguousarray(batch, dtype=self._in_dtype)
+        if not self._context.set_input_shape(self._input, x.shape):
+            raise ValueError(f"input shape {x.shape} is outside the engine's profile "
+                             f"{self.min_shape} .. {self.max_shape} (batch, height, width)")
+        shape = self._context.get_tensor_shape(self._output)
+        out = np.empty([shape[i] for i in range(len(shape))], dtype=self._out_dtype)
+        d_in, d_out = self._buffers[0].reserve(x.nbytes), self._buffers[1].reserve(out.nbytes)
+        self._context.set_tensor_address(self._input, d_in)
+        self._context.set_tensor_address(self._output, d_out)
+        self._stream.copy_to_device(d_in, x)
+        if not self._context.execute_async_v3(self._stream.ptr):
+            raise RuntimeError(f"TensorRT execution of {self.path.name} failed (see the TensorRT log above)")
+        self._stream.copy_to_host(out, d_out)
+        self._stream.synchronize()
+        return out.astype(np.float32, copy=False)
+
+    def _deactivate(self) -> None:
+        if self._stream is not None:
+            self._stream.synchronize()
+        for buf in self._buffers:
+            buf.free()
+        if self._stream is not None:
+            self._stream.destroy()
+        self._stream = None
+        self._context = None  # the context goes before its engine
+        self._engine = None

@@ -1,0 +1,171 @@
+"""Parity of a deployed artifact (checkpoint, ONNX variant, TensorRT engine) with the PyTorch FP32 reference
+on a BasicSR-layout dataset, with a pass/fail verdict per precision.
+
+Criteria (data, not code paths; override per call):
+
+| precision | metric                                                     | threshold |
+|-----------|------------------------------------------------------------|-----------|
+| fp32      | min over images of PSNR(artifact, reference), RGB 0..1     | >= 60 dB  |
+| fp16      | same                                                       | >= 55 dB  |
+| int8      | mean over images of PSNR_Y(artifact, HR) - PSNR_Y(ref, HR) | >= -0.10 dB |
+
+The reference is the checkpoint recorded in the artifact (`source_checkpoint`: file name + sha256, looked
+up in agileir/weights/ and beside the artifact) or the one passed explicitly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .artifacts import artifact_kind, artifact_metadata, artifact_precision
+
+
+@dataclass(frozen=True)
+class Criterion:
+    metric: str  # a key of the per-image rows
+    aggregate: str  # "min" | "mean"
+    threshold: float
+
+
+DEFAULT_CRITERIA = {
+    "fp32": Criterion("psnr_vs_reference", "min", 60.0),
+    "fp16": Criterion("psnr_vs_reference", "min", 55.0),
+    "int8": Criterion("delta_psnr", "mean", -0.10),
+}
+
+
+@dataclass
+class ValidationReport:
+    artifact: str
+    precision: str
+    criterion: Criterion
+    images: list[dict] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def value(self) -> float:
+        values = [r[self.criterion.metric] for r in self.images]
+        if not values:
+            return math.nan
+        return float(min(values) if self.criterion.aggregate == "min" else np.mean(values))
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.images) and not math.isnan(self.value) and self.value >= self.criterion.threshold
+
+    def to_dict(self) -> dict:
+        keys = ("psnr_vs_reference", "max_abs_err", "psnr", "ssim", "ref_psnr", "ref_ssim", "delta_psnr")
+        mean = {k: float(np.mean([r[k] for r in self.images])) for k in keys} if self.images else {}
+        return {"artifact": self.artifact, "precision": self.precision, **self.info,
+                "criterion": {"metric": self.criterion.metric, "aggregate": self.criterion.aggregate,
+                              "threshold": self.criterion.threshold, "value": _finite(self.value)},
+                "passed": self.passed, "images": [{k: _finite(v) for k, v in r.items()} for r in self.images],
+                "mean": {k: _finite(v) for k, v in mean.items()}}
+
+
+def _finite(v):
+    """JSON has no inf: an identical output is reported as PSNR 999 dB ("inf" in the table)."""
+    return 999.0 if isinstance(v, float) and math.isinf(v) else v
+
+
+def compare_outputs(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, scale: int) -> dict:
+    """The metrics of one image: artifact vs reference (float RGB 0..1, all pixels) and each vs HR (uint8, Y,
+    crop = scale).
+
+    Polygraphy's Comparator is not used here: it compares raw output tensors element-wise per runner call,
+    while this check needs image metrics after the full post-processing (clip, uint8 rounding, Y channel,
+    border crop, against HR as well as the reference) and inputs tiled above the runner when they exceed an
+    engine profile. Raw tensor parity between runners does use it (agileir.runtime.compare)."""
+    from ..export.validate import psnr
+    from ..imageio import to_uint8
+    from ..metrics import psnr_ssim_y
+
+    if out.shape != ref.shape:
+        raise ValueError(f"output shape {out.shape} differs from the reference's {ref.shape}")
+    p, s = psnr_ssim_y(to_uint8(out), hr, scale)
+    rp, rs = psnr_ssim_y(to_uint8(ref), hr, scale)
+    return {"psnr_vs_reference": psnr(out, ref), "max_abs_err": float(np.abs(out - ref).max()),
+            "psnr": p, "ssim": s, "ref_psnr": rp, "ref_ssim": rs, "delta_psnr": p - rp}
+
+
+def find_reference(artifact: Path, reference: str | Path | None = None) -> tuple[Path, dict | None]:
+    """(checkpoint path, the artifact's source_checkpoint record or None)."""
+    from ..models.load import WEIGHTS_DIR, file_sha256
+
+    kind = artifact_kind(artifact)
+    recorded = artifact_metadata(artifact).get("source_checkpoint") if kind != "checkpoint" else None
+    if reference is not None:
+        if not Path(reference).is_file():
+            raise FileNotFoundError(f"reference checkpoint not found: {reference}")
+        return Path(reference), recorded
+    if kind == "checkpoint":
+        return artifact, None
+    if not isinstance(recorded, dict) or "file" not in recorded:
+        raise ValueError(f"{artifact.name} records no source checkpoint: pass --reference CKPT")
+    for folder in (WEIGHTS_DIR, artifact.parent, artifact.parent.parent, Path.cwd()):
+        candidate = folder / recorded["file"]
+        if candidate.is_file() and file_sha256(candidate) == recorded.get("sha256"):
+            return candidate, recorded
+    raise ValueError(f"reference checkpoint {recorded['file']} (sha256 {str(recorded.get('sha256'))[:12]}...) not "
+                     "found in agileir/weights/ or beside the artifact: pass --reference CKPT")
+
+
+def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, reference: str | Path | None = None,
+                      backend: str | None = None, criterion: Criterion | None = None,
+                      progress: Callable[[dict], None] | None = None) -> ValidationReport:
+    """Run the artifact and the reference on every LR image of `dataset` and judge the precision's criterion."""
+    from ..evaluation import benchmark_pairs
+    from ..imageio import read_image, to_uint8
+    from ..inference import upscale_rgb
+    from ..models.load import file_sha256
+    from . import load_runner
+    from .pytorch import PyTorchRunner
+
+    artifact = Path(artifact)
+    if not artifact.is_file():
+        raise FileNotFoundError(f"artifact not found: {artifact}")
+    precision = artifact_precision(artifact)
+    if criterion is None:
+        if precision not in DEFAULT_CRITERIA:
+            raise ValueError(f"no validation criterion for precision {precision!r}")
+        criterion = DEFAULT_CRITERIA[precision]
+    ref_path, recorded = find_reference(artifact, reference)
+    pairs = benchmark_pairs(Path(dataset), scale)
+    runner = load_runner(artifact, backend=backend)
+    ref = PyTorchRunner(ref_path).activate()
+    if runner.scale != scale or ref.scale != scale:
+        raise ValueError(f"--scale {scale} does not match the artifact (x{runner.scale}) and reference (x{ref.scale})")
+    report = ValidationReport(str(artifact), precision, criterion, info={
+        "artifact_sha256": file_sha256(artifact), "backend": runner.backend, "runner": runner.description,
+        "reference": {"file": ref_path.name, "sha256": ref.sha256,
+                      "matches_artifact": None if recorded is None else recorded.get("sha256") == ref.sha256},
+        "dataset": str(dataset), "scale": scale})
+    try:
+        for hr_path, lr_path in pairs:
+            lr = read_image(lr_path).to_rgb()
+            hr = to_uint8(read_image(hr_path).to_rgb())
+            row = {"image": hr_path.stem, "lr_hw": list(lr.shape[:2])}
+            row |= compare_outputs(upscale_rgb(runner.upscale, lr, scale), upscale_rgb(ref.upscale, lr, scale), hr, scale)
+            report.images.append(row)
+            if progress:
+                progress(row)
+    finally:
+        runner.deactivate()
+        ref.deactivate()
+    return report
+
+
+def format_report(report: ValidationReport) -> str:
+    c = report.criterion
+    lines = [f"{'image':<14}{'vs ref dB':>10}{'max err':>10}{'PSNR':>9}{'SSIM':>8}{'ref PSNR':>10}{'dPSNR':>8}"]
+    for r in report.images:
+        lines.append(f"{r['image']:<14}{r['psnr_vs_reference']:>10.2f}{r['max_abs_err']:>10.2e}{r['psnr']:>9.3f}"
+                     f"{r['ssim']:>8.4f}{r['ref_psnr']:>10.3f}{r['delta_psnr']:>+8.3f}")
+    verdict = "PASS" if report.passed else "FAIL"
+    lines.append(f"{verdict}: {report.precision} criterion {c.aggregate} {c.metric} = {report.value:.3f} "
+                 f"(threshold >= {c.threshold:g}) over {len(report.images)} images")
+    return "\n".join(lines)
