@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -50,7 +49,32 @@ def load_torch_model(path: str | None, preset_name: str | None, upstream_compat:
     return load_model(path, preset_name, upstream_compat or None, fuse=True)
 
 
-@click.group()
+# Subcommands that live beside their subsystem; each module has `register(group)`. They are imported on
+# first use, so that those modules can import the helpers above without an import cycle.
+_SUBCOMMAND_MODULES = ("agileir.export.cli", "agileir.calibration.cli", "agileir.runtime.cli")
+
+
+class _Group(click.Group):
+    _registered = False
+
+    def _register_subcommands(self) -> None:
+        if not self._registered:
+            self._registered = True
+            import importlib
+
+            for name in _SUBCOMMAND_MODULES:
+                importlib.import_module(name).register(self)
+
+    def get_command(self, ctx, cmd_name):
+        self._register_subcommands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx):
+        self._register_subcommands()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="agileir")
 def main():
     """AgileIR deployment toolkit: inspect, run, evaluate, export."""
@@ -130,7 +154,7 @@ def infer_cmd(paths, output, tile, tile_overlap, hr_dir, backend, preset_name, u
         if dst.resolve() == src.resolve():
             raise CliError(f"refusing to overwrite the input {src}")
         image = read_image(src)
-        result = upscale_image(upscale, image, scale, tile, tile_overlap)
+        result = upscale_image(upscale, image, scale, tile, tile_overlap, align=runner.window)
         written = write_image(dst, result.rgb, result.alpha, result.bit_depth)
         line = f"{src.name} -> {dst} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {written}-bit)"
         if hr_dir:
@@ -189,27 +213,10 @@ def _write_json(path: Path, payload: dict) -> None:
 main.add_command(infer_cmd)
 
 
-# Subcommands that live beside their subsystem; each module has `register(group)`.
-_SUBCOMMAND_MODULES = ("agileir.export.cli", "agileir.calibration.cli", "agileir.runtime.cli")
-
-
-def _register_subcommands() -> None:
-    import importlib
-
-    for name in _SUBCOMMAND_MODULES:
-        importlib.import_module(name).register(main)
-
-
-_register_subcommands()
-
-
 def infer_main():
     infer_cmd(prog_name="agileir-infer")
 
 
 def export_main():
-    main.commands["export"](prog_name="agileir-export")
+    main.get_command(None, "export")(prog_name="agileir-export")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

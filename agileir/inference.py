@@ -29,19 +29,19 @@ class Upscaled:
 
 
 def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int = 0, overlap: int = 16,
-                progress: Callable[[int], None] | None = None) -> np.ndarray:
+                progress: Callable[[int], None] | None = None, align: int = 1) -> np.ndarray:
     """HxWx3 float [0, 1] -> (H*s)x(W*s)x3 float [0, 1]."""
     batch = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
     if tile:
-        out = upscale_tiled(upscale, batch, scale, tile, overlap, progress)
+        out = upscale_tiled(upscale, batch, scale, tile, overlap, progress, align)
     else:
         out = upscale(batch)
     return np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
 
 
 def upscale_image(upscale: BatchUpscaler, image: Image, scale: int, tile: int = 0, overlap: int = 16,
-                  progress: Callable[[int], None] | None = None) -> Upscaled:
-    rgb = upscale_rgb(upscale, image.to_rgb(), scale, tile, overlap, progress)
+                  progress: Callable[[int], None] | None = None, align: int = 1) -> Upscaled:
+    rgb = upscale_rgb(upscale, image.to_rgb(), scale, tile, overlap, progress, align)
     if image.is_grayscale:
         rgb = to_gray(rgb)
     alpha = upscale_alpha(image.alpha, scale) if image.alpha is not None else None

@@ -8,7 +8,7 @@ from agileir.cli import main
 from agileir.imageio import read_image
 from agileir.inference import torch_upscaler, upscale_rgb
 from agileir.models import build_model, preset, save_safetensors
-from agileir.tiling import count_tiles, tile_starts
+from agileir.tiling import count_tiles, tile_spans, tile_starts
 from test_models import TINY_AGILEIR
 from conftest import randomized
 
@@ -23,14 +23,19 @@ def tiny_model():
     return randomized(build_model(TINY_AGILEIR)).fuse()
 
 
-def test_tile_starts_cover_everything():
-    for size, tile, overlap in [(100, 32, 8), (33, 32, 16), (32, 32, 4), (10, 64, 16)]:
-        starts = tile_starts(size, tile, overlap)
-        covered = np.zeros(size, bool)
-        for s in starts:
-            covered[s:s + tile] = True
-        assert covered.all() and starts[0] == 0
-    assert count_tiles(100, 40, 32, 8) == len(tile_starts(100, 32, 8)) * len(tile_starts(40, 32, 8))
+@pytest.mark.parametrize("size,tile,overlap,align", [(100, 32, 8, 1), (33, 32, 16, 1), (32, 32, 4, 1),
+                                                      (10, 64, 16, 1), (52, 32, 8, 8), (100, 48, 16, 16)])
+def test_tile_spans_cover_everything(size, tile, overlap, align):
+    spans = tile_spans(size, tile, overlap, align)
+    covered = np.zeros(size, bool)
+    for (s, e), nxt in zip(spans, spans[1:] + [None]):
+        assert s % align == 0 and e - s <= tile
+        covered[s:e] = True
+        if nxt:
+            assert e - nxt[0] >= overlap
+    assert covered.all() and spans[0][0] == 0 and spans[-1][1] == size
+    assert count_tiles(size, 40, tile, overlap, align) == len(spans) * len(tile_spans(40, tile, overlap, align))
+    assert tile_starts(size, tile, overlap, align) == [s for s, _ in spans]
 
 
 def test_whole_image_tile_is_identical(tiny_model):
@@ -39,12 +44,14 @@ def test_whole_image_tile_is_identical(tiny_model):
     assert np.array_equal(upscale_rgb(run, rgb, 2), upscale_rgb(run, rgb, 2, tile=64))
 
 
-def test_small_tiles_stay_close(tiny_model, set5):
+@pytest.mark.parametrize("crop", [(96, 120), (90, 109)], ids=["window-multiple", "odd-size"])
+def test_small_tiles_stay_close(tiny_model, set5, crop):
     # A real image: tiles see less context at their borders; blending keeps the difference small.
-    rgb = read_image(set5 / "LR_bicubic" / "X2" / "birdx2.png").to_rgb()[:96, :120]
+    # Tiles start on window multiples, so odd sizes behave like window multiples.
+    rgb = read_image(set5 / "LR_bicubic" / "X2" / "birdx2.png").to_rgb()[:crop[0], :crop[1]]
     run = torch_upscaler(tiny_model)
     whole = upscale_rgb(run, rgb, 2)
-    tiled = upscale_rgb(run, rgb, 2, tile=48, overlap=16)
+    tiled = upscale_rgb(run, rgb, 2, tile=48, overlap=16, align=TINY_AGILEIR.window_size)
     assert psnr(tiled, whole) >= 40.0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import onnx
@@ -56,47 +56,64 @@ def _session(proto: onnx.ModelProto, tensors: list[str]):
 def activation_ranges(standard: onnx.ModelProto, tensors: list[str], images: list[np.ndarray],
                       method: str = DEFAULT_CALIBRATOR, progress: Callable[[int], None] | None = None,
                       ) -> dict[str, Range]:
-    """(lo, hi) per tensor of the standard-form graph; `progress` gets one call per image per pass."""
+    """(lo, hi) per tensor of the standard-form graph; `progress` gets progress_steps() calls."""
     if method not in CALIBRATORS:
         raise ValueError(f"unknown calibrator {method!r} (choose from {', '.join(CALIBRATORS)})")
     if not images:
         raise ValueError("no calibration images")
     run = _session(standard, tensors)
+
+    def passes() -> Iterator[dict[str, np.ndarray]]:
+        for image in images:
+            yield run(image)
+            if progress:
+                progress(1)
+
+    extremes = value_extremes(passes(), tensors)
+    if method == "max":
+        return {t: (float(lo), float(hi)) for t, (lo, hi, _) in extremes.items()}
+    histograms = build_histograms(passes(), method, extremes)
+    if method == "mse":
+        return {t: _tick(progress, _mse_range(h[0], h[1], h[2], h[3], SETTINGS["mse"]["candidates"]))
+                for t, h in histograms.items()}
+    return {t: _tick(progress, _ort_range(method, t, h)) for t, h in histograms.items()}
+
+
+def value_extremes(batches: Iterable[dict[str, np.ndarray]], tensors: list[str]) -> dict[str, tuple]:
+    """tensor -> (min, max, min |x|) over all batches, as float32."""
     lo = {t: np.float32(np.inf) for t in tensors}
     hi = {t: np.float32(-np.inf) for t in tensors}
     abs_lo = {t: np.float32(np.inf) for t in tensors}
-    for image in images:
-        for t, a in run(image).items():
+    for values in batches:
+        for t in tensors:
+            a = values[t]
             lo[t], hi[t] = min(lo[t], np.nanmin(a)), max(hi[t], np.nanmax(a))
             abs_lo[t] = min(abs_lo[t], np.nanmin(np.abs(a)))
-        if progress:
-            progress(1)
-    if method == "max":
-        return {t: (float(lo[t]), float(hi[t])) for t in tensors}
-    settings = SETTINGS[method]
-    bins = settings["num_bins"]
-    symmetric_abs = method == "percentile"  # ORT's symmetric percentile histograms |x|
-    edges_of, hists = {}, {t: np.zeros(bins, np.int64) for t in tensors}
-    for t in tensors:
-        if symmetric_abs:
-            edges_of[t] = (abs_lo[t], max(abs(lo[t]), abs(hi[t])))
-        else:
-            threshold = np.float32(max(abs(lo[t]), abs(hi[t])))
-            edges_of[t] = (-threshold, threshold)
+    return {t: (lo[t], hi[t], abs_lo[t]) for t in tensors}
+
+
+def build_histograms(batches: Iterable[dict[str, np.ndarray]], method: str, extremes: dict[str, tuple]) -> dict:
+    """ORT HistogramCollector.histogram_dict for `method`, batch by batch over the final range.
+
+    entropy/mse: histogram of x on [-t, t], t = max |x| (ORT's collect_value); percentile: histogram
+    of |x| on [min |x|, max |x|] (ORT's symmetric collect_absolute_value)."""
+    bins = SETTINGS[method]["num_bins"]
+    absolute = method == "percentile"
+    ranges = {}
+    for t, (lo, hi, abs_lo) in extremes.items():
+        top = np.float32(max(abs(lo), abs(hi)))
+        ranges[t] = (abs_lo, top) if absolute else (-top, top)
+    hists = {t: np.zeros(bins, np.int64) for t in extremes}
     edges: dict[str, np.ndarray] = {}
-    for image in images:
-        for t, a in run(image).items():
-            flat = np.abs(a).ravel() if symmetric_abs else a.ravel()
-            h, e = np.histogram(flat, bins, range=edges_of[t])
+    for values in batches:
+        for t in extremes:
+            flat = np.abs(values[t]).ravel() if absolute else values[t].ravel()
+            h, e = np.histogram(flat, bins, range=ranges[t])
             hists[t] += h
-            edges.setdefault(t, e.astype(np.float32) if symmetric_abs else e)
-        if progress:
-            progress(1)
-    if method == "mse":
-        return {t: _tick(progress, _mse_range(hists[t], edges[t], lo[t], hi[t], settings["candidates"]))
-                for t in tensors}
-    return {t: _tick(progress, _ort_range(method, settings, t, (hists[t], edges[t], lo[t], hi[t], edges_of[t][1])))
-            for t in tensors}
+            edges.setdefault(t, e.astype(flat.dtype) if absolute else e)
+    if absolute:
+        return {t: (hists[t], edges[t], lo, hi) for t, (lo, hi, _) in extremes.items()}
+    return {t: (hists[t], edges[t], lo, hi, ranges[t][1]) for t, (lo, hi, _) in extremes.items()}
 
 
 def progress_steps(method: str, images: int, tensors: int) -> int:
@@ -110,13 +127,14 @@ def _tick(progress, value):
     return value
 
 
-def _ort_range(method: str, settings: dict, tensor: str, histogram: tuple) -> Range:
+def _ort_range(method: str, tensor: str, histogram: tuple) -> Range:
     from onnxruntime.quantization.calibrate import HistogramCollector
 
+    settings = SETTINGS[method]
     collector = HistogramCollector(method, symmetric=method == "percentile", num_bins=settings["num_bins"],
                                    num_quantized_bins=settings.get("num_quantized_bins", 128),
                                    percentile=settings.get("percentile", 99.999), scenario="same")
-    collector.histogram_dict = {tensor: histogram if method == "entropy" else histogram[:4]}
+    collector.histogram_dict = {tensor: histogram}
     with contextlib.redirect_stdout(io.StringIO()):  # the collector prints its progress
         lo, hi = collector.compute_collection_result()[tensor][:2]
     return float(lo), float(hi)

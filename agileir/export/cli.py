@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -36,7 +36,8 @@ class VariantOptions:
     calib_dir: Path | None = None  # None: the bundled calibration set
     calib_json: Path | None = None  # reuse these ranges instead of calibrating
     fp16_block: tuple[str, ...] | None = None  # None: agileir.calibration.fp16.DEFAULT_BLOCK_OPS
-    extra: dict = field(default_factory=dict)
+    calibration: object | None = None  # a loaded Calibration (from calib_json), checked before exporting
+    images: list | None = None  # loaded calibration images
 
     @property
     def any(self) -> bool:
@@ -135,11 +136,11 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
     if options.int8:
         readers = V.readers_of(protos["standard"])
         if options.calib_json:
-            calibration = Calibration.load(options.calib_json)
+            calibration = options.calibration or Calibration.load(options.calib_json)
             calibration.check_fits(readers, loaded.sha256)
             echo(f"[int8] ranges from {options.calib_json} ({calibration.calibrator}, not recalibrated)")
         else:
-            images = load_images(options.calib_dir)
+            images = options.images or load_images(options.calib_dir)
             steps = progress_steps(options.calibrator, len(images), len(readers))
             with tqdm(total=steps, desc=f"calibrating ({options.calibrator})", unit="step") as bar:
                 calibration = V.calibrate(protos["standard"], images, options.calibrator,
@@ -209,6 +210,15 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
     variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
                               Path(calib_json) if calib_json else None, block)
     loaded = load_torch_model(model, preset_name, upstream_compat)
+    if int8:  # bad calibration input fails here, before minutes of export
+        from ..calibration.dataset import load_images
+        from ..calibration.record import Calibration
+
+        if calib_json:
+            variants.calibration = Calibration.load(calib_json)
+            variants.calibration.check_fits({}, loaded.sha256)
+        else:
+            variants.images = load_images(variants.calib_dir)
     out = Path(out_dir) if out_dir else Path(f"export_{loaded.path.stem}")
     forms = ["standard", "plugin"] if form == "both" else [form]
     info = export_artifacts(loaded, out, forms, shape, opset, validate=not no_validate, variants=variants)

@@ -236,7 +236,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
     cache_path = options.timing_cache
     if cache_path is not None:
         cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            echo(f"warning: {cache_path} was written by another TensorRT or GPU: starting a new timing cache")
+            config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
     echo(f"building {engine_path.name} from {info.path.name} ({info.form} form, {options.precision or info.precision}, "
          f"{'strongly' if strongly_typed else 'weakly'} typed) with TensorRT {version} on {gpu['name']} ...")

@@ -46,6 +46,9 @@ def import_tensorrt_plugin():
     except Exception as e:  # e.g. a wheel whose native libraries are missing
         first = f"{type(e).__name__}: {e}".splitlines()[0]
         raise RuntimeError(f"TensorRT is installed but failed to import ({first})") from None
+    if not hasattr(trt, "Builder"):  # e.g. only the `tensorrt-stubs` type stubs are installed
+        raise RuntimeError(f"TensorRT is not installed (only a `tensorrt` namespace without a runtime was "
+                           f"found): the {PLUGIN_ID} QDP needs TensorRT >= 10.9") from None
     version = getattr(trt, "__version__", "0.0")
     try:
         import tensorrt.plugin as trtp

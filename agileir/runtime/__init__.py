@@ -19,10 +19,10 @@ BACKENDS = ("auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "tensorrt")
 _NATIVE = {"checkpoint": "pytorch", "onnx": "onnxruntime", "engine": "tensorrt"}
 
 
-def onnx_runner(path, providers: list[str] | None = None, threads: int = 0) -> Runner:
+def onnx_runner(path, providers: list[str] | None = None, threads: int = 0, name: str | None = None) -> Runner:
     from .ort import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(path, providers, threads)
+    return OnnxRuntimeRunner(path, providers, threads, name)
 
 
 def torch_runner(path=None, preset_name: str | None = None, upstream_compat: bool = False) -> Runner:
@@ -60,8 +60,7 @@ def load_runner(path: str | Path | None, preset_name: str | None = None, upstrea
         reference = PyTorchRunner(path, preset_name, upstream_compat)
         proto = export_onnx(reference.loaded.model, "standard")
         annotate(proto, {"scale": reference.scale, "form": "standard"})
-        runner = onnx_runner(proto, providers, threads)
-        runner.description = f"{reference.loaded.path.name} exported in memory ({runner.description})"
+        runner = onnx_runner(proto, providers, threads, f"{reference.loaded.path.name} exported in memory")
     elif kind == "onnx" and backend.startswith("onnxruntime"):
         runner = onnx_runner(path, providers, threads)
     elif kind == "engine" and backend == "tensorrt":

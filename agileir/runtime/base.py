@@ -26,8 +26,9 @@ class Runner:
 
     backend = "?"
 
-    def __init__(self, scale: int, description: str, precision: str = "fp32") -> None:
+    def __init__(self, scale: int, description: str, precision: str = "fp32", window: int = 1) -> None:
         self.scale = int(scale)
+        self.window = int(window)  # tiles start on multiples of it, so they see the whole image's windows
         self.description = description
         self.precision = precision
         self.is_active = False
@@ -91,7 +92,7 @@ class Runner:
         if self.max_shape and (h > self.max_shape[1] or w > self.max_shape[2]):
             tile = min(self.max_shape[1], self.max_shape[2])
             overlap = min(self.tile_overlap, tile // 2)
-            return upscale_tiled(self._fitted, batch, self.scale, tile, overlap)
+            return upscale_tiled(self._fitted, batch, self.scale, tile, overlap, align=self.window)
         return self._fitted(batch)
 
     __call__ = upscale

@@ -125,8 +125,8 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
     report = validate_artifact(artifact, dataset, scale, reference, backend, criterion,
                                progress=lambda r: click.echo(f"  {r['image']}: {r['psnr_vs_reference']:.2f} dB vs "
                                                              "reference", err=True))
-    click.echo(f"{report.artifact} ({report.precision}, {report.info['runner']}) vs "
-               f"{report.info['reference']['file']} on {Path(dataset).name} x{scale}")
+    click.echo(f"{report.info['runner']} [{report.precision}, {report.info['backend']}] vs the PyTorch FP32 "
+               f"reference {report.info['reference']['file']} on {Path(dataset).name} x{scale}")
     if report.info["reference"]["matches_artifact"] is False:
         click.echo("warning: the reference is not the checkpoint recorded in the artifact", err=True)
     click.echo(format_report(report))

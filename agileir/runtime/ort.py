@@ -122,7 +122,8 @@ class OnnxRuntimeRunner(Runner):
         meta = onnx_metadata(self.proto)
         if "scale" not in meta:
             raise ValueError(f"{name} has no agileir metadata (scale); export it with agileir-export")
-        super().__init__(int(meta["scale"]), f"{name} ({meta.get('form', '?')} form)", onnx_precision(self.proto))
+        super().__init__(int(meta["scale"]), f"{name} ({meta.get('form', '?')} form)", onnx_precision(self.proto),
+                         window=int(meta.get("window", 1)))
         self.providers, self.threads = providers, threads
         self.session = None
         self._dtype: type = np.float32

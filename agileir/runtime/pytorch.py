@@ -17,7 +17,8 @@ class PyTorchRunner(Runner):
         from ..models.load import load_model
 
         loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
-        super().__init__(loaded.config.scale, f"{loaded.path.name} ({loaded.preset or loaded.config.arch})")
+        super().__init__(loaded.config.scale, f"{loaded.path.name} ({loaded.preset or loaded.config.arch})",
+                         window=loaded.config.window_size)
         self.loaded, self.device = loaded, torch.device(device)
 
     @property

@@ -111,7 +111,7 @@ class TensorRTRunner(Runner):
         self.info = read_sidecar(self.path)
         super().__init__(int(self.info["scale"]),
                          f"{self.path.name} ({self.info.get('form', '?')} form, TensorRT {self.info['tensorrt_version']})",
-                         str(self.info["precision"]))
+                         str(self.info["precision"]), window=int(self.info.get("window", 1)))
         profile = self.info["profile"]
         self.min_shape = (profile["min"][0], profile["min"][2], profile["min"][3])
         self.max_shape = (profile["max"][0], profile["max"][2], profile["max"][3])

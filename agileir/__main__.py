@@ -1,0 +1,3 @@
+from agileir.cli import main
+
+main(prog_name="agileir")

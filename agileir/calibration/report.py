@@ -1,0 +1,179 @@
+"""`agileir calibrate`'s report: every precision x calibrator evaluated in ONNX Runtime CPU on benchmark
+sets, beside published low-bit PTQ results on SwinIR-light, as JSON, Markdown and a bar plot."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from .calibrators import CALIBRATORS, progress_steps
+from .dataset import DATA_DIR
+
+BASELINES = DATA_DIR / "baselines.json"
+REPORT_NAMES = ("calibration_report.json", "calibration_report.md", "calibration_report.png")
+CAVEAT = ("The published rows are 4-bit (W4A4) fake-quantization research results on SwinIR-light; ours are "
+          "deployable 8-bit graphs (explicit Q/DQ for TensorRT) evaluated in ONNX Runtime CPU. Compare the "
+          "drops (ΔPSNR against each method's own FP32 model), not the absolute PSNR, unless the model "
+          "evaluated here is SwinIR-light itself.")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    precision: str
+    bits: str
+    calibrator: str | None = None
+
+
+def variant_list(calibrators: tuple[str, ...] = CALIBRATORS, fp16: bool = True) -> list[Variant]:
+    out = [Variant("fp32", "fp32", "W32A32")]
+    if fp16:
+        out.append(Variant("fp16", "fp16", "W16A16"))
+    out += [Variant(f"int8-{c}", "int8", "W8A8", c) for c in calibrators]
+    return out
+
+
+def load_baselines(scale: int) -> dict | None:
+    data = json.loads(BASELINES.read_text())
+    rows = data["scales"].get(str(scale))
+    if rows is None:
+        return None
+    fp32 = next(r for r in rows if r["method"] == "FP32")
+    for row in rows:
+        for ds in ("Set5", "Set14"):
+            if ds in row:
+                row[ds]["delta_psnr"] = round(row[ds]["psnr"] - fp32[ds]["psnr"], 2)
+    return {"model": data["model"], "description": data["description"], "sources": data["sources"], "rows": rows}
+
+
+def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
+                 variants: list[Variant], datasets: list[Path], scale: int, evaluate_fn: Callable,
+                 progress: Callable[[int], None] | None = None) -> dict:
+    """Evaluate every variant's graph (same form) on every dataset; ΔPSNR against our FP32 graph."""
+    from ..inference import upscale_rgb
+    from .variants import batch_runner
+
+    results = []
+    bicubic = {}
+    for variant in variants:
+        run = batch_runner(graphs[variant.name], threads=model_info.get("threads", 0))
+        entry = {"name": variant.name, "precision": variant.precision, "bits": variant.bits,
+                 "calibrator": variant.calibrator, "datasets": {}}
+        for dataset in datasets:
+            res = evaluate_fn(lambda rgb: upscale_rgb(run, rgb, scale), dataset, scale, progress)
+            mean = res.summary()
+            entry["datasets"][dataset.name] = {"psnr": mean["psnr"], "ssim": mean["ssim"],
+                                               "per_image": [{k: r[k] for k in ("image", "psnr", "ssim")}
+                                                             for r in res.per_image]}
+            bicubic[dataset.name] = {"psnr": mean["bicubic_psnr"], "ssim": mean["bicubic_ssim"]}
+        results.append(entry)
+    fp32 = next(r for r in results if r["name"] == "fp32")
+    for entry in results:
+        for name, d in entry["datasets"].items():
+            d["delta_psnr"] = d["psnr"] - fp32["datasets"][name]["psnr"]
+    return {"model": model_info, "metric": "PSNR/SSIM on Y, border crop = scale (BasicSR formulas)",
+            "scale": scale, "variants": results, "bicubic": bicubic, "baselines": load_baselines(scale),
+            "caveat": CAVEAT}
+
+
+def markdown(report: dict) -> str:
+    m = report["model"]
+    names = list(report["bicubic"])
+    lines = [f"# Calibration report: {m.get('file', '?')} ({m.get('arch', '?')}, x{report['scale']})", "",
+             f"Evaluated in ONNX Runtime CPU, {m.get('form', 'standard')} form; {report['metric']}. "
+             f"Calibration: {m.get('calibration_images', '?')}.", "",
+             "## Our variants", "",
+             "| variant | bits | " + " | ".join(f"{n} PSNR / SSIM | {n} ΔPSNR" for n in names) + " |",
+             "|---|---|" + "---|---|" * len(names)]
+    for v in report["variants"]:
+        cells = [f"{v['datasets'][n]['psnr']:.2f} / {v['datasets'][n]['ssim']:.4f} | {v['datasets'][n]['delta_psnr']:+.2f}"
+                 for n in names]
+        lines.append(f"| {v['name']} | {v['bits']} | " + " | ".join(cells) + " |")
+    lines.append("| bicubic | - | " + " | ".join(f"{report['bicubic'][n]['psnr']:.2f} / {report['bicubic'][n]['ssim']:.4f} | "
+                                                   for n in names) + " |")
+    base = report.get("baselines")
+    if base:
+        shown = ("Set5", "Set14")
+        lines += ["", f"## Published PTQ results on {base['model']} (x{report['scale']})", "",
+                  "| method | bits | " + " | ".join(f"{n} PSNR | {n} ΔPSNR" for n in shown) + " | source |",
+                  "|---|---|" + "---|---|" * len(shown) + "---|"]
+        for row in base["rows"]:
+            cells = [f"{row[n]['psnr']:.2f}" + (f" / {row[n]['ssim']:.4f}" if "ssim" in row[n] else "")
+                     + f" | {row[n]['delta_psnr']:+.2f}" for n in shown]
+            refs = ", ".join(f"[{s}]({base['sources'][s]['url']})" for s in row["sources"])
+            lines.append(f"| {row['method']} | {row['bits']} | " + " | ".join(cells) + f" | {refs} |")
+        lines += ["", f"**Note.** {report['caveat']}", ""]
+        lines += [f"- {k}: {s['title']} ({s['venue']}{', ' + s['table'] if 'table' in s else ''}), {s['url']}"
+                  for k, s in base["sources"].items()]
+    else:
+        lines += ["", f"No published SwinIR-light PTQ baselines are recorded for x{report['scale']}."]
+    study = report.get("fp16_study")
+    if study:
+        lines += ["", "## FP16: op types kept in FP32", "",
+                  f"PSNR (dB, RGB, all pixels) of FP16 vs FP32 output on {study['image']} "
+                  f"({study['form']} form). `ort_fp16`: the FP16 graph in ONNX Runtime CPU; `fp16_storage`: "
+                  "every value an FP16 graph stores rounded to FP16 (see docs/calibration.md).", "",
+                  "| kept FP32 | ort_fp16 | fp16_storage | non-finite |", "|---|---|---|---|"]
+        for row in study["rows"]:
+            lines.append(f"| {', '.join(row['blocked']) or '(none)'} | {row['ort_fp16_psnr_db']:.2f} | "
+                         f"{row['fp16_storage_psnr_db']:.2f} | {row['ort_fp16_nonfinite'] + row['fp16_storage_nonfinite']} |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in report["bicubic"]]
+    colors = {"fp16": "tab:green", "int8": "tab:blue"}
+    bars = [(v["name"] + f" ({v['bits']})", [v["datasets"][n]["delta_psnr"] for n in names], colors[v["precision"]])
+            for v in report["variants"] if v["name"] != "fp32"]
+    base = report.get("baselines")
+    if base:
+        for row in base["rows"]:
+            if row["method"] != "FP32":
+                bars.append((f"{row['method']} ({row['bits']}, {base['model']})",
+                             [row[n]["delta_psnr"] if n in row else np.nan for n in names], "tab:gray"))
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 0.45 * len(bars) + 1.8), squeeze=False)
+    for ax, (i, name) in zip(axes[0], enumerate(names)):
+        labels = [b[0] for b in bars]
+        values = [b[1][i] for b in bars]
+        ax.barh(range(len(bars)), values, color=[b[2] for b in bars])
+        ax.set_yticks(range(len(bars)), labels if i == 0 else [""] * len(bars), fontsize=8)
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.margins(x=0.15)
+        ax.set_title(f"{name} x{report['scale']}: ΔPSNR vs own FP32 (dB)")
+        for y, v in enumerate(values):
+            if np.isfinite(v):
+                ax.text(v, y, f" {v:+.2f}", va="center", ha="left" if v >= 0 else "right", fontsize=7)
+    fig.suptitle("ours (ONNX Runtime CPU): blue INT8 W8A8, green FP16    gray: published SwinIR-light W4A4 PTQ",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: dict, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / n for n in REPORT_NAMES]
+    tmp = [p.with_name(f".{p.name}.tmp") for p in paths]
+    tmp[0].write_text(json.dumps(report, indent=1) + "\n")
+    tmp[1].write_text(markdown(report))
+    bar_plot(report, tmp[2].with_suffix(".tmp.png"))
+    tmp[2].with_suffix(".tmp.png").replace(tmp[2])
+    for t, p in zip(tmp, paths):
+        t.replace(p)
+    return paths
+
+
+def report_steps(variants: list[Variant], datasets: list[int], calib_images: int, calib_tensors: int) -> int:
+    cal = sum(progress_steps(v.calibrator, calib_images, calib_tensors) for v in variants if v.calibrator)
+    return cal + len(variants) * sum(datasets)
+
