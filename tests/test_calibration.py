@@ -295,7 +295,7 @@ def test_calibrate_cli_writes_the_report(tiny_checkpoint, tmp_path):
     set5 = _benchmark(tmp_path, "Set5", 3, [(12, 17)])
     out = tmp_path / "report"
     r = invoke(["calibrate", tiny_checkpoint, "--eval", set5, "-o", out, "--calibrator", "max",
-                "--no-fp16-study", "--threads", "1", "--calib-dir", DATA_DIR])
+                "--threads", "1", "--calib-dir", DATA_DIR])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "calibration_report.json").read_text())
     assert [v["name"] for v in report["variants"]] == ["fp32", "fp16", "int8-max"]
@@ -303,3 +303,14 @@ def test_calibrate_cli_writes_the_report(tiny_checkpoint, tmp_path):
     assert report["baselines"] is None  # x3: no published SwinIR-light PTQ rows recorded
     assert (out / "calibration_report.png").stat().st_size > 0 and (out / "calibration_max.json").is_file()
     assert "int8-max" in (out / "calibration_report.md").read_text()
+
+
+def test_ranges_are_matched_by_node_name_across_exports(int8, exported):
+    """A calibration made on the dynamic-shape export quantizes a static-shape export of the same model."""
+    from agileir.export.onnx_export import ExportOptions
+
+    cal = int8[0]
+    static = export_onnx(exported["model"], "standard", ExportOptions(static_shape=(1, 3, 16, 24)))
+    graph = V.int8_forms({"standard": static}, cal)["standard"]
+    assert qdq_violations(graph) == []
+    assert np.isfinite(run(graph, np.random.default_rng(0).random((1, 3, 16, 24), dtype=np.float32))).all()

@@ -1,0 +1,12 @@
+"""Reduced-precision variants of the exported graphs (docs/calibration.md).
+
+fp16        FP16 autocast (onnxconverter-common), FP32 I/O, sensitive ops and plugin parameters FP32
+int8        explicit Q/DQ (onnxruntime.quantization) on the standard form, carried to the plugin form
+qdq_rules   which layers are quantized; checker for TensorRT's explicit-quantization rules
+calibrators activation ranges: max, entropy, percentile (ONNX Runtime's algorithms), mse
+dataset     the bundled calibration set (training images only) or a folder of LR images
+record      calibration.json
+variants    build + validate the variant files (used by agileir-export --fp16/--int8)
+report      `agileir calibrate`: evaluation against published PTQ baselines
+fp16_study  which op types FP16 must keep in FP32, measured
+"""

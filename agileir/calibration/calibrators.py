@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import onnx
@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 CALIBRATORS = ("entropy", "max", "percentile", "mse")
 DEFAULT_CALIBRATOR = "entropy"
 # entropy: TensorRT's legacy entropy calibrator settings (2048-bin histogram, 128 quantized bins)
-SETTINGS = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "max": {},
     "entropy": {"num_bins": 2048, "num_quantized_bins": 128},
     "percentile": {"num_bins": 2048, "percentile": 99.99},
@@ -99,7 +99,7 @@ def build_histograms(batches: Iterable[dict[str, np.ndarray]], method: str, extr
     of |x| on [min |x|, max |x|] (ORT's symmetric collect_absolute_value)."""
     bins = SETTINGS[method]["num_bins"]
     absolute = method == "percentile"
-    ranges = {}
+    ranges: dict[str, Any] = {}  # float32 ends, exactly as ORT's collector passes them
     for t, (lo, hi, abs_lo) in extremes.items():
         top = np.float32(max(abs(lo), abs(hi)))
         ranges[t] = (abs_lo, top) if absolute else (-top, top)

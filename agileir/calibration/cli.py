@@ -22,11 +22,12 @@ from .calibrators import CALIBRATORS
 @click.option("--form", type=click.Choice(["standard", "plugin"]), default="standard", show_default=True,
               help="export form evaluated (the INT8 ranges always come from the standard form)")
 @click.option("--no-fp16", is_flag=True, help="leave out the FP16 variant")
-@click.option("--no-fp16-study", is_flag=True, help="skip the FP16 op-blocking measurement")
+@click.option("--fp16-study", is_flag=True,
+              help="also measure FP16 vs FP32 output blocking each op type (slow: ~20 graph sessions)")
 @click.option("--threads", default=0, show_default=True, help="ONNX Runtime CPU threads for evaluation (0: all)")
 @model_options
 @friendly_errors
-def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form, no_fp16, no_fp16_study,
+def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form, no_fp16, fp16_study,
                   threads, preset_name, upstream_compat):
     """Calibrate MODEL (default: bundled AgileIR-light x4) with each INT8 calibrator, evaluate FP32, FP16 and
     every INT8 variant on --eval sets, and write calibration_report.{json,md,png} beside published
@@ -42,6 +43,11 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     from .fp16 import to_fp16
     from .fp16_study import block_study
 
+    for module, extra in (("matplotlib", "plot"), ("onnxconverter_common", "onnx")):
+        try:
+            __import__(module)
+        except ImportError:
+            raise CliError(f"agileir calibrate needs {module} (pip install 'agileir[{extra}]')") from None
     loaded = load_torch_model(model, preset_name, upstream_compat)
     scale = scale or loaded.config.scale
     if scale != loaded.config.scale:
@@ -81,12 +87,20 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
                 graphs[v.name] = V.int8_forms(forms, cal)[form]
         bar.set_postfix_str("evaluating")
         report = R.build_report(info, graphs, variants, datasets, scale, evaluate, bar.update)
-    if not no_fp16_study:
-        hr, lr_path = benchmark_pairs(datasets[0], scale)[0]
-        click.echo(f"FP16 op-blocking study on {lr_path.name} ...", err=True)
-        rows = block_study(forms["standard"], read_image(lr_path).to_rgb())
-        report["fp16_study"] = {"image": f"{datasets[0].name}/{lr_path.name}", "form": "standard", "rows": rows}
     paths = R.write_report(report, out)
+    if fp16_study:
+        # the smallest image of the first set: the study runs the graph about 25 times
+        from PIL import Image
+
+        def pixels(path):
+            with Image.open(path) as im:
+                return im.width * im.height
+
+        lr_path = min((lr for _, lr in benchmark_pairs(datasets[0], scale)), key=pixels)
+        with tqdm(desc="FP16 op-blocking study", unit="block list") as bar:
+            rows = block_study(forms["standard"], read_image(lr_path).to_rgb(), progress=bar.update)
+        report["fp16_study"] = {"image": f"{datasets[0].name}/{lr_path.name}", "form": "standard", "rows": rows}
+        paths = R.write_report(report, out)
     for v in report["variants"]:
         cells = "  ".join(f"{n} {d['psnr']:.2f} dB / {d['ssim']:.4f} ({d['delta_psnr']:+.2f})"
                           for n, d in v["datasets"].items())

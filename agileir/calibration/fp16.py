@@ -6,6 +6,8 @@ returns FP16 while its parameters (inputs 1-3) stay FP32, as the plugin contract
 """
 from __future__ import annotations
 
+import warnings
+
 import onnx
 from onnx import TensorProto
 
@@ -24,8 +26,10 @@ def to_fp16(proto: onnx.ModelProto, block_ops: tuple[str, ...] | list[str] = DEF
     # The plugin node is blocked so its parameters keep FP32; its qkv/output casts are undone below.
     blocked = list(float16.DEFAULT_OP_BLOCK_LIST) + list(block_ops) + [OP_TYPE]
     _unshare_initializers(model, set(blocked))
-    model = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked,
-                                             max_finite_val=FP16_MAX)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one warning per weight below FP16's normal range, clamped to 1e-7
+        model = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked,
+                                                 max_finite_val=FP16_MAX)
     _retype_source_casts(model, source_casts, set(block_ops))
     _plugin_io_to_fp16(model)
     return onnx.shape_inference.infer_shapes(model)

@@ -12,6 +12,7 @@ Two measurements per block list:
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import onnx
@@ -24,6 +25,10 @@ from .fp16 import to_fp16
 # Op types that do floating-point arithmetic in these graphs (data movement and index ops excluded).
 ARITHMETIC_OPS = ("LayerNormalization", "Softmax", "MatMul", "Conv", "Add", "Mul", "Div", "Sub", "Erf",
                   "ReduceMean", "Pow", "Sqrt")
+# Outputs of these are FP16 values already when their inputs are: no rounding to insert after them.
+VALUE_PRESERVING = {"Reshape", "Transpose", "Slice", "Gather", "Concat", "Split", "Squeeze", "Unsqueeze",
+                    "Flatten", "Tile", "Expand", "DepthToSpace", "SpaceToDepth", "Pad", "Identity", "Where",
+                    "Relu", "Max", "Min", "Clip", "Shape", "Constant"}
 
 
 def emulate_fp16_storage(proto: onnx.ModelProto, block_ops: tuple[str, ...] = ()) -> onnx.ModelProto:
@@ -48,12 +53,13 @@ def emulate_fp16_storage(proto: onnx.ModelProto, block_ops: tuple[str, ...] = ()
             init.CopyFrom(numpy_helper.from_array(rounded, init.name))
     nodes = []
     rounded_inputs = set()
+    input_names = {g.name for g in graph.input}
     for node in graph.node:
         for i, name in enumerate(node.input):
-            if name in {g.name for g in graph.input} and not kept_fp32(node, i):
+            if name in input_names and not kept_fp32(node, i):
                 rounded_inputs.add(name)
         nodes.append(node)
-        if kept_fp32(node):
+        if kept_fp32(node) or node.op_type in VALUE_PRESERVING:
             continue
         for j, out in enumerate(node.output):
             if out in floats:
@@ -61,12 +67,12 @@ def emulate_fp16_storage(proto: onnx.ModelProto, block_ops: tuple[str, ...] = ()
                 nodes += _round_trip(node.output[j], out)
     graph_inputs = []
     for name in sorted(rounded_inputs):  # an FP16 graph casts its FP32 input to FP16 first
-        rounded = f"{name}__fp16"
+        half_name = f"{name}__fp16"
         for node in nodes:
             for i, inp in enumerate(node.input):
                 if inp == name and not kept_fp32(node, i):
-                    node.input[i] = rounded
-        graph_inputs += _round_trip(name, rounded)
+                    node.input[i] = half_name
+        graph_inputs += _round_trip(name, half_name)
     del graph.node[:]
     graph.node.extend(graph_inputs + nodes)
     return model
@@ -107,7 +113,7 @@ def block_study(standard: onnx.ModelProto, lr: np.ndarray, candidates: list[tupl
     for block in candidates:
         if any(op not in present for op in block):
             continue
-        row = {"blocked": list(block)}
+        row: dict[str, Any] = {"blocked": list(block)}
         for key, graph, optimize in (("ort_fp16", to_fp16(standard, block), True),
                                      ("fp16_storage", emulate_fp16_storage(standard, block), False)):
             out = _run(graph, batch, optimize)

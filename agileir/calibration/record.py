@@ -70,15 +70,24 @@ class Calibration:
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path.name} is not a complete calibration file (missing {e})") from None
 
-    def check_fits(self, readers: dict[str, list[str]], checkpoint_sha256: str | None = None) -> None:
-        """ValueError unless this calibration was made for the same model and covers its layers."""
+    def node_ranges(self) -> dict[str, tuple[float, float]]:
+        """Quantized node name -> range of its activation input (names are the same in every export)."""
+        return {node: self.ranges[tensor] for tensor, nodes in self.readers.items() for node in nodes}
+
+    def ranges_for(self, activation_inputs: dict[str, str]) -> dict[str, tuple[float, float]]:
+        """Tensor ranges for a graph given as node name -> activation tensor (qdq_rules.activation_inputs)."""
+        by_node = self.node_ranges()
+        missing = sorted(set(activation_inputs) - set(by_node))
+        if missing:
+            raise ValueError(f"the calibration has no range for {len(missing)} quantized layer(s) of this "
+                             f"model, e.g. {missing[0]}")
+        return {tensor: by_node[node] for node, tensor in activation_inputs.items()}
+
+    def check_checkpoint(self, checkpoint_sha256: str | None) -> None:
         recorded = (self.model.get("source_checkpoint") or {}).get("sha256")
         if checkpoint_sha256 and recorded and recorded != checkpoint_sha256:
-            raise ValueError(f"the calibration was made for checkpoint {recorded[:12]}..., not {checkpoint_sha256[:12]}...")
-        missing = sorted(set(readers) - set(self.ranges))
-        if missing:
-            raise ValueError(f"the calibration has no range for {len(missing)} input(s) of this model's "
-                             f"quantized layers, e.g. {missing[0]}")
+            raise ValueError(f"the calibration was made for checkpoint {recorded[:12]}..., "
+                             f"not {checkpoint_sha256[:12]}...")
 
 
 def graph_sha256(proto: onnx.ModelProto) -> str:

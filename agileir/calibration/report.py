@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -61,7 +61,7 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
     bicubic = {}
     for variant in variants:
         run = batch_runner(graphs[variant.name], threads=model_info.get("threads", 0))
-        entry = {"name": variant.name, "precision": variant.precision, "bits": variant.bits,
+        entry: dict[str, Any] = {"name": variant.name, "precision": variant.precision, "bits": variant.bits,
                  "calibrator": variant.calibrator, "datasets": {}}
         for dataset in datasets:
             res = evaluate_fn(lambda rgb: upscale_rgb(run, rgb, scale), dataset, scale, progress)

@@ -1,7 +1,7 @@
 """FP16 and INT8 variants of the exported forms: build, calibrate, validate in ONNX Runtime CPU."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -39,8 +39,10 @@ def calibrate(standard: onnx.ModelProto, images: list[CalibrationImage], calibra
 
 
 def int8_forms(forms: dict[str, onnx.ModelProto], calibration: Calibration) -> dict[str, onnx.ModelProto]:
-    """INT8 graphs for the given forms; `forms` must hold the standard form (calibrated on it)."""
-    quantized = quantize_standard(forms["standard"], calibration.ranges)
+    """INT8 graphs for the given forms; `forms` must hold the standard form. Ranges are matched by node
+    name, so a calibration made on one export (say, dynamic shapes) fits another (static shapes)."""
+    ranges = calibration.ranges_for(activation_inputs(forms["standard"]))
+    quantized = quantize_standard(forms["standard"], ranges)
     out = {"standard": quantized}
     if "plugin" in forms:
         out["plugin"] = transplant_qdq(quantized, forms["plugin"])
@@ -69,7 +71,7 @@ def compare_outputs(proto: onnx.ModelProto, reference: np.ndarray, lr: np.ndarra
     """PSNR (0..1, clipped, all channels) and max abs error of a variant vs the FP32 graph's output."""
     batch = np.ascontiguousarray(lr.transpose(2, 0, 1)[None], dtype=np.float32)
     out = batch_runner(proto)(batch)
-    check = {"against": "fp32 graph output (ONNX Runtime CPU)", "input_hw": list(lr.shape[:2]),
+    check: dict[str, Any] = {"against": "fp32 graph output (ONNX Runtime CPU)", "input_hw": list(lr.shape[:2]),
              "psnr_db": psnr(np.clip(out, 0, 1), np.clip(reference, 0, 1)),
              "max_abs_err": float(np.abs(out - reference).max()), "min_psnr_db": MIN_PSNR_DB[precision]}
     check["passed"] = bool(np.isfinite(out).all()) and check["psnr_db"] >= MIN_PSNR_DB[precision]

@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,7 +37,7 @@ class VariantOptions:
     calib_dir: Path | None = None  # None: the bundled calibration set
     calib_json: Path | None = None  # reuse these ranges instead of calibrating
     fp16_block: tuple[str, ...] | None = None  # None: agileir.calibration.fp16.DEFAULT_BLOCK_OPS
-    calibration: object | None = None  # a loaded Calibration (from calib_json), checked before exporting
+    calibration: Any = None  # a loaded Calibration (from calib_json), checked before exporting
     images: list | None = None  # loaded calibration images
 
     @property
@@ -80,7 +81,8 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         echo(f"[{form}] tracing and cleaning the graph ...")
         proto = export_onnx(loaded.model, form, options)
         protos[form] = onnx.ModelProto.FromString(proto.SerializeToString())
-        entry = {"file": FILES[form], "node_counts": node_counts(proto), "export_s": round(time.time() - t0, 1)}
+        entry: dict[str, Any] = {"file": FILES[form], "node_counts": node_counts(proto),
+                                 "export_s": round(time.time() - t0, 1)}
         if validate:
             check = parity(create_session(proto, ["CPUExecutionProvider"]), loaded.model, sample)
             check["passed"] = check["psnr_db"] >= FP32_PSNR_DB and check["max_abs_err"] <= FP32_MAX_ABS
@@ -100,13 +102,14 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
             echo("[standard] tracing the standard form for INT8 calibration (not written) ...")
             protos["standard"] = export_onnx(loaded.model, "standard", options)
         base = {k: v for k, v in info.items() if k != "forms"}
-        info["variants"] = write_variants(loaded, protos, forms, out_dir, sample, variants, base, validate, echo)
+        info["variants"] = write_variants(loaded, protos, forms, out_dir, sample, variants, base, validate, echo,
+                                          static_shape, opset)
     _write_json(out_dir / "export.json", info)
     return info
 
 
 def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample, options: VariantOptions,
-                   base: dict, validate: bool = True, echo=click.echo) -> dict:
+                   base: dict, validate: bool = True, echo=click.echo, static_shape=None, opset: int = 17) -> dict:
     """FP16 and/or INT8 files of `forms` in `out_dir`; returns export.json's "variants" entry."""
     import numpy as np
     from tqdm import tqdm
@@ -116,7 +119,7 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
     from ..calibration.dataset import load_images
     from ..calibration.fp16 import DEFAULT_BLOCK_OPS
     from ..calibration.record import Calibration
-    from .onnx_export import annotate, node_counts, save_checked
+    from .onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
 
     batch = np.ascontiguousarray(sample.transpose(2, 0, 1)[None], dtype=np.float32)
     references: dict = {}
@@ -127,23 +130,25 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
         return references[form]
 
     built: dict[str, dict] = {}
-    result: dict = {}
+    result: dict[str, Any] = {}
     if options.fp16:
         block = tuple(options.fp16_block) if options.fp16_block is not None else DEFAULT_BLOCK_OPS
         echo(f"[fp16] converting with onnxconverter-common, FP32 kept for: {', '.join(block) or 'nothing'}")
         built["fp16"] = V.fp16_forms({f: protos[f] for f in forms}, block)
         result["fp16"] = {"tool": "onnxconverter-common float16", "fp32_ops": list(block), "io": "float32"}
     if options.int8:
-        readers = V.readers_of(protos["standard"])
         if options.calib_json:
             calibration = options.calibration or Calibration.load(options.calib_json)
-            calibration.check_fits(readers, loaded.sha256)
+            calibration.check_checkpoint(loaded.sha256)
             echo(f"[int8] ranges from {options.calib_json} ({calibration.calibrator}, not recalibrated)")
         else:
             images = options.images or load_images(options.calib_dir)
-            steps = progress_steps(options.calibrator, len(images), len(readers))
+            graph = protos["standard"]
+            if static_shape:  # calibration images have their own sizes: calibrate a dynamic-shape export
+                graph = export_onnx(loaded.model, "standard", ExportOptions(opset=opset))
+            steps = progress_steps(options.calibrator, len(images), len(V.readers_of(graph)))
             with tqdm(total=steps, desc=f"calibrating ({options.calibrator})", unit="step") as bar:
-                calibration = V.calibrate(protos["standard"], images, options.calibrator,
+                calibration = V.calibrate(graph, images, options.calibrator,
                                           {"source_checkpoint": base["source_checkpoint"]}, bar.update)
         calibration.save(out_dir / V.CALIBRATION_FILE)
         echo(f"[int8] wrote {out_dir / V.CALIBRATION_FILE} ({len(calibration.ranges)} activation ranges)")
@@ -153,7 +158,7 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
     for precision, graphs in built.items():
         for form, proto in graphs.items():
             name = V.FILES[(precision, form)]
-            entry = {"file": name, "node_counts": node_counts(proto)}
+            entry: dict[str, Any] = {"file": name, "node_counts": node_counts(proto)}
             if precision == "int8":
                 entry["quantization"] = V.describe_int8(proto)
             if validate:
@@ -206,6 +211,11 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
         raise CliError(f"calibration folder not found: {calib_dir}")
     if fp16_block is not None and not fp16:
         raise CliError("--fp16-keep-fp32 needs --fp16")
+    if fp16:
+        try:
+            import onnxconverter_common  # noqa: F401
+        except ImportError:
+            raise CliError("--fp16 needs onnxconverter-common (pip install 'agileir[onnx]')") from None
     block = tuple(op.strip() for op in fp16_block.split(",") if op.strip()) if fp16_block is not None else None
     variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
                               Path(calib_json) if calib_json else None, block)
@@ -216,7 +226,7 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
 
         if calib_json:
             variants.calibration = Calibration.load(calib_json)
-            variants.calibration.check_fits({}, loaded.sha256)
+            variants.calibration.check_checkpoint(loaded.sha256)
         else:
             variants.images = load_images(variants.calib_dir)
     out = Path(out_dir) if out_dir else Path(f"export_{loaded.path.stem}")
