@@ -90,10 +90,10 @@ def markdown(report: dict) -> str:
              "| variant | bits | " + " | ".join(f"{n} PSNR / SSIM | {n} ΔPSNR" for n in names) + " |",
              "|---|---|" + "---|---|" * len(names)]
     for v in report["variants"]:
-        cells = [f"{v['datasets'][n]['psnr']:.2f} / {v['datasets'][n]['ssim']:.4f} | {v['datasets'][n]['delta_psnr']:+.2f}"
+        cells = [f"{v['datasets'][n]['psnr']:.3f} / {v['datasets'][n]['ssim']:.4f} | {v['datasets'][n]['delta_psnr']:+.3f}"
                  for n in names]
         lines.append(f"| {v['name']} | {v['bits']} | " + " | ".join(cells) + " |")
-    lines.append("| bicubic | - | " + " | ".join(f"{report['bicubic'][n]['psnr']:.2f} / {report['bicubic'][n]['ssim']:.4f} | "
+    lines.append("| bicubic | - | " + " | ".join(f"{report['bicubic'][n]['psnr']:.3f} / {report['bicubic'][n]['ssim']:.4f} | "
                                                    for n in names) + " |")
     base = report.get("baselines")
     if base:
@@ -152,7 +152,8 @@ def bar_plot(report: dict, path: Path) -> None:
         ax.set_title(f"{name} x{report['scale']}: ΔPSNR vs own FP32 (dB)")
         for y, v in enumerate(values):
             if np.isfinite(v):
-                ax.text(v, y, f" {v:+.2f}", va="center", ha="left" if v >= 0 else "right", fontsize=7)
+                digits = 3 if bars[y][2] != "tab:gray" else 2
+                ax.text(v, y, f" {v:+.{digits}f} ", va="center", ha="left" if v >= 0 else "right", fontsize=7)
     fig.suptitle("ours (ONNX Runtime CPU): blue INT8 W8A8, green FP16    gray: published SwinIR-light W4A4 PTQ",
                  fontsize=9)
     fig.tight_layout()
