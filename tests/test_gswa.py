@@ -95,3 +95,12 @@ def test_rejects_bad_shapes():
     x = torch.zeros(1, 2, 16, 16)
     with pytest.raises(ValueError, match="shift"):
         gswa(x, x, x, None, None, torch.zeros(225), 8, 8, 1.0)
+
+
+def test_inference_then_training_shares_no_inference_tensors():
+    q = torch.randn(1, 2, 16, 16)
+    table = torch.zeros(225, requires_grad=True)
+    with torch.inference_mode():
+        gswa(q, q, q, None, None, table, 8, 4, 1.0)  # fills the coordinate cache in inference mode
+    gswa(q, q, q, None, None, table, 8, 4, 1.0).sum().backward()  # must not reuse those tensors
+    assert table.grad is not None

@@ -64,7 +64,7 @@ def shift_mask(h: int, w: int, window: int, shift: int, device=None) -> torch.Te
 
 
 @functools.lru_cache(maxsize=64)
-def _memo(fn, *args):
+def _memo(fn, inference_mode: bool, *args):
     return fn(*args)
 
 
@@ -73,7 +73,8 @@ def _cached(fn, *args):
     rebuilt from the (symbolic) sizes so that nothing shape-specific is baked into the graph."""
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
         return fn(*args)
-    return _memo(fn, *args)
+    # Tensors made under inference_mode cannot be saved for backward, so each mode gets its own entry.
+    return _memo(fn, torch.is_inference_mode_enabled(), *args)
 
 
 def gswa(
