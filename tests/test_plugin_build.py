@@ -280,11 +280,12 @@ def test_modules_import_without_tensorrt():
 
 def test_qdp_registration_without_tensorrt_is_one_clear_line():
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except Exception:
         pass
     else:
-        pytest.skip("TensorRT is installed here")
+        if hasattr(tensorrt, "Builder"):  # a namespace from tensorrt-stubs alone is not TensorRT
+            pytest.skip("TensorRT is installed here")
     from agileir.plugins import qdp, register_qdp
 
     with pytest.raises(RuntimeError) as info:
