@@ -314,3 +314,41 @@ def test_ranges_are_matched_by_node_name_across_exports(int8, exported):
     graph = V.int8_forms({"standard": static}, cal)["standard"]
     assert qdq_violations(graph) == []
     assert np.isfinite(run(graph, np.random.default_rng(0).random((1, 3, 16, 24), dtype=np.float32))).all()
+
+
+def unfolded(proto):
+    """The graph as the exporter leaves Linear weights over 16 KB: each MatMul reads Transpose(weight)."""
+    model = onnx.ModelProto.FromString(proto.SerializeToString())
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and node.input[1] in inits:
+            weight = inits[node.input[1]]
+            source = numpy_helper.from_array(np.ascontiguousarray(numpy_helper.to_array(weight).T), weight.name + ".w")
+            model.graph.initializer.remove(weight)
+            model.graph.initializer.append(source)
+            nodes.append(onnx.helper.make_node("Transpose", [source.name], [weight.name], perm=[1, 0]))
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def weight_transposes(proto):
+    inits = {i.name for i in proto.graph.initializer}
+    return sum(n.op_type == "Transpose" and n.input[0] in inits for n in proto.graph.node)
+
+
+def test_transposed_linear_weights_are_quantized_per_channel(exported, calib_images):
+    forms = {f: unfolded(exported[f]) for f in ("standard", "plugin")}
+    assert weight_transposes(forms["plugin"]) == len(activation_inputs(forms["plugin"])) - sum(
+        n.op_type == "Conv" for n in forms["plugin"].graph.node)
+    assert set(activation_inputs(forms["standard"])) == set(activation_inputs(exported["standard"]))
+    cal = V.calibrate(forms["standard"], calib_images[:2], "max")
+    graphs = V.int8_forms(forms, cal)
+    reference = V.int8_forms({f: exported[f] for f in forms}, V.calibrate(exported["standard"], calib_images[:2], "max"))
+    x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    for form, graph in graphs.items():
+        assert qdq_violations(graph) == [], form
+        assert weight_transposes(graph) == 0
+        np.testing.assert_allclose(run(graph, x), run(reference[form], x), atol=1e-5)
