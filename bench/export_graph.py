@@ -5,7 +5,8 @@
 Forms: "naive" traces the reference GSWA op as it is (a copy of the window bookkeeping per head
 group), "standard" is what agileir-export writes as model.onnx, "plugin" is model.plugin.onnx.
 Latency compares ONNX Runtime (standard form) with PyTorch eager on the same fused model, one
-process, the same threads, interleaved runs, median of --runs after one warm-up.
+process, the same threads, one size at a time (eager runs, then ORT runs), median of --runs after one
+warm-up each.
 """
 from __future__ import annotations
 
