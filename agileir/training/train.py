@@ -149,7 +149,7 @@ def train(cfg: TrainConfig) -> dict:
     torch.save(ema.state_dict(), out / "ema.pt")
     meta = {"config": config.to_dict(), "train": asdict(cfg), "steps": state["step"],
             "wall_s": round(state["wall_s"], 1), "history": state["history"],
-            "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, "
-                        f"torch {torch.__version__}"}
+            "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"}
     (out / "summary.json").write_text(json.dumps(meta, indent=2))
     return meta
