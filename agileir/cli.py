@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,14 @@ class CliError(click.ClickException):
 
     def show(self, file=None):
         click.echo(f"error: {self.message}", err=True)
+
+
+def require_module(module: str, extra: str, needed_by: str, package: str | None = None) -> None:
+    """One-line error naming the extra to install when an optional dependency is missing."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise CliError(f"{needed_by} needs {package or module} (pip install 'agileir[{extra}]')") from None
 
 
 def friendly_errors(fn):

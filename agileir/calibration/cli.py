@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import CliError, friendly_errors, load_torch_model, model_options
+from ..cli import CliError, friendly_errors, load_torch_model, model_options, require_module
 from .calibrators import CALIBRATORS
 
 
@@ -44,10 +44,7 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     from .fp16_study import block_study
 
     for module, extra in (("matplotlib", "plot"), ("onnxconverter_common", "onnx")):
-        try:
-            __import__(module)
-        except ImportError:
-            raise CliError(f"agileir calibrate needs {module} (pip install 'agileir[{extra}]')") from None
+        require_module(module, extra, "agileir calibrate")
     loaded = load_torch_model(model, preset_name, upstream_compat)
     scale = scale or loaded.config.scale
     if scale != loaded.config.scale:
@@ -87,7 +84,7 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
                 graphs[v.name] = V.int8_forms(forms, cal)[form]
         bar.set_postfix_str("evaluating")
         report = R.build_report(info, graphs, variants, datasets, scale, evaluate, bar.update)
-    paths = R.write_report(report, out)
+    paths = R.write_report(report, out)  # written before the slow FP16 study, rewritten with it below
     if fp16_study:
         # the smallest image of the first set: the study runs the graph about 25 times
         from PIL import Image

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..cli import CliError, _write_json, friendly_errors, model_options
+from ..cli import CliError, _write_json, friendly_errors, model_options, require_module
 
 FILES = {"standard": "model.onnx", "plugin": "model.plugin.onnx"}
 # The export gate is PSNR, as in `agileir validate`. Max abs error is reported, not gated: on the synthetic
@@ -215,10 +215,7 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
     if fp16_block is not None and not fp16:
         raise CliError("--fp16-keep-fp32 needs --fp16")
     if fp16:
-        try:
-            import onnxconverter_common  # noqa: F401
-        except ImportError:
-            raise CliError("--fp16 needs onnxconverter-common (pip install 'agileir[onnx]')") from None
+        require_module("onnxconverter_common", "onnx", "--fp16", package="onnxconverter-common")
     block = tuple(op.strip() for op in fp16_block.split(",") if op.strip()) if fp16_block is not None else None
     variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
                               Path(calib_json) if calib_json else None, block)
