@@ -9,7 +9,7 @@ import numpy as np
 
 from .imageio import ImageError, list_images, read_image, to_uint8
 from .metrics import psnr_ssim_y
-from .training.imresize import upscale_bicubic
+from .imresize import upscale_bicubic
 
 UpscaleArray = Callable[[np.ndarray], np.ndarray]  # HxWx3 float [0,1] -> (H*s)x(W*s)x3
 

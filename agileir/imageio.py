@@ -12,7 +12,6 @@ stored with 16 bits, other 16-bit requests fall back to 8 bits with a warning.
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
+
+from .atomic import atomic_path
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -159,22 +160,6 @@ def _to_pil(rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int) -> tuple[
     return PILImage.fromarray(np.ascontiguousarray(channels)), 8
 
 
-def _create_temp_beside(path: Path) -> Path:
-    """Create an empty temporary file next to ``path``.
-
-    Not tempfile.NamedTemporaryFile: its 0600 permissions would survive the
-    rename, whereas mode 0666 here is filtered by the umask like a normal file.
-    The '.tmp' suffix keeps it out of list_images() results.
-    """
-    while True:
-        candidate = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return candidate
-        except FileExistsError:
-            continue
-
-
 def write_image(
     path: str | os.PathLike[str],
     rgb: np.ndarray,
@@ -196,13 +181,8 @@ def write_image(
     rgb, alpha = _checked_arrays(path, rgb, alpha)
     pil, written_depth = _to_pil(rgb, alpha, bit_depth)
 
-    temp_path = _create_temp_beside(path)
-    try:
-        pil.save(temp_path, format="PNG")
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format="PNG")
     return written_depth
 
 

@@ -1,6 +1,7 @@
-"""PSNR and SSIM as computed by BasicSR, the reference used by SR papers.
+"""PSNR and SSIM as computed by BasicSR, the reference used by SR papers, and the PSNR of raw model outputs.
 
-All functions take HxWxC (or HxW) arrays, uint8 or float, on [0, 255].
+The BasicSR functions take HxWxC (or HxW) arrays, uint8 or float, on [0, 255]; :func:`psnr` takes any two
+float arrays of one shape (model outputs on [0, 1]).
 Pure NumPy; results match BasicSR's ``calculate_psnr`` / ``calculate_ssim``
 (RGB channel order here, BasicSR takes BGR, so the Y weights are reordered).
 """
@@ -14,6 +15,15 @@ _SSIM_C1 = (0.01 * 255) ** 2
 _SSIM_C2 = (0.03 * 255) ** 2
 _SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
+    """PSNR in dB over every element of two same-shape float arrays; inf when identical."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else float(10.0 * np.log10(peak * peak / mse))
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:

@@ -31,10 +31,6 @@ def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple
     return spans
 
 
-def tile_starts(size: int, tile: int, overlap: int, align: int = 1) -> list[int]:
-    return [s for s, _ in tile_spans(size, tile, overlap, align)]
-
-
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
     """1-D blending weight: rises over `overlap` samples at inner edges, flat elsewhere."""
     w = np.ones(length, dtype=np.float64)
@@ -78,7 +74,3 @@ def upscale_tiled(upscale: UpscaleFn, image: np.ndarray, scale: int, tile: int, 
             if progress:
                 progress(1)
     return (out / weight_sum).astype(image.dtype)
-
-
-def count_tiles(h: int, w: int, tile: int, overlap: int, align: int = 1) -> int:
-    return len(tile_spans(h, tile, overlap, align)) * len(tile_spans(w, tile, overlap, align))

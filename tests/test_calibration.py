@@ -15,8 +15,8 @@ from agileir.calibration.fp16_study import block_study
 from agileir.calibration.qdq_rules import GSWA_SCOPE, activation_inputs, qdq_violations
 from agileir.calibration.record import Calibration
 from agileir.export.onnx_export import export_onnx
-from agileir.export.plugin_node import DOMAIN, OP_TYPE
-from agileir.export.validate import psnr
+from agileir.models.gswa_node import DOMAIN, OP_TYPE
+from agileir.metrics import psnr
 from agileir.imageio import read_image
 from agileir.models import build_model
 from agileir.models.load import save_safetensors

@@ -7,16 +7,22 @@ import pytest
 import torch
 
 from agileir.export.onnx_export import ExportOptions, export_onnx, node_counts
-from agileir.export.plugin_node import DOMAIN, OP_TYPE
-from agileir.export.validate import parity
 from agileir.imageio import read_image
+from agileir.inference import torch_upscaler
 from agileir.models import build_model, load_model, preset
+from agileir.models.gswa_node import DOMAIN, OP_TYPE
 from agileir.models.load import ModelLoadError
 from agileir.runtime.ort import create_session
+from agileir.runtime.parity import output_parity
 from conftest import randomized
 from test_models import TINY_AGILEIR, TINY_SWINIR
 
 PSNR_MIN_DB, MAX_ABS = 60.0, 2e-4
+
+
+def parity(session, model, lr):
+    name = session.get_inputs()[0].name
+    return output_parity(lambda batch: session.run(None, {name: batch})[0], torch_upscaler(model), lr)
 
 
 def attention_ops(proto):

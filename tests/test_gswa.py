@@ -97,10 +97,22 @@ def test_rejects_bad_shapes():
         gswa(x, x, x, None, None, torch.zeros(225), 8, 8, 1.0)
 
 
-def test_inference_then_training_shares_no_inference_tensors():
-    q = torch.randn(1, 2, 16, 16)
-    table = torch.zeros(225, requires_grad=True)
+def test_inference_then_training_gradients_are_exact():
+    """A coordinate cache filled under inference_mode must not leak into a later training forward (it once
+    did: inference tensors cannot be saved for backward), and the op's gradients must match finite
+    differences (float64 gradcheck, shifted windows, bias table and depthwise conv included)."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, c, 8, 8, generator=g, dtype=torch.float64) for c in (2, 2, 3))
+    table = torch.randn(49, generator=g, dtype=torch.float64) * 0.1
+    dw_w = torch.randn(2, 1, 5, 5, generator=g, dtype=torch.float64) * 0.2
+    dw_b = torch.randn(2, generator=g, dtype=torch.float64) * 0.1
     with torch.inference_mode():
-        gswa(q, q, q, None, None, table, 8, 4, 1.0)  # fills the coordinate cache in inference mode
-    gswa(q, q, q, None, None, table, 8, 4, 1.0).sum().backward()  # must not reuse those tensors
-    assert table.grad is not None
+        gswa(q, k, v, dw_w, dw_b, table, 4, 2, 0.5)  # fills the coordinate cache in inference mode
+    leaves = tuple(t.clone().requires_grad_(True) for t in (q, k, v, dw_w, dw_b, table))
+
+    def op(q, k, v, dw_w, dw_b, table):
+        return gswa(q, k, v, dw_w, dw_b, table, 4, 2, 0.5)
+
+    assert torch.autograd.gradcheck(op, leaves, eps=1e-6, atol=1e-6)
+    op(*leaves).square().sum().backward()
+    assert all(t.grad is not None and float(t.grad.abs().max()) > 0 for t in leaves)

@@ -1,4 +1,4 @@
-"""Tests for agileir.training.imresize (MATLAB-equivalent bicubic resize)."""
+"""Tests for agileir.imresize (MATLAB-equivalent bicubic resize)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from agileir.training.imresize import (
+from agileir.imresize import (
     bicubic_degrade,
     cubic,
     imresize,

@@ -180,7 +180,7 @@ def emu_library(tmp_path_factory):
 def test_kernel_cpu_emulation_matches_reference(emu_library, case_args):
     import numpy as np
 
-    from agileir.plugins.testing import make_case
+    from gswa_cases import make_case
 
     dtype, B, H, W, kd, vd, w, s, with_dw = case_args
     case = make_case(dtype, B, H, W, kd, vd, w, s, with_dw=with_dw, seed=EMU_CASES.index(case_args))
@@ -269,7 +269,7 @@ def test_plugin_cpp_compiles_against_tensorrt_headers(flavour):
 def test_modules_import_without_tensorrt():
     code = (
         "import sys\n"
-        "import agileir.plugins, agileir.plugins.launch, agileir.plugins.ptx, agileir.plugins.qdp\n"
+        "import agileir.plugins, agileir.plugins.launch, agileir.plugins.ptx, agileir.runtime.tensorrt.qdp\n"
         "bad = [m for m in ('tensorrt', 'cuda', 'cuda.bindings') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -286,17 +286,17 @@ def test_qdp_registration_without_tensorrt_is_one_clear_line():
     else:
         if hasattr(tensorrt, "Builder"):  # a namespace from tensorrt-stubs alone is not TensorRT
             pytest.skip("TensorRT is installed here")
-    from agileir.plugins import qdp, register_qdp
+    from agileir.runtime.tensorrt import qdp
 
     with pytest.raises(RuntimeError) as info:
-        register_qdp()
+        qdp.register()
     msg = str(info.value)
     assert "\n" not in msg and "TensorRT" in msg and "10.9" in msg
     assert not qdp.is_registered()
 
 
 def test_availability_reports_one_line_per_item():
-    from agileir.plugins import availability, availability_report
+    from agileir.runtime.tensorrt import availability, availability_report
 
     status = availability()
     assert set(status) == {"tensorrt", "qdp", "cuda_python", "gpu", "nvcc", "library"}
@@ -306,7 +306,7 @@ def test_availability_reports_one_line_per_item():
 
 
 def test_qdp_plan_matches_launch_config():
-    from agileir.plugins.qdp import plan
+    from agileir.runtime.tensorrt.qdp import plan
 
     for dtype in ("f32", "f16"):
         for kd, vd in ((32, 8), (10, 10), (16, 30), (64, 64)):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from agileir.plugins import launch
-from agileir.plugins.testing import make_case
+from gswa_cases import make_case
 
 pytestmark = pytest.mark.gpu
 

@@ -20,14 +20,16 @@ from onnx import TensorProto, helper
 from PIL import Image as PILImage
 
 from agileir.cli import main
-from agileir.export.engine import (BuildOptions, ShapeProfile, network_typing, parse_shape, trtexec_command)
+from agileir.runtime.tensorrt.builder import (BuildOptions, ShapeProfile, network_typing, parse_shape, trtexec_command)
 from agileir.export.onnx_export import annotate, export_onnx
 from agileir.models import build_model
 from agileir.models.load import file_sha256, save_safetensors
 from agileir.runtime import Runner, load_runner
 from agileir.runtime.artifacts import onnx_precision
-from agileir.runtime.compare import compare_runners, psnr
-from agileir.runtime.trt import EngineMismatch, TensorRTUnavailable, check_engine, require_gpu, require_tensorrt
+from agileir.metrics import psnr
+from polygraphy_compare import compare_runners
+from agileir.runtime.tensorrt.env import EngineMismatch, TensorRTUnavailable, require_gpu, require_tensorrt
+from agileir.runtime.tensorrt.runner import check_engine
 from agileir.samples import sample_image
 from conftest import randomized
 from test_models import TINY_AGILEIR
@@ -408,7 +410,7 @@ ignore_errors = True
 [mypy-tensorrt_bindings.*]
 ignore_errors = True
 """)
-    files = ["agileir/export/engine.py", "agileir/runtime/trt.py"]
+    files = ["agileir/runtime/tensorrt/builder.py", "agileir/runtime/tensorrt/runner.py", "agileir/runtime/tensorrt/env.py"]
     proc = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(config), *files], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -441,8 +443,8 @@ def test_engine_build_parity_and_validation(artifacts, dataset, tmp_path, key):
     from polygraphy.backend.common import BytesFromPath
     from polygraphy.backend.trt import EngineFromBytes, TrtRunner
 
-    from agileir.export.engine import build_engine
-    from agileir.runtime.trt import TensorRTRunner
+    from agileir.runtime.tensorrt.builder import build_engine
+    from agileir.runtime.tensorrt.runner import TensorRTRunner
 
     form, precision = (key.split("-") + ["fp32"])[:2]
     library = _library_or_skip() if form == "plugin" else None
@@ -498,7 +500,7 @@ def test_qdp_engine_builds_and_validates(artifacts, dataset, tmp_path):
 def test_fp32_graph_built_as_fp16(artifacts, dataset, tmp_path):
     """TensorRT 10: the one weakly typed build (BuilderFlag.FP16), judged by the fp16 criterion; TensorRT 11
     refuses it (FP16 comes from an FP16 graph)."""
-    from agileir.export.engine import build_engine
+    from agileir.runtime.tensorrt.builder import build_engine
 
     engine = tmp_path / "fp16.plan"
     if int(require_tensorrt().split(".")[0]) >= 11:

@@ -6,7 +6,13 @@ qdq_rules   which layers are quantized; checker for TensorRT's explicit-quantiza
 calibrators activation ranges: max, entropy, percentile (ONNX Runtime's algorithms), mse
 dataset     the bundled calibration set (training images only) or a folder of LR images
 record      calibration.json
-variants    build + validate the variant files (used by agileir-export --fp16/--int8)
+variants    build + validate the variant files
+writer      write them beside the FP32 export (agileir-export --fp16/--int8)
+graph       tensor readers / writers lookups the passes share
 report      `agileir calibrate`: evaluation against published PTQ baselines
 fp16_study  which op types FP16 must keep in FP32, measured
 """
+
+# Here rather than in calibrators.py so that the CLI lists them without importing onnx.
+CALIBRATORS = ("entropy", "max", "percentile", "mse")
+DEFAULT_CALIBRATOR = "entropy"

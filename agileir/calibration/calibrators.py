@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-CALIBRATORS = ("entropy", "max", "percentile", "mse")
-DEFAULT_CALIBRATOR = "entropy"
+from . import CALIBRATORS, DEFAULT_CALIBRATOR  # noqa: F401  (re-exported)
+
 # entropy: TensorRT's legacy entropy calibrator settings (2048-bin histogram, 128 quantized bins)
 SETTINGS: dict[str, dict[str, Any]] = {
     "max": {},
@@ -30,18 +30,14 @@ Range = tuple[float, float]
 
 
 def _session(proto: onnx.ModelProto, tensors: list[str]):
-    import onnxruntime as ort
+    from ..runtime.ort import create_session
 
     model = onnx.ModelProto.FromString(proto.SerializeToString())
     outputs = {o.name for o in model.graph.output}
     for name in tensors:
         if name not in outputs:
             model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as ORT's calibrators
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = create_session(model, ["CPUExecutionProvider"], threads=1, optimize=False)  # as ORT's calibrators
     names = [o.name for o in session.get_outputs()]
     input_name = session.get_inputs()[0].name
 

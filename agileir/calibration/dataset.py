@@ -57,7 +57,7 @@ def build_default_set(source_dir: str | Path, out_dir: str | Path = DATA_DIR, co
     from PIL import Image
 
     from ..imageio import list_images, read_image, to_uint8
-    from ..training.imresize import bicubic_degrade
+    from ..imresize import bicubic_degrade
 
     source, out = Path(source_dir), Path(out_dir)
     files = list_images(source)

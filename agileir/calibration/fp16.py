@@ -11,7 +11,8 @@ import warnings
 import onnx
 from onnx import TensorProto
 
-from ..export.plugin_node import DOMAIN, OP_TYPE
+from ..models.gswa_node import OP_TYPE, is_gswa_node
+from .graph import consumers, producers
 
 # Measured choice, see docs/calibration.md ("FP16: which ops stay FP32").
 DEFAULT_BLOCK_OPS = ("LayerNormalization",)
@@ -59,17 +60,14 @@ def _unshare_initializers(model: onnx.ModelProto, blocked: set[str]) -> None:
 def _retype_source_casts(model: onnx.ModelProto, names: set[str], block_ops: set[str]) -> None:
     """The converter leaves the graph's own Cast(to=FLOAT) nodes (mask and index arithmetic) as they
     are although their consumers now run in FP16."""
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    readers = consumers(model.graph)
     for node in model.graph.node:
         if node.name not in names:
             continue
         to = next(a for a in node.attribute if a.name == "to")
         if to.i != TensorProto.FLOAT:
             continue
-        users = consumers.get(node.output[0], [])
+        users = readers.get(node.output[0], [])
         if users and all(u.op_type in block_ops for u in users):
             continue
         to.i = TensorProto.FLOAT16
@@ -80,20 +78,16 @@ def _retype_source_casts(model: onnx.ModelProto, names: set[str], block_ops: set
 
 def _plugin_io_to_fp16(model: onnx.ModelProto) -> None:
     graph = model.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    producer, readers = producers(graph), consumers(graph)
     dead = []
     for node in graph.node:
-        if node.domain != DOMAIN or node.op_type != OP_TYPE:
+        if not is_gswa_node(node):
             continue
         cast_in = producer.get(node.input[0])
-        if cast_in is not None and cast_in.op_type == "Cast" and len(consumers[cast_in.output[0]]) == 1:
+        if cast_in is not None and cast_in.op_type == "Cast" and len(readers[cast_in.output[0]]) == 1:
             node.input[0] = cast_in.input[0]
             dead.append(cast_in)
-        users = consumers.get(node.output[0], [])
+        users = readers.get(node.output[0], [])
         if len(users) == 1 and users[0].op_type == "Cast":
             cast_out = users[0]
             node.output[0] = cast_out.output[0]

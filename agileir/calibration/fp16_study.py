@@ -18,9 +18,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..export.plugin_node import DOMAIN, OP_TYPE
-from ..export.validate import psnr
+from ..metrics import psnr
+from ..models.gswa_node import is_gswa_node
 from .fp16 import to_fp16
+from .graph import consumers
 
 # Op types that do floating-point arithmetic in these graphs (data movement and index ops excluded).
 ARITHMETIC_OPS = ("LayerNormalization", "Softmax", "MatMul", "Conv", "Add", "Mul", "Div", "Sub", "Erf",
@@ -36,17 +37,14 @@ def emulate_fp16_storage(proto: onnx.ModelProto, block_ops: tuple[str, ...] = ()
     graph = model.graph
     floats = {vi.name for vi in list(graph.value_info) + list(graph.input)
               if vi.type.tensor_type.elem_type == TensorProto.FLOAT}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    readers = consumers(graph)
 
     def kept_fp32(node: onnx.NodeProto, index: int | None = None) -> bool:
-        plugin_param = node.domain == DOMAIN and node.op_type == OP_TYPE and index not in (None, 0)
+        plugin_param = is_gswa_node(node) and index not in (None, 0)
         return node.op_type in block_ops or plugin_param
 
     for init in graph.initializer:
-        users = consumers.get(init.name, [])
+        users = readers.get(init.name, [])
         if init.data_type == TensorProto.FLOAT and not all(
                 kept_fp32(u, list(u.input).index(init.name)) for u in users):
             rounded = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
@@ -87,15 +85,7 @@ def _round_trip(src: str, dst: str) -> list[onnx.NodeProto]:
 def _run(proto: onnx.ModelProto, batch: np.ndarray, optimize: bool) -> np.ndarray:
     from ..runtime.ort import create_session
 
-    if optimize or any(n.domain == DOMAIN for n in proto.graph.node):
-        session = create_session(proto, ["CPUExecutionProvider"], threads=1)
-    else:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = create_session(proto, ["CPUExecutionProvider"], threads=1, optimize=optimize)
     out = session.run(None, {session.get_inputs()[0].name: batch})[0]
     return np.asarray(out, np.float32)
 

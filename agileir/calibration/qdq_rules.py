@@ -13,7 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from ..export.plugin_node import DOMAIN, OP_TYPE
+from ..models.gswa_node import OP_TYPE, is_gswa_node
+from .graph import consumers, producers
 
 QUANTIZED_OPS = ("Conv", "MatMul")
 GSWA_SCOPE = re.compile(r"/attn/(Conv|MatMul)(_\d+)?$")
@@ -45,11 +46,7 @@ def qdq_violations(proto: onnx.ModelProto, expected_nodes: set[str] | None = Non
     Conv/MatMul nodes (every one of them, or exactly `expected_nodes`), none next to Softmax or GSWA."""
     graph = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    producer, readers = producers(graph), consumers(graph)
     problems: list[str] = []
     quantized: set[str] = set()
     for node in graph.node:
@@ -71,7 +68,7 @@ def qdq_violations(proto: onnx.ModelProto, expected_nodes: set[str] | None = Non
             if scale.size != 1:
                 problems.append(f"{where}: activation scale must be per tensor")
             continue
-        for user in consumers.get(node.output[0], []):
+        for user in readers.get(node.output[0], []):
             if user.op_type not in QUANTIZED_OPS or list(user.input).index(node.output[0]) > 1:
                 problems.append(f"{where}: feeds {user.op_type} {user.name}, only Conv/MatMul inputs 0-1 may be quantized")
                 continue
@@ -91,7 +88,7 @@ def qdq_violations(proto: onnx.ModelProto, expected_nodes: set[str] | None = Non
     for name in sorted(quantized - wanted):
         problems.append(f"{name}: quantized but not one of the Conv/MatMul layers to quantize")
     for node in graph.node:
-        if node.op_type in FLOAT_ONLY or node.domain == DOMAIN:
+        if node.op_type in FLOAT_ONLY or is_gswa_node(node):
             if any(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in node.input):
                 problems.append(f"{node.op_type} {node.name}: reads a DequantizeLinear output")
     return problems

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..atomic import write_json
+
 FORMAT = "agileir-calibration/1"
 INT8_MAX = 127
 
@@ -51,10 +53,7 @@ class Calibration:
                    data.get("model", {}), data.get("versions", {}))
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        tmp.replace(path)
+        write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | Path) -> "Calibration":

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
+from ..atomic import atomic_path, write_json, write_text
 from .calibrators import CALIBRATORS, progress_steps
 from .dataset import DATA_DIR
 
@@ -157,20 +158,17 @@ def bar_plot(report: dict, path: Path) -> None:
     fig.suptitle("ours (ONNX Runtime CPU): blue INT8 W8A8, green FP16    gray: published SwinIR-light W4A4 PTQ",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
 def write_report(report: dict, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / n for n in REPORT_NAMES]
-    tmp = [p.with_name(f".{p.name}.tmp") for p in paths]
-    tmp[0].write_text(json.dumps(report, indent=1) + "\n")
-    tmp[1].write_text(markdown(report))
-    bar_plot(report, tmp[2].with_suffix(".tmp.png"))
-    tmp[2].with_suffix(".tmp.png").replace(tmp[2])
-    for t, p in zip(tmp, paths):
-        t.replace(p)
+    with atomic_path(paths[2]) as tmp:  # the slowest (and likeliest to fail) first
+        bar_plot(report, tmp)
+    write_json(paths[0], report, indent=1)
+    write_text(paths[1], markdown(report))
     return paths
 
 

@@ -6,7 +6,7 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from ..export.validate import psnr
+from ..runtime.parity import output_parity
 from .calibrators import DEFAULT_CALIBRATOR, SETTINGS, activation_ranges
 from .dataset import CalibrationImage
 from .fp16 import DEFAULT_BLOCK_OPS, to_fp16
@@ -67,15 +67,10 @@ def batch_runner(proto: onnx.ModelProto, threads: int = 1) -> Callable[[np.ndarr
     return run
 
 
-def compare_outputs(proto: onnx.ModelProto, reference: np.ndarray, lr: np.ndarray, precision: str) -> dict:
-    """PSNR (0..1, clipped, all channels) and max abs error of a variant vs the FP32 graph's output."""
-    batch = np.ascontiguousarray(lr.transpose(2, 0, 1)[None], dtype=np.float32)
-    out = batch_runner(proto)(batch)
-    check: dict[str, Any] = {"against": "fp32 graph output (ONNX Runtime CPU)", "input_hw": list(lr.shape[:2]),
-             "psnr_db": psnr(np.clip(out, 0, 1), np.clip(reference, 0, 1)),
-             "max_abs_err": float(np.abs(out - reference).max()), "min_psnr_db": MIN_PSNR_DB[precision]}
-    check["passed"] = bool(np.isfinite(out).all()) and check["psnr_db"] >= MIN_PSNR_DB[precision]
-    return check
+def check_variant(proto: onnx.ModelProto, reference: np.ndarray, lr: np.ndarray, precision: str) -> dict:
+    """Parity of a variant with the FP32 graph's output on `lr`, judged by MIN_PSNR_DB[precision]."""
+    check = output_parity(batch_runner(proto), reference, lr, MIN_PSNR_DB[precision])
+    return {"against": "fp32 graph output (ONNX Runtime CPU)", **check}
 
 
 def describe_int8(proto: onnx.ModelProto) -> dict:

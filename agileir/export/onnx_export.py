@@ -19,10 +19,12 @@ import onnx
 import torch
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..models.gswa import use_implementation
 from ..models.network import SRTransformer
 from .decomposed import sharing_window_geometry
-from .plugin_node import DOMAIN, OP_TYPE, plugin_gswa
+from ..models.gswa_node import OP_TYPE, gswa_nodes
+from .plugin_node import plugin_gswa
 
 OPSET = 17  # LayerNormalization is native from 17; also what JetPack 6's TensorRT 10.3 parses
 INPUT, OUTPUT = "lr", "sr"
@@ -148,13 +150,9 @@ def annotate(proto: onnx.ModelProto, info: dict) -> None:
 def save_checked(proto: onnx.ModelProto, path: Path) -> None:
     """onnx.checker on the bytes, then an atomic write."""
     onnx.checker.check_model(proto)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def has_plugin_nodes(proto: onnx.ModelProto) -> bool:
-    return any(n.domain == DOMAIN and n.op_type == OP_TYPE for n in proto.graph.node)
+    return bool(gswa_nodes(proto))

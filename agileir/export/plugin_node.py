@@ -9,11 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..models.gswa import DW_KERNEL, gswa
-
-DOMAIN = "agileir"
-OP_TYPE = "GroupShiftedWindowAttention"
-PLUGIN_NAMESPACE = "agileir"
-PLUGIN_VERSION = "1"
+from ..models.gswa_node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 
 class GSWANode(torch.autograd.Function):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_path
 from .config import SRConfig, preset, preset_name
 from .network import SRTransformer, build_model
 
@@ -185,9 +186,5 @@ def save_safetensors(model: SRTransformer, path: str | Path, half: bool = False,
     sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
           for k, v in model.state_dict().items()}
     meta = {CONFIG_METADATA_KEY: json.dumps(model.config.to_dict()), **(extra_metadata or {})}
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file(sd, str(tmp), metadata=meta)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -5,22 +5,20 @@ Pieces:
   csrc/gswa_plugin.cpp  TensorRT IPluginV3 "agileir::GroupShiftedWindowAttention" v1 (CMakeLists.txt)
   launch.py             launch parameters (mirror of gswa_launch_config), pure Python
   ptx.py                NVRTC compilation through cuda-python (no TensorRT needed)
-  qdp.py                tensorrt.plugin Quickly-Deployable Plugin with an AOT implementation (TensorRT >= 10.9)
 
-Nothing here imports TensorRT, torch or cuda-python at module import time.
+The TensorRT side (loading the library, the Python QDP, what this machine has: `availability()`) lives in
+agileir.runtime.tensorrt. Nothing here imports TensorRT, torch or cuda-python.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-PLUGIN_NAME = "GroupShiftedWindowAttention"
-PLUGIN_NAMESPACE = "agileir"
-PLUGIN_VERSION = "1"
+from ..models.gswa_node import OP_TYPE as PLUGIN_NAME
+from ..models.gswa_node import PLUGIN_NAMESPACE, PLUGIN_VERSION
+
 LIBRARY_NAME = "libagileir_trt_plugins.so"
 STATIC_LIBRARY_NAME = "libagileir_trt_plugins_static.so"
 KERNEL_LIBRARY_NAME = "libagileir_gswa.so"
@@ -148,80 +146,8 @@ def compile_kernel_nvcc(arch, out_dir: str | os.PathLike, mode: str = "cubin", e
     return out
 
 
-def register_qdp(arch=None) -> str:
-    """Register the Quickly-Deployable Plugin (TensorRT >= 10.9); see :func:`agileir.plugins.qdp.register`."""
-    from agileir.plugins import qdp
-
-    return qdp.register(arch)
-
-
-def load_plugin_library(path: str | os.PathLike | None = None):
-    """``tensorrt.get_plugin_registry().load_library`` on the built C++ plugin library; returns the handle."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise RuntimeError("TensorRT is not installed: cannot load the agileir plugin library") from None
-    lib = Path(path) if path is not None else find_plugin_library()
-    if lib is None:
-        raise RuntimeError(f"{LIBRARY_NAME} not found: build it (agileir.plugins.build_plugin_library) or set {ENV_LIBRARY}")
-    handle = trt.get_plugin_registry().load_library(str(lib))
-    if handle is None:
-        raise RuntimeError(f"TensorRT could not load {lib} (already loaded, or built for another TensorRT?)")
-    return handle
-
-
-def _module_available(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def availability() -> dict[str, str | None]:
-    """What the plugin paths need, each entry None when available or a one-line message when not.
-
-    Keys: tensorrt, qdp (tensorrt.plugin AOT, >= 10.9), cuda_python, gpu, nvcc, library.
-    """
-    status: dict[str, str | None] = {}
-    try:
-        from agileir.plugins.qdp import import_tensorrt_plugin
-
-        import_tensorrt_plugin()
-        status["tensorrt"] = None
-        status["qdp"] = None
-    except RuntimeError as e:
-        msg = str(e)
-        status["tensorrt"] = msg if "not installed" in msg else None
-        status["qdp"] = msg
-    except Exception as e:  # a broken install (e.g. PyPI's download stubs)
-        status["tensorrt"] = status["qdp"] = f"TensorRT import failed: {type(e).__name__}: {e}".splitlines()[0]
-
-    cuda_python = _module_available("cuda.bindings") or _module_available("cuda.nvrtc")
-    status["cuda_python"] = None if cuda_python else "cuda-python is not installed (pip install cuda-python)"
-
-    gpu_msg = "no CUDA device (neither cuda-python nor torch.cuda found one)"
-    try:
-        from agileir.plugins.ptx import current_device_arch
-
-        if current_device_arch(use_env=False) is not None:
-            gpu_msg = None
-    except Exception as e:
-        gpu_msg = f"CUDA device query failed: {type(e).__name__}: {e}".splitlines()[0]
-    status["gpu"] = gpu_msg
-
-    status["nvcc"] = None if find_nvcc() else "nvcc is not installed (CUDA toolkit needed to build the kernel / plugin)"
-    lib = find_plugin_library()
-    status["library"] = None if lib else f"{LIBRARY_NAME} not built (build_plugin_library() or set {ENV_LIBRARY})"
-    return status
-
-
-def availability_report() -> str:
-    """Human-readable lines for :func:`availability`."""
-    return "\n".join(f"{key:12s} {'ok' if msg is None else msg}" for key, msg in availability().items())
-
-
 __all__ = [
     "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "LIBRARY_NAME", "STATIC_LIBRARY_NAME", "NvccNotFound",
     "kernel_source_dir", "plugin_source_dir", "find_plugin_library", "build_plugin_library", "compile_kernel_nvcc",
-    "nvcc_command", "register_qdp", "load_plugin_library", "availability", "availability_report",
+    "nvcc_command",
 ]

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifacts import (ENGINE_SUFFIXES, ONNX_SUFFIXES, TORCH_SUFFIXES, artifact_kind, artifact_metadata,
+from .artifacts import (BACKENDS, ENGINE_SUFFIXES, ONNX_SUFFIXES, TORCH_SUFFIXES, artifact_kind, artifact_metadata,
                         artifact_precision, onnx_metadata)
 from .base import Runner
 
-BACKENDS = ("auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "tensorrt")
 _NATIVE = {"checkpoint": "pytorch", "onnx": "onnxruntime", "engine": "tensorrt"}
 
 
@@ -32,7 +31,7 @@ def torch_runner(path=None, preset_name: str | None = None, upstream_compat: boo
 
 
 def trt_runner(path, plugin_library=None) -> Runner:
-    from .trt import TensorRTRunner
+    from .tensorrt.runner import TensorRTRunner
 
     return TensorRTRunner(path, plugin_library)
 

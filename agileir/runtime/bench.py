@@ -50,7 +50,7 @@ def uses_gpu(runner: Runner) -> bool:
 
 def _gpu_used() -> int | None:
     """Device memory in use now, None without a CUDA device."""
-    from .cudart import device_count, mem_get_info
+    from .tensorrt.cudart import device_count, mem_get_info
 
     if device_count() == 0:
         return None

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..export.plugin_node import DOMAIN, OP_TYPE
+from ..models.gswa_node import OP_TYPE, ORT_CONTRIB_DOMAIN, is_gswa_node
 from .base import Runner
 
 _registered = False
@@ -52,7 +52,7 @@ def _register_plugin_op() -> None:
     _contrib_domain = default_opset_domain()
 
 
-_contrib_domain = "ai.onnx.contrib"
+_contrib_domain = ORT_CONTRIB_DOMAIN
 
 
 def retarget_plugin_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -64,7 +64,7 @@ def retarget_plugin_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
     dtype_of = _value_dtypes(proto)
     nodes = []
     for node in proto.graph.node:
-        if node.domain == DOMAIN and node.op_type == OP_TYPE:
+        if is_gswa_node(node):
             node.domain = _contrib_domain
             if dtype_of.get(node.input[0]) == onnx.TensorProto.FLOAT16:
                 qkv, out = node.input[0], node.output[0]
@@ -86,15 +86,20 @@ def _value_dtypes(proto: onnx.ModelProto) -> dict[str, int]:
 
 
 def create_session(path_or_proto: str | Path | onnx.ModelProto, providers: list[str] | None = None,
-                   threads: int = 0):
-    """An onnxruntime.InferenceSession for either export form (CUDA EP first when available)."""
+                   threads: int = 0, optimize: bool = True):
+    """The one way agileir opens an onnxruntime.InferenceSession: either export form (the plugin node through
+    onnxruntime-extensions), CUDA EP first when available; `threads` bounds intra- and inter-op threads;
+    `optimize=False` runs the graph as written (ORT's calibrators do)."""
     import onnxruntime as ort
 
     proto = path_or_proto if isinstance(path_or_proto, onnx.ModelProto) else onnx.load(str(path_or_proto))
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    if any(n.domain == DOMAIN for n in proto.graph.node):
+        options.inter_op_num_threads = threads
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if any(is_gswa_node(n) for n in proto.graph.node):
         _register_plugin_op()
         from onnxruntime_extensions import get_library_path
 

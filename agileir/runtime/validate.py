@@ -72,23 +72,24 @@ def _finite(v):
     return 999.0 if isinstance(v, float) and math.isinf(v) else v
 
 
-def compare_outputs(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, scale: int) -> dict:
+def image_metrics(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, scale: int) -> dict:
     """The metrics of one image: artifact vs reference (float RGB 0..1, all pixels) and each vs HR (uint8, Y,
     crop = scale).
 
     Polygraphy's Comparator is not used here: it compares raw output tensors element-wise per runner call,
     while this check needs image metrics after the full post-processing (clip, uint8 rounding, Y channel,
     border crop, against HR as well as the reference) and inputs tiled above the runner when they exceed an
-    engine profile. Raw tensor parity between runners does use it (agileir.runtime.compare)."""
-    from ..export.validate import psnr
+    engine profile."""
     from ..imageio import to_uint8
     from ..metrics import psnr_ssim_y
+    from .parity import float_parity
 
-    if out.shape != ref.shape:
-        raise ValueError(f"output shape {out.shape} differs from the reference's {ref.shape}")
+    parity = float_parity(out, ref)
+    if not parity["finite"]:
+        raise ValueError("the artifact's output has NaN or Inf values")
     p, s = psnr_ssim_y(to_uint8(out), hr, scale)
     rp, rs = psnr_ssim_y(to_uint8(ref), hr, scale)
-    return {"psnr_vs_reference": psnr(out, ref), "max_abs_err": float(np.abs(out - ref).max()),
+    return {"psnr_vs_reference": parity["psnr_db"], "max_abs_err": parity["max_abs_err"],
             "psnr": p, "ssim": s, "ref_psnr": rp, "ref_ssim": rs, "delta_psnr": p - rp}
 
 
@@ -149,7 +150,7 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
             lr = read_image(lr_path).to_rgb()
             hr = to_uint8(read_image(hr_path).to_rgb())
             row = {"image": hr_path.stem, "lr_hw": list(lr.shape[:2])}
-            row |= compare_outputs(upscale_rgb(runner.upscale, lr, scale), upscale_rgb(ref.upscale, lr, scale), hr, scale)
+            row |= image_metrics(upscale_rgb(runner.upscale, lr, scale), upscale_rgb(ref.upscale, lr, scale), hr, scale)
             report.images.append(row)
             if progress:
                 progress(row)

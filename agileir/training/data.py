@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from ..imageio import list_images, read_image, to_uint8
-from .imresize import bicubic_degrade, modcrop
+from ..imresize import bicubic_degrade, modcrop
 
 
 class PairedPatches:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..evaluation import evaluate
 from ..models.config import SRConfig
 from ..models.network import build_model
@@ -103,10 +104,9 @@ def train(cfg: TrainConfig) -> dict:
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     def save():
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optim": opt.state_dict(),
-                    "generator": gen.get_state(), "state": json.dumps(state)}, tmp)
-        os.replace(tmp, ckpt)
+        with atomic_path(ckpt) as tmp:
+            torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optim": opt.state_dict(),
+                        "generator": gen.get_state(), "state": json.dumps(state)}, tmp)
 
     stop = {"requested": False}
 

@@ -9,20 +9,20 @@ Typing follows the graph, as TensorRT 11 requires:
 
 One optimisation profile over batch and H x W of the input `lr`; a timing cache file (read, then updated
 atomically); a workspace limit; the builder optimisation level. For `model.plugin.onnx` the GSWA plugin
-comes from the C++ library (`load_library`) or the Python QDP (`agileir.plugins.register_qdp`, TensorRT >= 10.9).
+comes from the C++ library (`load_library`) or the Python QDP (`agileir.runtime.tensorrt.qdp.register`, TensorRT >= 10.9).
 `tensorrt` is imported only inside the functions that need it.
 """
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..runtime.artifacts import SIDECAR_FORMAT, onnx_metadata, onnx_precision, sidecar_path
-from ..runtime.trt import TensorRTUnavailable, load_plugin_library, require_gpu, require_tensorrt, version_tuple
+from ...atomic import write_bytes, write_json
+from ..artifacts import SIDECAR_FORMAT, onnx_metadata, onnx_precision, sidecar_path
+from .env import TensorRTUnavailable, load_plugin_library, require_gpu, require_tensorrt, version_tuple
 
 Shape = tuple[int, int, int, int]
 INPUT = "lr"
@@ -94,8 +94,8 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     """Precision (from the graph), form and agileir metadata of an ONNX file."""
     import onnx
 
-    from ..models.load import file_sha256
-    from .onnx_export import has_plugin_nodes
+    from ...models.gswa_node import gswa_nodes
+    from ...models.load import file_sha256
 
     path = Path(path)
     if not path.is_file():
@@ -104,7 +104,7 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     meta = onnx_metadata(proto)
     if "scale" not in meta:
         raise ValueError(f"{path.name} has no agileir metadata (scale); export it with agileir-export")
-    form = "plugin" if has_plugin_nodes(proto) else "standard"
+    form = "plugin" if gswa_nodes(proto) else "standard"
     return OnnxInfo(path, file_sha256(path), onnx_precision(proto), form, meta)
 
 
@@ -123,7 +123,7 @@ def network_typing(graph_precision: str, requested: str | None, tensorrt_major: 
 
 def resolve_plugin(form: str, options: BuildOptions, tensorrt_version: str | None) -> tuple[str | None, Path | None]:
     """(impl, library path) for the GSWA plugin: (None, None) for the standard form."""
-    from ..plugins import LIBRARY_NAME, find_plugin_library
+    from ...plugins import LIBRARY_NAME, find_plugin_library
 
     if form != "plugin":
         return None, None
@@ -156,7 +156,7 @@ def trtexec_command(onnx_path: str | Path, engine_path: str | Path, options: Bui
         cmd.append("--stronglyTyped")  # required on TensorRT 10, accepted (always on) on 11
     cmd += [f"--{flag.lower()}" for flag in flags]
     if form == "plugin":
-        from ..plugins import find_plugin_library
+        from ...plugins import find_plugin_library
 
         lib = plugin_library or options.plugin_library or find_plugin_library() or "build/plugins/libagileir_trt_plugins.so"
         cmd.append(f"--dynamicPlugins={lib}")
@@ -170,16 +170,6 @@ def trtexec_command(onnx_path: str | Path, engine_path: str | Path, options: Bui
 
 def trtexec_line(cmd: list[str]) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
-
-
-def _atomic_write(path: Path, data: bytes | memoryview) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, options: BuildOptions = BuildOptions(),
@@ -201,9 +191,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         assert library is not None
         load_plugin_library(library)
     elif impl == "qdp":
-        from ..plugins import register_qdp
+        from .qdp import register
 
-        register_qdp()
+        register()
 
     builder = trt.Builder(logger)
     network_flags = 0
@@ -248,11 +238,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         raise RuntimeError(f"TensorRT failed to build {engine_path.name} (see the TensorRT log above)")
     build_s = time.time() - start
     engine_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(engine_path, memoryview(plan))
+    write_bytes(engine_path, memoryview(plan))
     if cache_path is not None:
-        _atomic_write(cache_path, memoryview(config.get_timing_cache().serialize()))
+        write_bytes(cache_path, memoryview(config.get_timing_cache().serialize()))
 
-    from ..models.load import file_sha256
+    from ...models.load import file_sha256
 
     meta = info.metadata
     sidecar: dict[str, Any] = {
@@ -279,7 +269,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         "timing_cache": str(cache_path) if cache_path else None,
         "build_s": round(build_s, 1),
     }
-    _atomic_write(sidecar_path(engine_path), (json.dumps(sidecar, indent=2) + "\n").encode())
+    write_json(sidecar_path(engine_path), sidecar)
     echo(f"wrote {engine_path} ({sidecar['engine_bytes'] / 1e6:.1f} MB, {build_s:.0f} s) and "
          f"{sidecar_path(engine_path).name}")
     return sidecar

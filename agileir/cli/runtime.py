@@ -1,34 +1,15 @@
-"""`agileir build`, `agileir validate`, `agileir bench` (registered on the `agileir` group by agileir.cli).
+"""`agileir build`, `agileir validate`, `agileir bench`.
 
-Exit codes: 0 ok; 1 validation failed; 2 bad input (one `error:` line); 3 TensorRT / cuda-python / a GPU is
-missing on this machine (`agileir build` then prints the equivalent trtexec command).
+Exit codes as every command's (common.py); `agileir build` also prints the equivalent trtexec command when
+TensorRT or a GPU is missing here (exit 3).
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
-from ..cli import CliError, _write_json, friendly_errors
-from .artifacts import ENGINE_SUFFIXES
-
-
-class MissingTensorRT(CliError):
-    exit_code = 3
-
-
-def environment_errors(fn):
-    """TensorRTUnavailable -> exit code 3 (a property of the machine, not of the input)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .trt import TensorRTUnavailable
-
-        try:
-            return fn(*args, **kwargs)
-        except TensorRTUnavailable as e:
-            raise MissingTensorRT(str(e)) from None
-    return wrapper
+from .common import EXIT_ENVIRONMENT, CliError, backend_option, friendly_errors, write_json
 
 
 def _sizes(text: str) -> list[int]:
@@ -39,11 +20,6 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise CliError(f"--sizes must be comma-separated positive integers, got {text!r}")
     return sizes
-
-
-backend_option = click.option("--backend", type=click.Choice(["auto", "pytorch", "onnxruntime", "onnxruntime-cpu",
-                                                              "tensorrt"]), default="auto", show_default=True,
-                              help="override the backend chosen from the file type")
 
 
 @click.command(name="build")
@@ -66,13 +42,13 @@ backend_option = click.option("--backend", type=click.Choice(["auto", "pytorch",
 @click.option("--print-trtexec", is_flag=True, help="only print the equivalent trtexec command")
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log")
 @friendly_errors
-@environment_errors
 def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, workspace_mib, opt_level, timing_cache,
               plugin, plugin_lib, print_trtexec, verbose):
     """Build a TensorRT engine from an exported ONNX (either form, any precision variant)."""
-    from ..export.engine import (BuildOptions, ShapeProfile, build_engine, inspect_onnx, parse_shape,
-                                 trtexec_command, trtexec_line)
-    from .trt import TensorRTUnavailable
+    from ..runtime.artifacts import ENGINE_SUFFIXES
+    from ..runtime.tensorrt.builder import (BuildOptions, ShapeProfile, build_engine, inspect_onnx, parse_shape,
+                                            trtexec_command, trtexec_line)
+    from ..runtime.tensorrt.env import TensorRTUnavailable
 
     info = inspect_onnx(onnx_path)
     engine = Path(output) if output else info.path.with_suffix(".plan")
@@ -94,7 +70,7 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
         click.echo(f"error: cannot build here: {e}", err=True)
         click.echo(f"on a machine with TensorRT >= 10 and a GPU, the same engine (without engine.json) is:\n  {command}",
                    err=True)
-        raise click.exceptions.Exit(MissingTensorRT.exit_code) from None
+        raise click.exceptions.Exit(EXIT_ENVIRONMENT) from None
 
 
 @click.command(name="validate")
@@ -106,9 +82,8 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
               help="PyTorch FP32 reference checkpoint [default: the one recorded in the artifact]")
 @click.option("--threshold", type=float, help="override the precision's threshold (dB)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the report as JSON")
-@backend_option
+@backend_option()
 @friendly_errors
-@environment_errors
 def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backend):
     """Parity of ARTIFACT (checkpoint, .onnx, engine) with the PyTorch FP32 reference on a dataset.
 
@@ -116,8 +91,8 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
     0.10 dB of the reference's. Exit code 1 when the check fails."""
     from dataclasses import replace
 
-    from .artifacts import artifact_precision
-    from .validate import DEFAULT_CRITERIA, format_report, validate_artifact
+    from ..runtime.artifacts import artifact_precision
+    from ..runtime.validate import DEFAULT_CRITERIA, format_report, validate_artifact
 
     criterion = None
     if threshold is not None:
@@ -131,7 +106,7 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
         click.echo("warning: the reference is not the checkpoint recorded in the artifact", err=True)
     click.echo(format_report(report))
     if json_out:
-        _write_json(Path(json_out), report.to_dict())
+        write_json(json_out, report.to_dict())
         click.echo(f"wrote {json_out}")
     if not report.passed:
         raise click.exceptions.Exit(1)
@@ -146,13 +121,12 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
               help="CPU threads for ONNX Runtime / PyTorch (0: their default)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the results as JSON")
-@backend_option
+@backend_option()
 @friendly_errors
-@environment_errors
 def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend):
     """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
     from .. import runtime
-    from .bench import bench_runner, format_rows, host_info
+    from ..runtime.bench import bench_runner, format_rows, host_info
 
     if threads:
         import torch
@@ -172,8 +146,7 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend)
         payload = {"host": host_info(), "settings": {"sizes": size_list, "runs": runs, "warmup": warmup,
                                                      "batch": batch, "threads": threads, "backend": backend},
                    "results": rows}
-        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        _write_json(Path(json_out), payload)
+        write_json(json_out, payload)
         click.echo(f"wrote {json_out}")
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..cli import CliError, friendly_errors, load_torch_model, model_options, require_module
-from .calibrators import CALIBRATORS
+from ..calibration import CALIBRATORS
+from .common import CliError, friendly_errors, load_torch_model, model_options, require_module
 
 
 @click.command(name="calibrate")
@@ -37,11 +37,11 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     from ..evaluation import benchmark_pairs, evaluate
     from ..export.onnx_export import export_onnx
     from ..imageio import read_image
-    from . import report as R
-    from . import variants as V
-    from .dataset import load_images
-    from .fp16 import to_fp16
-    from .fp16_study import block_study
+    from ..calibration import report as R
+    from ..calibration import variants as V
+    from ..calibration.dataset import load_images
+    from ..calibration.fp16 import to_fp16
+    from ..calibration.fp16_study import block_study
 
     for module, extra in (("matplotlib", "plot"), ("onnxconverter_common", "onnx")):
         require_module(module, extra, "agileir calibrate")

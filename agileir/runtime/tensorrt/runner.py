@@ -5,8 +5,8 @@ cudaStream, `set_tensor_address`, `execute_async_v3`) with per-call dynamic shap
 then the output shape from `get_tensor_shape`). Device buffers grow to the largest call and are reused.
 
 `tensorrt` and `cuda.bindings` are imported only inside functions; a missing TensorRT or GPU raises
-:class:`TensorRTUnavailable` (exit code 3 in the CLI), an engine that cannot run here a one-line
-:class:`EngineMismatch` (exit code 2).
+:class:`~.env.TensorRTUnavailable` (exit code 3 in the CLI), an engine that cannot run here a one-line
+:class:`~.env.EngineMismatch` (exit code 2).
 """
 from __future__ import annotations
 
@@ -15,71 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .artifacts import read_sidecar
-from .base import Runner
-from .cudart import DeviceBuffer, Stream, device_count, device_info
+from ..artifacts import read_sidecar
+from ..base import Runner
+from .cudart import DeviceBuffer, Stream
+from .env import EngineMismatch, TensorRTUnavailable, load_plugin_library, require_gpu, require_tensorrt
 
 if TYPE_CHECKING:
     import tensorrt
-
-MIN_TENSORRT = (10, 0)
-_loaded_libraries: dict[str, object] = {}  # path -> handle: loadLibrary refuses a second load in one process
-
-
-class TensorRTUnavailable(RuntimeError):
-    """TensorRT, cuda-python or a CUDA device is missing: a property of the machine, not of the input."""
-
-
-class EngineMismatch(ValueError):
-    """The engine was built for another TensorRT / GPU, or needs a plugin library that is not here."""
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for p in str(text).split(".")[:3]:
-        digits = "".join(ch for ch in p if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
-
-
-def require_tensorrt() -> str:
-    """The installed TensorRT version, or TensorRTUnavailable with what is wrong."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise TensorRTUnavailable("TensorRT is not installed (pip install tensorrt, or JetPack's "
-                                  "python3-libnvinfer)") from None
-    except Exception as e:  # PyPI's download stubs or missing native libraries
-        first = f"{type(e).__name__}: {e}".splitlines()[0]
-        raise TensorRTUnavailable(f"TensorRT failed to import ({first})") from None
-    if not hasattr(trt, "Builder"):  # e.g. only `tensorrt-stubs` (a namespace of .pyi files) is installed
-        raise TensorRTUnavailable("the installed `tensorrt` package has no runtime (type stubs only?): install TensorRT")
-    version = str(getattr(trt, "__version__", "0"))
-    if version_tuple(version) < MIN_TENSORRT:
-        raise TensorRTUnavailable(f"TensorRT {version} is too old: agileir needs TensorRT >= 10.0")
-    return version
-
-
-def require_gpu(device: int = 0) -> dict:
-    """{'name', 'compute_capability'} of the CUDA device, or TensorRTUnavailable."""
-    if device_count() <= device:
-        raise TensorRTUnavailable("no CUDA device (or no driver / cuda-python) on this machine")
-    return device_info(device)
-
-
-def load_plugin_library(path: str | Path) -> None:
-    """`get_plugin_registry().load_library` once per process (a second load of the same creators fails)."""
-    import tensorrt as trt
-
-    key = str(Path(path).resolve())
-    if key in _loaded_libraries:
-        return
-    handle = trt.get_plugin_registry().load_library(key)
-    if handle is None:
-        raise RuntimeError(f"TensorRT could not load the plugin library {path} (built for another TensorRT, "
-                           "or its creators are already registered)")
-    _loaded_libraries[key] = handle
-
 
 def check_engine(info: dict, tensorrt_version: str, device: dict, plugin_library: Path | None,
                  name: str = "the engine") -> None:
@@ -103,7 +45,7 @@ class TensorRTRunner(Runner):
 
     def __init__(self, path: str | Path, plugin_library: str | Path | None = None, device: int = 0,
                  verify_sha256: bool = True) -> None:
-        from ..plugins import find_plugin_library
+        from ...plugins import find_plugin_library
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -122,7 +64,7 @@ class TensorRTRunner(Runner):
         self.plugin_library = lib if (self.info.get("plugin") or {}).get("impl") == "library" else None
         check_engine(self.info, self.tensorrt_version, self.gpu, lib, self.path.name)
         if verify_sha256 and self.info.get("engine_sha256"):
-            from ..models.load import file_sha256
+            from ...models.load import file_sha256
 
             if file_sha256(self.path) != self.info["engine_sha256"]:
                 raise EngineMismatch(f"{self.path.name} is not the engine its {self.path.with_suffix('.json').name} "

@@ -1,18 +1,18 @@
-"""Raw output parity between runners with Polygraphy's Comparator (`Comparator.run` + `compare_accuracy`).
+"""Test tooling: raw output parity between runners with Polygraphy's Comparator (`Comparator.run` +
+`compare_accuracy`), so agileir's runners are checked against Polygraphy's own `TrtRunner` / `OnnxrtRunner`.
 
-agileir runners are wrapped as Polygraphy runners, so they can be compared with each other and with
-Polygraphy's own `TrtRunner` / `OnnxrtRunner`; the tolerance is a PSNR (dB over the 0..1 range, outputs
-clipped like saved images), given as data through a compare function. Needs polygraphy (the dev extra).
+The comparison itself is agileir's one parity function (`agileir.runtime.parity.float_parity`), given to
+Polygraphy as its compare function. Needs polygraphy (the dev extra).
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
 
-from .base import INPUT, Runner
+from agileir.runtime.base import INPUT, Runner
+from agileir.runtime.parity import float_parity
 
 
 def as_polygraphy(runner: Runner) -> Any:
@@ -42,18 +42,12 @@ def as_polygraphy(runner: Runner) -> Any:
     return AgileirRunner(runner)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.clip(np.asarray(a, np.float64), 0, 1), np.clip(np.asarray(b, np.float64), 0, 1)
-    mse = float(np.mean((a - b) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
 def psnr_compare_func(min_psnr_db: float, record: list | None = None):
     """A Polygraphy compare_func: output name -> PSNR(run0, run1) >= min_psnr_db (PSNRs appended to `record`)."""
     def compare(iter0, iter1) -> OrderedDict:
         result = OrderedDict()
         for name in iter0.keys() & iter1.keys():
-            value = psnr(iter0[name], iter1[name])
+            value = float_parity(iter0[name], iter1[name])["psnr_db"]
             if record is not None:
                 record.append({"runners": (iter0.runner_name, iter1.runner_name), "output": name, "psnr_db": value})
             result[name] = value >= min_psnr_db

@@ -14,25 +14,17 @@ the annotations of the decorated functions.)
 import threading
 from typing import Tuple, Union
 
+from agileir.models.gswa_node import OP_TYPE as PLUGIN_NAME
+from agileir.models.gswa_node import PLUGIN_NAMESPACE, PLUGIN_VERSION
 from agileir.plugins import launch
+from agileir.runtime.tensorrt.env import version_tuple
 
-PLUGIN_NAMESPACE = "agileir"
-PLUGIN_NAME = "GroupShiftedWindowAttention"
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
-PLUGIN_VERSION = "1"
 MIN_TENSORRT = (10, 9)
 
 _lock = threading.Lock()
 _registered = False
 _arch_override = None
-
-
-def _version_tuple(text: str) -> tuple:
-    parts = []
-    for p in str(text).split(".")[:2]:
-        digits = "".join(ch for ch in p if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 def import_tensorrt_plugin():
@@ -54,7 +46,7 @@ def import_tensorrt_plugin():
         import tensorrt.plugin as trtp
     except ImportError:
         trtp = None
-    if _version_tuple(version) < MIN_TENSORRT or trtp is None or not hasattr(trtp, "aot_impl"):
+    if version_tuple(version)[:2] < MIN_TENSORRT or trtp is None or not hasattr(trtp, "aot_impl"):
         raise RuntimeError(
             f"TensorRT {version} has no tensorrt.plugin AOT support: the {PLUGIN_ID} QDP needs TensorRT >= 10.9 "
             "(on TensorRT 10.x < 10.9, e.g. JetPack 6, load libagileir_trt_plugins.so instead)"

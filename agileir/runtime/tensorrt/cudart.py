@@ -14,6 +14,11 @@ def runtime_module() -> Any:
     try:
         from cuda.bindings import runtime
     except ImportError:
+        try:  # cuda-python 12.0 .. 12.5 have only the older layout
+            from cuda import cudart as runtime
+        except ImportError:
+            runtime = None
+    if runtime is None:
         raise RuntimeError("cuda-python is not installed (pip install cuda-python; the major version must match "
                            "the CUDA driver)") from None
     return runtime

@@ -40,7 +40,7 @@ __all__ = [
     "imresize_torch",
     "imresize_uint8",
     "modcrop",
-    "to_uint8",
+    "matlab_uint8",
     "bicubic_degrade",
     "upscale_bicubic",
 ]
@@ -198,7 +198,7 @@ def _resize_passes(
         for j in range(w.shape[1]):
             out += w[:, j].reshape(bshape) * a[idx[:, j]]
         if quantize:
-            out = to_uint8(out).astype(np.float64)
+            out = matlab_uint8(out).astype(np.float64)
         a = np.moveaxis(out, 0, d)
     return np.ascontiguousarray(a)
 
@@ -259,7 +259,7 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def to_uint8(a: np.ndarray) -> np.ndarray:
+def matlab_uint8(a: np.ndarray) -> np.ndarray:
     """MATLAB double->uint8 cast: round half away from zero, saturate."""
     a = np.asarray(a, dtype=np.float64)
     r = np.sign(a) * np.floor(np.abs(a) + 0.5)

@@ -2,15 +2,14 @@
 and with --fp16 / --int8 the reduced-precision variants of each form (agileir.calibration)."""
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..cli import CliError, _write_json, friendly_errors, model_options, require_module
+from ..calibration import CALIBRATORS
+from .common import CliError, friendly_errors, load_torch_model, model_options, require_module, write_json
 
 FILES = {"standard": "model.onnx", "plugin": "model.plugin.onnx"}
 # The export gate is PSNR, as in `agileir validate`. Max abs error is reported, not gated: on the synthetic
@@ -19,7 +18,8 @@ FILES = {"standard": "model.onnx", "plugin": "model.plugin.onnx"}
 FP32_PSNR_DB = 60.0
 
 
-def parse_shape(text: str | None) -> tuple[int, int, int, int] | None:
+def static_shape_option(text: str | None) -> tuple[int, int, int, int] | None:
+    """--static-shape BxCxHxW (all four dims: the exported graph is fixed to them)."""
     if not text:
         return None
     try:
@@ -31,34 +31,19 @@ def parse_shape(text: str | None) -> tuple[int, int, int, int] | None:
     return dims  # type: ignore[return-value]
 
 
-@dataclass
-class VariantOptions:
-    """Which reduced-precision variants to write beside the FP32 files."""
-    fp16: bool = False
-    int8: bool = False
-    calibrator: str = "entropy"
-    calib_dir: Path | None = None  # None: the bundled calibration set
-    calib_json: Path | None = None  # reuse these ranges instead of calibrating
-    fp16_block: tuple[str, ...] | None = None  # None: agileir.calibration.fp16.DEFAULT_BLOCK_OPS
-    calibration: Any = None  # a loaded Calibration (from calib_json), checked before exporting
-    images: list | None = None  # loaded calibration images
-
-    @property
-    def any(self) -> bool:
-        return self.fp16 or self.int8
-
-
 def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None, opset: int = 17,
-                     validate: bool = True, echo=click.echo, variants: VariantOptions | None = None) -> dict:
+                     validate: bool = True, echo=click.echo, variants=None) -> dict:
     """Export, validate in ONNX Runtime, annotate and write each form (and the requested FP16/INT8
     variants); returns export.json's content."""
     from .. import __version__
+    from ..calibration.writer import write_variants
+    from ..export.onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
+    from ..inference import torch_upscaler
     from ..models.config import preset_name
-    from ..runtime.ort import create_session
+    from ..models.gswa_node import identity
+    from ..runtime.ort import OnnxRuntimeRunner
+    from ..runtime.parity import output_parity
     from ..samples import sample_image
-    from .onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
-    from .plugin_node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
-    from .validate import parity
 
     config = loaded.config
     options = ExportOptions(opset=opset, static_shape=static_shape)
@@ -70,8 +55,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         "input": {"name": "lr", "layout": "NCHW", "range": "RGB 0..1",
                   "shape": list(static_shape) if static_shape else ["batch", 3, "height", "width"]},
         "output": {"name": "sr", "shape": ["batch", 3, f"height*{config.scale}", f"width*{config.scale}"]},
-        "plugin_node": {"domain": DOMAIN, "op_type": OP_TYPE, "plugin_namespace": PLUGIN_NAMESPACE,
-                        "plugin_version": PLUGIN_VERSION},
+        "plugin_node": identity(),
         "forms": {},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,8 +71,9 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         entry: dict[str, Any] = {"file": FILES[form], "node_counts": node_counts(proto),
                                  "export_s": round(time.time() - t0, 1)}
         if validate:
-            check = parity(create_session(proto, ["CPUExecutionProvider"]), loaded.model, sample)
-            check["passed"] = check["psnr_db"] >= FP32_PSNR_DB
+            annotate(proto, {"scale": config.scale, "window": config.window_size, "form": form})
+            with OnnxRuntimeRunner(proto, ["CPUExecutionProvider"]) as ort_runner:
+                check = output_parity(ort_runner, torch_upscaler(loaded.model), sample, FP32_PSNR_DB)
             entry["validation"] = check
             echo(f"[{form}] ONNX Runtime vs PyTorch on the sample image: PSNR {check['psnr_db']:.1f} dB, "
                  f"max abs err {check['max_abs_err']:.2e} -> {'ok' if check['passed'] else 'FAILED'}")
@@ -107,77 +92,8 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         base = {k: v for k, v in info.items() if k != "forms"}
         info["variants"] = write_variants(loaded, protos, forms, out_dir, sample, variants, base, validate, echo,
                                           static_shape, opset)
-    _write_json(out_dir / "export.json", info)
+    write_json(out_dir / "export.json", info)
     return info
-
-
-def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample, options: VariantOptions,
-                   base: dict, validate: bool = True, echo=click.echo, static_shape=None, opset: int = 17) -> dict:
-    """FP16 and/or INT8 files of `forms` in `out_dir`; returns export.json's "variants" entry."""
-    import numpy as np
-    from tqdm import tqdm
-
-    from ..calibration import variants as V
-    from ..calibration.calibrators import progress_steps
-    from ..calibration.dataset import load_images
-    from ..calibration.fp16 import DEFAULT_BLOCK_OPS
-    from ..calibration.record import Calibration
-    from .onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
-
-    batch = np.ascontiguousarray(sample.transpose(2, 0, 1)[None], dtype=np.float32)
-    references: dict = {}
-
-    def reference(form):
-        if form not in references:
-            references[form] = V.batch_runner(protos[form])(batch)
-        return references[form]
-
-    built: dict[str, dict] = {}
-    result: dict[str, Any] = {}
-    if options.fp16:
-        block = tuple(options.fp16_block) if options.fp16_block is not None else DEFAULT_BLOCK_OPS
-        echo(f"[fp16] converting with onnxconverter-common, FP32 kept for: {', '.join(block) or 'nothing'}")
-        built["fp16"] = V.fp16_forms({f: protos[f] for f in forms}, block)
-        result["fp16"] = {"tool": "onnxconverter-common float16", "fp32_ops": list(block), "io": "float32"}
-    if options.int8:
-        if options.calib_json:
-            calibration = options.calibration or Calibration.load(options.calib_json)
-            calibration.check_checkpoint(loaded.sha256)
-            echo(f"[int8] ranges from {options.calib_json} ({calibration.calibrator}, not recalibrated)")
-        else:
-            images = options.images or load_images(options.calib_dir)
-            graph = protos["standard"]
-            if static_shape:  # calibration images have their own sizes: calibrate a dynamic-shape export
-                graph = export_onnx(loaded.model, "standard", ExportOptions(opset=opset))
-            steps = progress_steps(options.calibrator, len(images), len(V.readers_of(graph)))
-            with tqdm(total=steps, desc=f"calibrating ({options.calibrator})", unit="step") as bar:
-                calibration = V.calibrate(graph, images, options.calibrator,
-                                          {"source_checkpoint": base["source_checkpoint"]}, bar.update)
-        calibration.save(out_dir / V.CALIBRATION_FILE)
-        echo(f"[int8] wrote {out_dir / V.CALIBRATION_FILE} ({len(calibration.ranges)} activation ranges)")
-        built["int8"] = {f: q for f, q in V.int8_forms(protos, calibration).items() if f in forms}
-        result["int8"] = {"tool": "onnxruntime.quantization QDQ", "calibrator": calibration.calibrator,
-                          "calibration": V.CALIBRATION_FILE, "calibration_images": len(calibration.images)}
-    for precision, graphs in built.items():
-        for form, proto in graphs.items():
-            name = V.FILES[(precision, form)]
-            entry: dict[str, Any] = {"file": name, "node_counts": node_counts(proto)}
-            if precision == "int8":
-                entry["quantization"] = V.describe_int8(proto)
-            if validate:
-                check = V.compare_outputs(proto, reference(form), sample, precision)
-                entry["validation"] = check
-                echo(f"[{form} {precision}] ONNX Runtime vs FP32 output on the sample image: PSNR "
-                     f"{check['psnr_db']:.1f} dB -> {'ok' if check['passed'] else 'FAILED'}")
-            annotate(proto, base | {"form": form, "precision": precision, **entry,
-                                    **({"calibrator": result["int8"]["calibrator"]} if precision == "int8" else {})})
-            path = out_dir / name
-            save_checked(proto, path)
-            entry["bytes"] = path.stat().st_size
-            result[precision][form] = entry
-            echo(f"[{form} {precision}] wrote {path} ({entry['bytes'] / 1e6:.1f} MB, "
-                 f"{entry['node_counts']['total']} nodes)")
-    return result
 
 
 @click.command(name="export")
@@ -190,7 +106,7 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
 @click.option("--no-validate", is_flag=True, help="skip the ONNX Runtime parity check")
 @click.option("--fp16", is_flag=True, help="also write FP16 variants (model[.plugin].fp16.onnx), FP32 I/O")
 @click.option("--int8", is_flag=True, help="also write INT8 Q/DQ variants (model[.plugin].int8.onnx) and calibration.json")
-@click.option("--calibrator", type=click.Choice(["entropy", "max", "percentile", "mse"]), default="entropy",
+@click.option("--calibrator", type=click.Choice(CALIBRATORS), default="entropy",
               show_default=True, help="INT8 activation range calibrator")
 @click.option("--calib-dir", type=click.Path(file_okay=False),
               help="folder of LR calibration images [default: the bundled set]")
@@ -203,9 +119,9 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
 def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int8, calibrator, calib_dir,
                calib_json, fp16_block, preset_name, upstream_compat):
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops and GSWA plugin form."""
-    from ..cli import load_torch_model
+    from ..calibration.writer import VariantOptions
 
-    shape = parse_shape(static_shape)
+    shape = static_shape_option(static_shape)
     if (calib_dir or calib_json or calibrator != "entropy") and not int8:
         raise CliError("--calibrator, --calib-dir and --calib-json need --int8")
     if calib_json and (calib_dir or calibrator != "entropy"):
@@ -244,8 +160,8 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
 def engine_step(onnx_files: list[Path], echo=click.echo) -> None:
     """Build a TensorRT engine per ONNX file where TensorRT and a GPU exist; otherwise say so in one line
     and print the commands that build them on a machine that has both (the ONNX files are ready)."""
-    from ..runtime.trt import TensorRTUnavailable, require_gpu, require_tensorrt
-    from .engine import build_engine, inspect_onnx, trtexec_command, trtexec_line
+    from ..runtime.tensorrt.builder import build_engine, inspect_onnx, trtexec_command, trtexec_line
+    from ..runtime.tensorrt.env import TensorRTUnavailable, require_gpu, require_tensorrt
 
     try:
         require_tensorrt()

@@ -1,0 +1,111 @@
+"""What every command shares: one-line errors with documented exit codes, model options, JSON output.
+
+Exit codes (README, "Exit codes"): 0 ok; 1 a check failed (validation, a folder run with failed files);
+2 bad input or usage (one `error:` line); 3 this machine lacks something (TensorRT, a GPU, an optional
+package); 130 interrupted.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from pathlib import Path
+
+import click
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+class CliError(click.ClickException):
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file=None):
+        click.echo(f"error: {self.message}", err=True)
+
+
+class MissingDependency(CliError):
+    """Something this machine lacks (TensorRT, a GPU, an optional package): not the input's fault."""
+    exit_code = EXIT_ENVIRONMENT
+
+
+# top-level module -> the extra that installs it (pyproject.toml)
+EXTRA_OF = {"onnx": "onnx", "onnxruntime": "onnx", "onnxruntime_extensions": "onnx", "onnxconverter_common": "onnx",
+            "onnxslim": "onnx", "onnx_graphsurgeon": "onnx", "matplotlib": "plot", "polygraphy": "trt", "cuda": "trt",
+            "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video"}
+
+
+def missing_module_message(e: ModuleNotFoundError) -> str:
+    top = (e.name or "").split(".")[0]
+    extra = EXTRA_OF.get(top)
+    if extra is None:
+        return f"a package is missing: {_first_line(e)}"
+    return f"{top} is not installed (pip install 'agileir[{extra}]')"
+
+
+def require_module(module: str, extra: str, needed_by: str, package: str | None = None) -> None:
+    """One-line error naming the extra to install when an optional dependency is missing."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise MissingDependency(f"{needed_by} needs {package or module} (pip install 'agileir[{extra}]')") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e)
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def friendly_errors(fn):
+    """Bad input ends in one line on stderr and exit code 2, a missing capability of the machine in exit
+    code 3, never a traceback (AGILEIR_DEBUG=1 shows it)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ..imageio import ImageError
+        from ..models.load import ModelLoadError
+        from ..runtime.tensorrt.env import TensorRTUnavailable
+
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except TensorRTUnavailable as e:
+            raise MissingDependency(_first_line(e)) from None
+        except ModuleNotFoundError as e:
+            if os.environ.get("AGILEIR_DEBUG"):
+                raise
+            raise MissingDependency(missing_module_message(e)) from None
+        except (ModelLoadError, ImageError, FileNotFoundError, ValueError) as e:
+            raise CliError(_first_line(e)) from None
+        except Exception as e:
+            if os.environ.get("AGILEIR_DEBUG"):
+                raise
+            raise CliError(f"{type(e).__name__}: {_first_line(e) if str(e) else ''} "
+                           "(set AGILEIR_DEBUG=1 for the traceback)") from None
+    return wrapper
+
+
+def model_options(fn):
+    fn = click.option("--preset", "preset_name", help="override the architecture inferred from the weights")(fn)
+    fn = click.option("--upstream-compat", is_flag=True,
+                      help="reproduce the official AgileIR forward (attention output discarded)")(fn)
+    return fn
+
+
+def backend_option(help_text: str = "override the backend chosen from the file type"):
+    from ..runtime.artifacts import BACKENDS
+
+    return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=help_text)
+
+
+def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
+    from ..models.load import load_model
+
+    return load_model(path, preset_name, upstream_compat or None, fuse=True)
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    from ..atomic import write_json as atomic_write_json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, payload)

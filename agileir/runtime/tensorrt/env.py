@@ -1,0 +1,144 @@
+"""What the TensorRT paths need from this machine: the TensorRT module of a flavour, its version, a GPU,
+the GSWA plugin library loaded once.
+
+Two flavours share every code path; the builder and runner take the imported module:
+* ``tensorrt``: TensorRT 10/11 for datacenter GPUs and Jetson (`pip install tensorrt`, JetPack's python3-libnvinfer);
+* ``rtx``: TensorRT for RTX (`pip install tensorrt-rtx-cu13`, module ``tensorrt_rtx``), whose builder runs without
+  a GPU (ahead-of-time build, JIT-specialised on the user's RTX GPU when loaded).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from ...plugins import ENV_LIBRARY, LIBRARY_NAME, find_nvcc, find_plugin_library
+from .cudart import device_count, device_info
+
+FLAVOURS = {"tensorrt": "tensorrt", "rtx": "tensorrt_rtx"}
+FLAVOUR_NAMES = {"tensorrt": "TensorRT", "rtx": "TensorRT-RTX"}
+INSTALL_HINTS = {"tensorrt": "pip install tensorrt, or JetPack's python3-libnvinfer",
+                 "rtx": "pip install 'agileir[rtx]' (tensorrt-rtx-cu13)"}
+MIN_VERSION = {"tensorrt": (10, 0), "rtx": (1, 0)}
+_loaded_libraries: dict[str, object] = {}  # path -> handle: load_library refuses a second load in one process
+
+
+class TensorRTUnavailable(RuntimeError):
+    """TensorRT, cuda-python or a CUDA device is missing: a property of the machine, not of the input."""
+
+
+class EngineMismatch(ValueError):
+    """The engine was built for another TensorRT / GPU, or needs a plugin library that is not here."""
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """'10.13.3.9' -> (10, 13, 3); non-digits ignored."""
+    parts = []
+    for p in str(text).split(".")[:3]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_flavour(flavour: str) -> str:
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown TensorRT flavour {flavour!r} (one of {', '.join(FLAVOURS)})")
+    return flavour
+
+
+def import_trt(flavour: str = "tensorrt") -> ModuleType:
+    """The TensorRT module of `flavour`, or TensorRTUnavailable with what is wrong."""
+    name = FLAVOURS[check_flavour(flavour)]
+    label = FLAVOUR_NAMES[flavour]
+    try:
+        trt = importlib.import_module(name)
+    except ImportError:
+        raise TensorRTUnavailable(f"{label} is not installed ({INSTALL_HINTS[flavour]})") from None
+    except Exception as e:  # PyPI's download stubs or missing native libraries
+        first = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise TensorRTUnavailable(f"{label} failed to import ({first})") from None
+    if not hasattr(trt, "Builder"):  # e.g. only `tensorrt-stubs` (a namespace of .pyi files) is installed
+        raise TensorRTUnavailable(f"the installed `{name}` package has no runtime (type stubs only?): install {label}")
+    version = str(getattr(trt, "__version__", "0"))
+    if version_tuple(version) < MIN_VERSION[flavour]:
+        minimum = ".".join(map(str, MIN_VERSION[flavour]))
+        raise TensorRTUnavailable(f"{label} {version} is too old: agileir needs {label} >= {minimum}")
+    return trt
+
+
+def require_tensorrt(flavour: str = "tensorrt") -> str:
+    """The installed version of `flavour`, or TensorRTUnavailable."""
+    return str(import_trt(flavour).__version__)
+
+
+def require_gpu(device: int = 0) -> dict:
+    """{'name', 'compute_capability'} of the CUDA device, or TensorRTUnavailable."""
+    if device_count() <= device:
+        raise TensorRTUnavailable("no CUDA device (or no driver / cuda-python) on this machine")
+    return device_info(device)
+
+
+def load_plugin_library(path: str | Path, flavour: str = "tensorrt") -> object:
+    """`get_plugin_registry().load_library` once per process and flavour (a second load of the same creators
+    fails); returns the handle."""
+    trt = import_trt(flavour)
+    key = f"{flavour}:{Path(path).resolve()}"
+    if key in _loaded_libraries:
+        return _loaded_libraries[key]
+    handle = trt.get_plugin_registry().load_library(str(Path(path).resolve()))
+    if handle is None:
+        raise RuntimeError(f"{FLAVOUR_NAMES[flavour]} could not load the plugin library {path} (built for another "
+                           "TensorRT, or its creators are already registered)")
+    _loaded_libraries[key] = handle
+    return handle
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def availability() -> dict[str, str | None]:
+    """What the plugin paths need, each entry None when available or a one-line message when not.
+
+    Keys: tensorrt, qdp (tensorrt.plugin AOT, >= 10.9), cuda_python, gpu, nvcc, library.
+    """
+    status: dict[str, str | None] = {}
+    try:
+        from .qdp import import_tensorrt_plugin
+
+        import_tensorrt_plugin()
+        status["tensorrt"] = None
+        status["qdp"] = None
+    except RuntimeError as e:
+        msg = str(e)
+        status["tensorrt"] = msg if "not installed" in msg else None
+        status["qdp"] = msg
+    except Exception as e:  # a broken install (e.g. PyPI's download stubs)
+        status["tensorrt"] = status["qdp"] = f"TensorRT import failed: {type(e).__name__}: {e}".splitlines()[0]
+
+    cuda_python = _module_available("cuda.bindings") or _module_available("cuda.nvrtc")
+    status["cuda_python"] = None if cuda_python else "cuda-python is not installed (pip install cuda-python)"
+
+    gpu_msg: str | None = "no CUDA device (neither cuda-python nor torch.cuda found one)"
+    try:
+        from ...plugins.ptx import current_device_arch
+
+        if current_device_arch(use_env=False) is not None:
+            gpu_msg = None
+    except Exception as e:
+        gpu_msg = f"CUDA device query failed: {type(e).__name__}: {e}".splitlines()[0]
+    status["gpu"] = gpu_msg
+
+    status["nvcc"] = None if find_nvcc() else "nvcc is not installed (CUDA toolkit needed to build the kernel / plugin)"
+    lib = find_plugin_library()
+    status["library"] = None if lib else f"{LIBRARY_NAME} not built (build_plugin_library() or set {ENV_LIBRARY})"
+    return status
+
+
+def availability_report() -> str:
+    """Human-readable lines for :func:`availability`."""
+    return "\n".join(f"{key:12s} {'ok' if msg is None else msg}" for key, msg in availability().items())
