@@ -7,8 +7,10 @@
 * The kernels run unchanged under a CPU emulation of the CUDA execution model (csrc/emu, g++) and match the
   PyTorch reference: real numerics of the real source, without a GPU.
 * NVRTC (cuda-python) compiles the same source to PTX when cuda-python is installed.
-* gswa_plugin.cpp compiles against TensorRT headers when they can be found (TensorRT_ROOT / AGILEIR_TRT_INCLUDE);
-  otherwise that test is skipped with the reason.
+* gswa_plugin.cpp (all three builds: loadLibrary, static registration, TensorRT-RTX) compiles with -Wall -Wextra
+  -Werror against the TensorRT 10.13.3 and 11.1 headers in ../shared/third_party/tensorrt-headers (test fixtures)
+  and against TensorRT_ROOT / AGILEIR_TRT_INCLUDE when set; each is skipped with the reason when its headers are
+  missing.
 * The Python modules import without TensorRT, and the QDP registration fails with one clear line.
 """
 from __future__ import annotations
@@ -222,7 +224,18 @@ def test_nvrtc_compiles_same_source():
 
 # ---------------------------------------------------------------------------------------------- C++ plugin
 
-def _tensorrt_include_dir() -> Path | None:
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# NVIDIA's TensorRT headers as test fixtures (never copied into the project): <repo>/../shared/third_party/...
+SHARED_TRT_HEADERS = REPO_ROOT.parent / "shared" / "third_party" / "tensorrt-headers"
+HEADER_VERSIONS = ("10.13.3", "11.1")
+
+
+def _tensorrt_include_dir(version: str | None = None) -> Path | None:
+    """The include folder of TensorRT ``version`` from the shared fixtures, or (version None) the first of
+    AGILEIR_TRT_INCLUDE / TensorRT_ROOT / system paths / the newest shared fixture that holds NvInferRuntime.h."""
+    if version is not None:
+        inc = SHARED_TRT_HEADERS / version / "include"
+        return inc if (inc / "NvInferRuntime.h").is_file() else None
     cands = []
     for var in ("AGILEIR_TRT_INCLUDE", "TensorRT_ROOT", "TENSORRT_ROOT", "TRT_ROOT"):
         v = os.environ.get(var)
@@ -230,6 +243,7 @@ def _tensorrt_include_dir() -> Path | None:
             cands += [Path(v), Path(v) / "include"]
     cands += [Path("/usr/include/x86_64-linux-gnu"), Path("/usr/include/aarch64-linux-gnu"), Path("/usr/include"),
               Path("/usr/local/tensorrt/include"), Path("/opt/tensorrt/include")]
+    cands += [SHARED_TRT_HEADERS / v / "include" for v in HEADER_VERSIONS[::-1]]
     for c in cands:
         if (c / "NvInferRuntime.h").is_file():
             return c
@@ -247,21 +261,40 @@ def _cuda_include_dir() -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("flavour", ["loadLibrary", "static-registration"])
-def test_plugin_cpp_compiles_against_tensorrt_headers(flavour):
-    trt_inc = _tensorrt_include_dir()
-    if trt_inc is None:
-        pytest.skip("TensorRT headers (NvInferRuntime.h) not found: gswa_plugin.cpp was not compiled here "
-                    "(set TensorRT_ROOT or AGILEIR_TRT_INCLUDE to check it)")
+def _compile_plugin_cpp(trt_inc: Path, defs: list[str]) -> subprocess.CompletedProcess:
     cuda_inc = _cuda_include_dir()
     gxx = shutil.which("g++") or shutil.which("c++")
     if cuda_inc is None or gxx is None:
         pytest.skip("CUDA headers or a C++ compiler missing: gswa_plugin.cpp was not compiled here")
-    defs = ["-DAGILEIR_GSWA_STATIC_REGISTRATION"] if flavour == "static-registration" else []
+    # project files with -Werror; TensorRT and CUDA headers as system headers (their warnings are not ours)
     cmd = [gxx, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *defs, "-isystem", str(trt_inc),
            "-isystem", str(cuda_inc), "-I", str(CSRC), str(CSRC / "gswa_plugin.cpp")]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+PLUGIN_DEFINES = {"loadLibrary": [], "static-registration": ["-DAGILEIR_GSWA_STATIC_REGISTRATION"],
+                  "rtx": ["-DAGILEIR_TRT_RTX"]}
+
+
+@pytest.mark.parametrize("flavour", list(PLUGIN_DEFINES))
+def test_plugin_cpp_compiles_against_tensorrt_headers(flavour):
+    trt_inc = _tensorrt_include_dir()
+    if trt_inc is None:
+        pytest.skip("TensorRT headers (NvInferRuntime.h) not found: gswa_plugin.cpp was not compiled here "
+                    f"(set TensorRT_ROOT or AGILEIR_TRT_INCLUDE, or provide {SHARED_TRT_HEADERS}/<ver>/include)")
+    proc = _compile_plugin_cpp(trt_inc, PLUGIN_DEFINES[flavour])
+    assert proc.returncode == 0, f"against {trt_inc}:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("flavour", list(PLUGIN_DEFINES))
+@pytest.mark.parametrize("version", HEADER_VERSIONS)
+def test_plugin_cpp_compiles_against_shared_tensorrt_headers(version, flavour):
+    """Both supported TensorRT major versions, from the headers in ../shared/third_party/tensorrt-headers."""
+    trt_inc = _tensorrt_include_dir(version)
+    if trt_inc is None:
+        pytest.skip(f"{SHARED_TRT_HEADERS / version / 'include'} not found: TensorRT {version} compile not checked")
+    proc = _compile_plugin_cpp(trt_inc, PLUGIN_DEFINES[flavour])
+    assert proc.returncode == 0, f"TensorRT {version} headers ({trt_inc}):\n{proc.stdout}{proc.stderr}"
 
 
 # ---------------------------------------------------------------------------------------------- Python side
