@@ -362,3 +362,55 @@ def test_scale_bits_roundtrip():
         assert -(2**31) <= bits < 2**31
         assert struct.unpack("<f", struct.pack("<i", bits))[0] == pytest.approx(scale, rel=1e-7)
     assert launch.kernel_scalar_args(1, 72, 16, 32, 32, 8, 16, 8, 0.5)[-1] == 0x3F000000
+
+
+def test_qdp_attributes_survive_numpy_2_4_field_conversion():
+    """tensorrt.plugin hands NDArray-annotated attributes over as ``field.data.astype(dtype)`` (a length-1
+    array); built-in ``int`` / ``float`` annotations go through ``int(field.data)``, which NumPy >= 2.4 rejects.
+    The QDP declares NDArray[int32] / NDArray[float32] (the C++ creator's kINT32 / kFLOAT32) and reads them with
+    attr_scalar."""
+    import typing
+
+    import numpy as np
+
+    from agileir.plugins.qdp import attr_annotations, attr_scalar
+
+    ann = attr_annotations()
+    assert list(ann) == ["window_size", "shift_size", "key_dim", "scale"]
+    expected = {"window_size": np.int32, "shift_size": np.int32, "key_dim": np.int32, "scale": np.float32}
+    for name, a in ann.items():
+        assert typing.get_origin(a) is np.ndarray, name
+        dtype_arg = typing.get_args(a)[1]
+        assert typing.get_args(dtype_arg)[0] is expected[name], name
+    # what the creator receives from the ONNX parser / a PluginField: 1-element arrays
+    field = {"window_size": np.array([16], np.int32), "shift_size": np.array([8], np.int32),
+             "key_dim": np.array([32], np.int32), "scale": np.array([32**-0.5], np.float32)}
+    attrs = {k: v.astype(expected[k]) for k, v in field.items()}
+    assert [attr_scalar(attrs[k]) for k in ("window_size", "shift_size", "key_dim")] == [16, 8, 32]
+    assert attr_scalar(attrs["scale"], float) == pytest.approx(32**-0.5, rel=1e-7)
+    assert isinstance(attr_scalar(attrs["key_dim"]), int)
+    assert attr_scalar(7) == 7 and attr_scalar(np.float32(0.5), float) == 0.5
+    with pytest.raises(ValueError):
+        attr_scalar(np.array([1, 2], np.int32))
+    if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (2, 4):
+        with pytest.raises(TypeError):  # the conversion the built-in annotations would hit
+            int(field["window_size"])
+
+
+def test_tensorrt_rtx_plugin_module_is_unusable_in_the_1_7_wheel():
+    """tensorrt_rtx.plugin (QDP) re-exports tensorrt_rtx_bindings.plugin, absent from the 1.7 wheels: the QDP
+    path reports that in one line and points at the C++ RTX library."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        pytest.skip("tensorrt_rtx is not installed")
+    from agileir.plugins.qdp import rtx_qdp_missing
+
+    msg = rtx_qdp_missing()
+    code = "import tensorrt_rtx.plugin"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode == 0:
+        assert msg is None
+        pytest.skip("this TensorRT-RTX has a working tensorrt_rtx.plugin")
+    assert "tensorrt_rtx_bindings.plugin" in proc.stderr
+    assert msg and "\n" not in msg and "libagileir_trt_plugins_rtx.so" in msg
