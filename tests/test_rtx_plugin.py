@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from agileir.plugins import RTX_LIBRARY_NAME, build_plugin_library, find_nvcc
+from agileir.plugins import (RTX_LIBRARY_NAME, build_plugin_library, find_nvcc, load_plugin_library,
+                             rtx_parser_link_problem)
 from test_plugin_build import _tensorrt_include_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +112,11 @@ import tensorrt_rtx as trt
 
 lib, profile, paths = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
 logger = trt.Logger(trt.Logger.WARNING)
-if lib != "-":
-    assert trt.get_plugin_registry().load_library(lib) is not None, "load_library failed"
+if lib.startswith("raw:"):  # TensorRT-RTX's own load_library, bypassing agileir's checks
+    assert trt.get_plugin_registry().load_library(lib[4:]) is not None, "load_library failed"
+else:
+    from agileir.plugins import load_plugin_library
+    load_plugin_library(lib, flavour="rtx")
 results = {}
 for path in paths:
     builder = trt.Builder(logger)
@@ -179,7 +183,18 @@ def test_rtx_library_without_link_says_how_to_fix(rtx_library, tmp_path):
     """Copied away from its libtensorrt_rtx.so link, the library names the exact ln -s that fixes the parser."""
     lone = tmp_path / RTX_LIBRARY_NAME
     shutil.copy2(rtx_library, lone)
-    proc = _run_rtx(lone, [], timeout=120)
+    proc = _run_rtx(f"raw:{lone}", [], timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "libtensorrt_rtx.so cannot be opened" in proc.stderr and "ln -s " in proc.stderr, proc.stderr[-3000:]
     assert str(tmp_path / "libtensorrt_rtx.so") in proc.stderr
+    # the Python loader refuses it up front, before TensorRT-RTX is imported, with the same fix
+    env_before = os.environ.pop("LD_LIBRARY_PATH", None)
+    try:
+        problem = rtx_parser_link_problem(lone)
+        assert problem and "ln -s " in problem and "\n" not in problem
+        with pytest.raises(RuntimeError, match="libtensorrt_rtx.so is missing"):
+            load_plugin_library(lone, flavour="rtx")
+    finally:
+        if env_before is not None:
+            os.environ["LD_LIBRARY_PATH"] = env_before
+    assert rtx_parser_link_problem(rtx_library) is None

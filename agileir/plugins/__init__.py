@@ -173,19 +173,56 @@ def register_qdp(arch=None) -> str:
     return qdp.register(arch)
 
 
-def load_plugin_library(path: str | os.PathLike | None = None):
-    """``tensorrt.get_plugin_registry().load_library`` on the built C++ plugin library; returns the handle."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise RuntimeError("TensorRT is not installed: cannot load the agileir plugin library") from None
-    lib = Path(path) if path is not None else find_plugin_library()
+def load_plugin_library(path: str | os.PathLike | None = None, flavour: str = "tensorrt"):
+    """``get_plugin_registry().load_library`` on the built C++ plugin library; returns the handle.
+
+    ``flavour="rtx"`` loads libagileir_trt_plugins_rtx.so into ``tensorrt_rtx``; it first checks that the
+    ``libtensorrt_rtx.so`` link the TensorRT-RTX ONNX parser needs is next to the library (or already resolvable),
+    because without it parsing a plugin node aborts the process (docs/plugin.md, "TensorRT-RTX")."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
+    name = RTX_LIBRARY_NAME if flavour == "rtx" else LIBRARY_NAME
+    lib = Path(path) if path is not None else find_plugin_library(name)
     if lib is None:
-        raise RuntimeError(f"{LIBRARY_NAME} not found: build it (agileir.plugins.build_plugin_library) or set {ENV_LIBRARY}")
+        how = 'build_plugin_library(flavour="rtx")' if flavour == "rtx" else "build_plugin_library()"
+        raise RuntimeError(f"{name} not found: build it (agileir.plugins.{how}) or set {ENV_LIBRARY}")
+    if flavour == "rtx":
+        problem = rtx_parser_link_problem(lib)
+        if problem:
+            raise RuntimeError(problem)
+    module = "tensorrt_rtx" if flavour == "rtx" else "tensorrt"
+    try:
+        trt = importlib.import_module(module)
+    except ImportError:
+        raise RuntimeError(f"{module} is not installed: cannot load the agileir plugin library") from None
     handle = trt.get_plugin_registry().load_library(str(lib))
     if handle is None:
-        raise RuntimeError(f"TensorRT could not load {lib} (already loaded, or built for another TensorRT?)")
+        raise RuntimeError(f"{module} could not load {lib} (already loaded, or built for another TensorRT?)")
     return handle
+
+
+def rtx_parser_link_problem(lib: str | os.PathLike) -> str | None:
+    """None when the TensorRT-RTX ONNX parser will find ``libtensorrt_rtx.so`` once ``lib`` is loaded (a link next
+    to ``lib`` that resolves to an existing file, or that name in the wheel folder itself), else a one-line fix."""
+    lib = Path(lib)
+    link = lib.parent / "libtensorrt_rtx.so"
+    if link.exists():
+        return None
+    wheel = None
+    try:
+        spec = importlib.util.find_spec("tensorrt_rtx_libs")
+        if spec is not None and spec.submodule_search_locations:
+            wheel = Path(list(spec.submodule_search_locations)[0])
+    except (ImportError, ValueError):
+        pass
+    if wheel is not None and (wheel / "libtensorrt_rtx.so").exists():
+        return None  # the parser's RPATH ($ORIGIN) finds it there
+    for d in filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)):
+        if (Path(d) / "libtensorrt_rtx.so").exists():
+            return None  # (as long as LD_LIBRARY_PATH was set when the process started)
+    target = wheel / "libtensorrt_rtx.so.1" if wheel is not None else Path("<TensorRT-RTX lib>/libtensorrt_rtx.so.1")
+    return (f"{link} is missing: the TensorRT-RTX ONNX parser dlopen-s libtensorrt_rtx.so and aborts the process "
+            f"without it; run: ln -s {target} {link}")
 
 
 def _module_available(name: str) -> bool:
@@ -242,5 +279,5 @@ __all__ = [
     "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "LIBRARY_NAME", "STATIC_LIBRARY_NAME", "RTX_LIBRARY_NAME",
     "FLAVOURS", "NvccNotFound",
     "kernel_source_dir", "plugin_source_dir", "find_plugin_library", "build_plugin_library", "compile_kernel_nvcc",
-    "nvcc_command", "register_qdp", "load_plugin_library", "availability", "availability_report",
+    "nvcc_command", "register_qdp", "load_plugin_library", "rtx_parser_link_problem", "availability", "availability_report",
 ]
