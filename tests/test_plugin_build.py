@@ -7,8 +7,10 @@
 * The kernels run unchanged under a CPU emulation of the CUDA execution model (csrc/emu, g++) and match the
   PyTorch reference: real numerics of the real source, without a GPU.
 * NVRTC (cuda-python) compiles the same source to PTX when cuda-python is installed.
-* gswa_plugin.cpp compiles against TensorRT headers when they can be found (TensorRT_ROOT / AGILEIR_TRT_INCLUDE);
-  otherwise that test is skipped with the reason.
+* gswa_plugin.cpp (all three builds: loadLibrary, static registration, TensorRT-RTX) compiles with -Wall -Wextra
+  -Werror against the TensorRT 10.13.3 and 11.1 headers in ../shared/third_party/tensorrt-headers (test fixtures)
+  and against TensorRT_ROOT / AGILEIR_TRT_INCLUDE when set; each is skipped with the reason when its headers are
+  missing.
 * The Python modules import without TensorRT, and the QDP registration fails with one clear line.
 """
 from __future__ import annotations
@@ -222,7 +224,18 @@ def test_nvrtc_compiles_same_source():
 
 # ---------------------------------------------------------------------------------------------- C++ plugin
 
-def _tensorrt_include_dir() -> Path | None:
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# NVIDIA's TensorRT headers as test fixtures (never copied into the project): <repo>/../shared/third_party/...
+SHARED_TRT_HEADERS = REPO_ROOT.parent / "shared" / "third_party" / "tensorrt-headers"
+HEADER_VERSIONS = ("10.13.3", "11.1")
+
+
+def _tensorrt_include_dir(version: str | None = None) -> Path | None:
+    """The include folder of TensorRT ``version`` from the shared fixtures, or (version None) the first of
+    AGILEIR_TRT_INCLUDE / TensorRT_ROOT / system paths / the newest shared fixture that holds NvInferRuntime.h."""
+    if version is not None:
+        inc = SHARED_TRT_HEADERS / version / "include"
+        return inc if (inc / "NvInferRuntime.h").is_file() else None
     cands = []
     for var in ("AGILEIR_TRT_INCLUDE", "TensorRT_ROOT", "TENSORRT_ROOT", "TRT_ROOT"):
         v = os.environ.get(var)
@@ -230,6 +243,7 @@ def _tensorrt_include_dir() -> Path | None:
             cands += [Path(v), Path(v) / "include"]
     cands += [Path("/usr/include/x86_64-linux-gnu"), Path("/usr/include/aarch64-linux-gnu"), Path("/usr/include"),
               Path("/usr/local/tensorrt/include"), Path("/opt/tensorrt/include")]
+    cands += [SHARED_TRT_HEADERS / v / "include" for v in HEADER_VERSIONS[::-1]]
     for c in cands:
         if (c / "NvInferRuntime.h").is_file():
             return c
@@ -247,21 +261,40 @@ def _cuda_include_dir() -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("flavour", ["loadLibrary", "static-registration"])
-def test_plugin_cpp_compiles_against_tensorrt_headers(flavour):
-    trt_inc = _tensorrt_include_dir()
-    if trt_inc is None:
-        pytest.skip("TensorRT headers (NvInferRuntime.h) not found: gswa_plugin.cpp was not compiled here "
-                    "(set TensorRT_ROOT or AGILEIR_TRT_INCLUDE to check it)")
+def _compile_plugin_cpp(trt_inc: Path, defs: list[str]) -> subprocess.CompletedProcess:
     cuda_inc = _cuda_include_dir()
     gxx = shutil.which("g++") or shutil.which("c++")
     if cuda_inc is None or gxx is None:
         pytest.skip("CUDA headers or a C++ compiler missing: gswa_plugin.cpp was not compiled here")
-    defs = ["-DAGILEIR_GSWA_STATIC_REGISTRATION"] if flavour == "static-registration" else []
+    # project files with -Werror; TensorRT and CUDA headers as system headers (their warnings are not ours)
     cmd = [gxx, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *defs, "-isystem", str(trt_inc),
            "-isystem", str(cuda_inc), "-I", str(CSRC), str(CSRC / "gswa_plugin.cpp")]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+PLUGIN_DEFINES = {"loadLibrary": [], "static-registration": ["-DAGILEIR_GSWA_STATIC_REGISTRATION"],
+                  "rtx": ["-DAGILEIR_TRT_RTX"]}
+
+
+@pytest.mark.parametrize("flavour", list(PLUGIN_DEFINES))
+def test_plugin_cpp_compiles_against_tensorrt_headers(flavour):
+    trt_inc = _tensorrt_include_dir()
+    if trt_inc is None:
+        pytest.skip("TensorRT headers (NvInferRuntime.h) not found: gswa_plugin.cpp was not compiled here "
+                    f"(set TensorRT_ROOT or AGILEIR_TRT_INCLUDE, or provide {SHARED_TRT_HEADERS}/<ver>/include)")
+    proc = _compile_plugin_cpp(trt_inc, PLUGIN_DEFINES[flavour])
+    assert proc.returncode == 0, f"against {trt_inc}:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("flavour", list(PLUGIN_DEFINES))
+@pytest.mark.parametrize("version", HEADER_VERSIONS)
+def test_plugin_cpp_compiles_against_shared_tensorrt_headers(version, flavour):
+    """Both supported TensorRT major versions, from the headers in ../shared/third_party/tensorrt-headers."""
+    trt_inc = _tensorrt_include_dir(version)
+    if trt_inc is None:
+        pytest.skip(f"{SHARED_TRT_HEADERS / version / 'include'} not found: TensorRT {version} compile not checked")
+    proc = _compile_plugin_cpp(trt_inc, PLUGIN_DEFINES[flavour])
+    assert proc.returncode == 0, f"TensorRT {version} headers ({trt_inc}):\n{proc.stdout}{proc.stderr}"
 
 
 # ---------------------------------------------------------------------------------------------- Python side
@@ -329,3 +362,55 @@ def test_scale_bits_roundtrip():
         assert -(2**31) <= bits < 2**31
         assert struct.unpack("<f", struct.pack("<i", bits))[0] == pytest.approx(scale, rel=1e-7)
     assert launch.kernel_scalar_args(1, 72, 16, 32, 32, 8, 16, 8, 0.5)[-1] == 0x3F000000
+
+
+def test_qdp_attributes_survive_numpy_2_4_field_conversion():
+    """tensorrt.plugin hands NDArray-annotated attributes over as ``field.data.astype(dtype)`` (a length-1
+    array); built-in ``int`` / ``float`` annotations go through ``int(field.data)``, which NumPy >= 2.4 rejects.
+    The QDP declares NDArray[int32] / NDArray[float32] (the C++ creator's kINT32 / kFLOAT32) and reads them with
+    attr_scalar."""
+    import typing
+
+    import numpy as np
+
+    from agileir.runtime.tensorrt.qdp import attr_annotations, attr_scalar
+
+    ann = attr_annotations()
+    assert list(ann) == ["window_size", "shift_size", "key_dim", "scale"]
+    expected = {"window_size": np.int32, "shift_size": np.int32, "key_dim": np.int32, "scale": np.float32}
+    for name, a in ann.items():
+        assert typing.get_origin(a) is np.ndarray, name
+        dtype_arg = typing.get_args(a)[1]
+        assert typing.get_args(dtype_arg)[0] is expected[name], name
+    # what the creator receives from the ONNX parser / a PluginField: 1-element arrays
+    field = {"window_size": np.array([16], np.int32), "shift_size": np.array([8], np.int32),
+             "key_dim": np.array([32], np.int32), "scale": np.array([32**-0.5], np.float32)}
+    attrs = {k: v.astype(expected[k]) for k, v in field.items()}
+    assert [attr_scalar(attrs[k]) for k in ("window_size", "shift_size", "key_dim")] == [16, 8, 32]
+    assert attr_scalar(attrs["scale"], float) == pytest.approx(32**-0.5, rel=1e-7)
+    assert isinstance(attr_scalar(attrs["key_dim"]), int)
+    assert attr_scalar(7) == 7 and attr_scalar(np.float32(0.5), float) == 0.5
+    with pytest.raises(ValueError):
+        attr_scalar(np.array([1, 2], np.int32))
+    if tuple(int(p) for p in np.__version__.split(".")[:2]) >= (2, 4):
+        with pytest.raises(TypeError):  # the conversion the built-in annotations would hit
+            int(field["window_size"])
+
+
+def test_tensorrt_rtx_plugin_module_is_unusable_in_the_1_7_wheel():
+    """tensorrt_rtx.plugin (QDP) re-exports tensorrt_rtx_bindings.plugin, absent from the 1.7 wheels: the QDP
+    path reports that in one line and points at the C++ RTX library."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        pytest.skip("tensorrt_rtx is not installed")
+    from agileir.runtime.tensorrt.qdp import rtx_qdp_missing
+
+    msg = rtx_qdp_missing()
+    code = "import tensorrt_rtx.plugin"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode == 0:
+        assert msg is None
+        pytest.skip("this TensorRT-RTX has a working tensorrt_rtx.plugin")
+    assert "tensorrt_rtx_bindings.plugin" in proc.stderr
+    assert msg and "\n" not in msg and "libagileir_trt_plugins_rtx.so" in msg

@@ -11,6 +11,7 @@ agileir.runtime.tensorrt. Nothing here imports TensorRT, torch or cuda-python.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from ..models.gswa_node import PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 LIBRARY_NAME = "libagileir_trt_plugins.so"
 STATIC_LIBRARY_NAME = "libagileir_trt_plugins_static.so"
+RTX_LIBRARY_NAME = "libagileir_trt_plugins_rtx.so"  # cmake -DAGILEIR_TRT_FLAVOUR=rtx (TensorRT-RTX)
+FLAVOURS = ("tensorrt", "rtx")
 KERNEL_LIBRARY_NAME = "libagileir_gswa.so"
 DEFAULT_CUDA_ARCHS = "87;89;90"
 ENV_LIBRARY = "AGILEIR_TRT_PLUGIN_LIB"
@@ -70,9 +73,19 @@ def build_plugin_library(
     cuda_archs: str = DEFAULT_CUDA_ARCHS,
     jobs: int | None = None,
     require_tensorrt: bool = True,
+    flavour: str = "tensorrt",
+    include_dir: str | os.PathLike | None = None,
+    library_dir: str | os.PathLike | None = None,
 ) -> Path:
-    """Configure and build agileir/plugins/CMakeLists.txt; returns the path of libagileir_trt_plugins.so (or of
-    libagileir_gswa.so when ``require_tensorrt`` is False and no TensorRT headers were found)."""
+    """Configure and build agileir/plugins/CMakeLists.txt; returns the path of the plugin library
+    (libagileir_trt_plugins.so, or libagileir_trt_plugins_rtx.so for ``flavour="rtx"``; libagileir_gswa.so when
+    ``require_tensorrt`` is False and no TensorRT headers were found).
+
+    Headers come from ``include_dir`` (AGILEIR_TRT_INCLUDE) or ``tensorrt_root``/include (a TensorRT tarball or
+    TensorRT-RTX SDK; pip wheels ship no headers); ``library_dir`` (AGILEIR_TRT_LIBRARY_DIR) may name a wheel's
+    tensorrt_libs/ or tensorrt_rtx_libs/ folder."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     cmake = shutil.which("cmake")
     if cmake is None:
         raise RuntimeError("cmake is not installed (needed to build the TensorRT plugin library)")
@@ -82,18 +95,24 @@ def build_plugin_library(
     build = Path(build_dir) if build_dir is not None else default_build_dirs()[0]
     build.mkdir(parents=True, exist_ok=True)
     cfg = [cmake, "-S", str(plugin_source_dir()), "-B", str(build), f"-DCMAKE_CUDA_COMPILER={nvcc}",
-           f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}", f"-DAGILEIR_REQUIRE_TENSORRT={'ON' if require_tensorrt else 'OFF'}"]
+           f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}", f"-DAGILEIR_REQUIRE_TENSORRT={'ON' if require_tensorrt else 'OFF'}",
+           f"-DAGILEIR_TRT_FLAVOUR={flavour}"]
     if tensorrt_root is not None:
         cfg.append(f"-DTensorRT_ROOT={Path(tensorrt_root).expanduser()}")
+    if include_dir is not None:
+        cfg.append(f"-DAGILEIR_TRT_INCLUDE={Path(include_dir).expanduser()}")
+    if library_dir is not None:
+        cfg.append(f"-DAGILEIR_TRT_LIBRARY_DIR={Path(library_dir).expanduser()}")
     _run(cfg, "cmake configure")
     cmd = [cmake, "--build", str(build)]
     if jobs:
         cmd += ["-j", str(jobs)]
     _run(cmd, "cmake build")
-    for name in (LIBRARY_NAME, KERNEL_LIBRARY_NAME):
+    wanted = RTX_LIBRARY_NAME if flavour == "rtx" else LIBRARY_NAME
+    for name in (wanted, KERNEL_LIBRARY_NAME):
         if (build / name).is_file():
             return build / name
-    raise RuntimeError(f"build finished but {LIBRARY_NAME} is not in {build}")
+    raise RuntimeError(f"build finished but {wanted} is not in {build}")
 
 
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
@@ -146,8 +165,33 @@ def compile_kernel_nvcc(arch, out_dir: str | os.PathLike, mode: str = "cubin", e
     return out
 
 
+def rtx_parser_link_problem(lib: str | os.PathLike) -> str | None:
+    """None when the TensorRT-RTX ONNX parser will find ``libtensorrt_rtx.so`` once ``lib`` is loaded (a link next
+    to ``lib`` that resolves to an existing file, or that name in the wheel folder itself), else a one-line fix."""
+    lib = Path(lib)
+    link = lib.parent / "libtensorrt_rtx.so"
+    if link.exists():
+        return None
+    wheel = None
+    try:
+        spec = importlib.util.find_spec("tensorrt_rtx_libs")
+        if spec is not None and spec.submodule_search_locations:
+            wheel = Path(list(spec.submodule_search_locations)[0])
+    except (ImportError, ValueError):
+        pass
+    if wheel is not None and (wheel / "libtensorrt_rtx.so").exists():
+        return None  # the parser's RPATH ($ORIGIN) finds it there
+    for d in filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)):
+        if (Path(d) / "libtensorrt_rtx.so").exists():
+            return None  # (as long as LD_LIBRARY_PATH was set when the process started)
+    target = wheel / "libtensorrt_rtx.so.1" if wheel is not None else Path("<TensorRT-RTX lib>/libtensorrt_rtx.so.1")
+    return (f"{link} is missing: the TensorRT-RTX ONNX parser dlopen-s libtensorrt_rtx.so and aborts the process "
+            f"without it; run: ln -s {target} {link}")
+
+
 __all__ = [
-    "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "LIBRARY_NAME", "STATIC_LIBRARY_NAME", "NvccNotFound",
+    "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "LIBRARY_NAME", "STATIC_LIBRARY_NAME", "RTX_LIBRARY_NAME",
+    "FLAVOURS", "NvccNotFound",
     "kernel_source_dir", "plugin_source_dir", "find_plugin_library", "build_plugin_library", "compile_kernel_nvcc",
-    "nvcc_command",
+    "nvcc_command", "rtx_parser_link_problem",
 ]

@@ -18,6 +18,12 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
+
+#if defined(AGILEIR_TRT_RTX) && !defined(_WIN32)
+#include <dlfcn.h>
+#include <link.h>
+#endif
 
 #if defined(_WIN32)
 #define AGILEIR_EXPORT __declspec(dllexport)
@@ -496,8 +502,82 @@ struct StaticRegistration
 StaticRegistration const gStaticRegistration;
 } // namespace
 #else
+#if defined(AGILEIR_TRT_RTX) && !defined(_WIN32)
+namespace
+{
+// TensorRT-RTX (checked with 1.7.1) adds the plugin layers of an ONNX graph through a private API that its ONNX
+// parser dlopen-s by the hard-coded bare name "libtensorrt_rtx.so" (then dlsym "getPrivateApi_INTERNAL"). The
+// pip wheel (tensorrt_rtx_libs/) ships only libtensorrt_rtx.so.1, so that dlopen fails, the parser's
+// std::runtime_error reaches a noexcept frame, and the process aborts ("terminate called without an active
+// exception") right after "Successfully created plugin". dlopen-ing that name from here searches this library's
+// RUNPATH ($ORIGIN: the CMake build puts a libtensorrt_rtx.so link next to the library), then LD_LIBRARY_PATH and
+// the system paths; when it resolves to the already-loaded libtensorrt_rtx.so.1 (same file), the loader records
+// the bare name on that object and the parser's own dlopen then succeeds.
+void aliasRtxLibraryImpl()
+{
+    using agileir::logMsg;
+    constexpr char const* kBare = "libtensorrt_rtx.so";
+    constexpr char const* kVersioned = "libtensorrt_rtx.so.1";
+    if (void* h = dlopen(kBare, RTLD_LAZY | RTLD_NOLOAD))
+    {
+        dlclose(h);
+        return; // already resolvable (TensorRT-RTX SDK on the search path, or done before)
+    }
+    void* loaded = dlopen(kVersioned, RTLD_LAZY | RTLD_NOLOAD);
+    std::string loadedPath = kVersioned;
+    struct link_map* lm = nullptr;
+    if (loaded != nullptr && dlinfo(loaded, RTLD_DI_LINKMAP, &lm) == 0 && lm != nullptr && lm->l_name != nullptr)
+        loadedPath = lm->l_name;
+    void* h = dlopen(kBare, RTLD_LAZY);
+    if (h != nullptr && loaded != nullptr && h != loaded)
+    {
+        dlclose(h);
+        h = nullptr;
+        logMsg(ILogger::Severity::kERROR,
+            std::string(kBare) + " resolves to a different copy of TensorRT-RTX than the loaded " + loadedPath
+                + "; not using it");
+    }
+    if (h != nullptr)
+    {
+        logMsg(ILogger::Severity::kVERBOSE, std::string(kBare) + " resolved for the TensorRT-RTX ONNX parser");
+        if (loaded != nullptr)
+            dlclose(loaded); // drop the NOLOAD reference; h keeps the name registered
+        return;
+    }
+    std::string here = "<folder of libagileir_trt_plugins_rtx.so>";
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&aliasRtxLibraryImpl), &info) != 0 && info.dli_fname != nullptr)
+    {
+        here = info.dli_fname;
+        here = here.substr(0, here.find_last_of('/') + 1);
+    }
+    logMsg(ILogger::Severity::kERROR,
+        std::string(kBare) + " cannot be opened: the TensorRT-RTX ONNX parser will abort when it imports a "
+            + "GroupShiftedWindowAttention node. Fix: ln -s " + loadedPath + " " + here + kBare
+            + " (or start the process with a folder holding that link on LD_LIBRARY_PATH)");
+    if (loaded != nullptr)
+        dlclose(loaded);
+}
+
+void aliasRtxLibrary() noexcept
+{
+    try
+    {
+        aliasRtxLibraryImpl();
+    }
+    catch (...)
+    {
+    }
+}
+} // namespace
+#endif
+
 extern "C" AGILEIR_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
+#if defined(AGILEIR_TRT_RTX) && !defined(_WIN32)
+    static std::once_flag aliasOnce;
+    std::call_once(aliasOnce, aliasRtxLibrary);
+#endif
     static agileir::GswaPluginCreator creator;
     static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&creator};
     nbCreators = 1;

@@ -8,6 +8,8 @@
  *   fields  window_size, shift_size, key_dim (int32), scale (float32)
  *
  * Written against the TensorRT 10.x / 11.x headers (IPluginV3OneCore / Build / Runtime, IPluginCreatorV3One).
+ * TensorRT-RTX 1.x uses the same interfaces (kinds PLUGIN_V3ONE_CORE/BUILD/RUNTIME, PLUGIN CREATOR_V3ONE); its
+ * build (-DAGILEIR_TRT_RTX, CMake AGILEIR_TRT_FLAVOUR=rtx) only adds a loader fix in getCreators (gswa_plugin.cpp).
  */
 #ifndef AGILEIR_GSWA_PLUGIN_H
 #define AGILEIR_GSWA_PLUGIN_H

@@ -13,7 +13,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from ...plugins import ENV_LIBRARY, LIBRARY_NAME, find_nvcc, find_plugin_library
+from ...plugins import (ENV_LIBRARY, LIBRARY_NAME, RTX_LIBRARY_NAME, find_nvcc, find_plugin_library,
+                        rtx_parser_link_problem)
 from .cudart import device_count, device_info
 
 FLAVOURS = {"tensorrt": "tensorrt", "rtx": "tensorrt_rtx"}
@@ -79,16 +80,30 @@ def require_gpu(device: int = 0) -> dict:
     return device_info(device)
 
 
-def load_plugin_library(path: str | Path, flavour: str = "tensorrt") -> object:
-    """`get_plugin_registry().load_library` once per process and flavour (a second load of the same creators
-    fails); returns the handle."""
+def plugin_library_name(flavour: str = "tensorrt") -> str:
+    return RTX_LIBRARY_NAME if check_flavour(flavour) == "rtx" else LIBRARY_NAME
+
+
+def load_plugin_library(path: str | Path | None = None, flavour: str = "tensorrt") -> object:
+    """`get_plugin_registry().load_library` of the GSWA plugin library (default: the built one of `flavour`), once
+    per process and flavour (a second load of the same creators fails); returns the handle.
+
+    For TensorRT-RTX it first checks that the `libtensorrt_rtx.so` link its ONNX parser dlopen-s is there: without
+    it, parsing a plugin node aborts the process (docs/plugin.md, "TensorRT-RTX")."""
+    name = plugin_library_name(flavour)
+    lib = Path(path) if path is not None else find_plugin_library(name)
+    if lib is None or not lib.is_file():
+        raise FileNotFoundError(f"{name} not found{f' at {path}' if path else ''}: build it (docs/plugin.md) "
+                                f"or set {ENV_LIBRARY}")
+    if flavour == "rtx" and (problem := rtx_parser_link_problem(lib)):
+        raise RuntimeError(problem)
     trt = import_trt(flavour)
-    key = f"{flavour}:{Path(path).resolve()}"
+    key = f"{flavour}:{lib.resolve()}"
     if key in _loaded_libraries:
         return _loaded_libraries[key]
-    handle = trt.get_plugin_registry().load_library(str(Path(path).resolve()))
+    handle = trt.get_plugin_registry().load_library(str(lib.resolve()))
     if handle is None:
-        raise RuntimeError(f"{FLAVOUR_NAMES[flavour]} could not load the plugin library {path} (built for another "
+        raise RuntimeError(f"{FLAVOUR_NAMES[flavour]} could not load the plugin library {lib} (built for another "
                            "TensorRT, or its creators are already registered)")
     _loaded_libraries[key] = handle
     return handle

@@ -10,6 +10,17 @@ kernel test uses.
 Importing this module needs neither TensorRT nor cuda-python; :func:`register` raises a one-line
 RuntimeError when they are missing. (No ``from __future__ import annotations`` here: tensorrt.plugin reads
 the annotations of the decorated functions.)
+
+Attributes are declared as 1-element ``numpy.typing.NDArray[np.int32]`` / ``NDArray[np.float32]``, not ``int`` /
+``float``: for built-in annotations tensorrt.plugin's creator converts a plugin field with ``int(field.data)`` /
+``float(field.data)`` on a length-1 array, which NumPy >= 2.4 rejects ("only 0-dimensional arrays can be converted
+to Python scalars"), while NDArray attributes are passed through as ``field.data.astype(dtype)``. The int32 /
+float32 dtypes are also the field types of the C++ creator (kINT32 / kFLOAT32), so the ONNX parser converts the
+node attributes the same way for both implementations.
+
+TensorRT-RTX: ``tensorrt_rtx.plugin`` re-exports ``tensorrt_rtx_bindings.plugin``, which the 1.7 wheels
+(tensorrt-rtx-cu13 1.7.1) do not contain, so QDPs cannot be used there; load libagileir_trt_plugins_rtx.so
+(``cmake -DAGILEIR_TRT_FLAVOUR=rtx``, docs/plugin.md) instead.
 """
 import threading
 from typing import Tuple, Union
@@ -27,20 +38,44 @@ _registered = False
 _arch_override = None
 
 
+def rtx_qdp_missing() -> str | None:
+    """None when TensorRT-RTX is absent or its ``tensorrt_rtx.plugin`` could work; otherwise why QDPs cannot run
+    with the installed TensorRT-RTX (the 1.7 wheels ship tensorrt_rtx.plugin, which re-exports
+    tensorrt_rtx_bindings.plugin, without that module). Looks at the files only: imports nothing."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        rtx = importlib.util.find_spec("tensorrt_rtx")
+        bindings = importlib.util.find_spec("tensorrt_rtx_bindings")
+    except (ImportError, ValueError):
+        return None
+    if rtx is None:
+        return None
+    dirs = list(bindings.submodule_search_locations or []) if bindings is not None else []
+    if any((Path(d) / "plugin").is_dir() or list(Path(d).glob("plugin.*")) for d in dirs):
+        return None
+    return ("TensorRT-RTX's tensorrt_rtx.plugin needs tensorrt_rtx_bindings.plugin, which this TensorRT-RTX wheel "
+            "lacks: use libagileir_trt_plugins_rtx.so (cmake -DAGILEIR_TRT_FLAVOUR=rtx) with TensorRT-RTX")
+
+
 def import_tensorrt_plugin():
     """(tensorrt, tensorrt.plugin), or a one-line RuntimeError saying what is missing."""
+    rtx_note = rtx_qdp_missing()
+    rtx_note = f"; {rtx_note}" if rtx_note else ""
     try:
         import tensorrt as trt
     except ImportError:
         raise RuntimeError(
             f"TensorRT is not installed: the {PLUGIN_ID} QDP needs TensorRT >= 10.9 (pip install 'tensorrt>=10.9')"
+            + rtx_note
         ) from None
     except Exception as e:  # e.g. a wheel whose native libraries are missing
         first = f"{type(e).__name__}: {e}".splitlines()[0]
         raise RuntimeError(f"TensorRT is installed but failed to import ({first})") from None
     if not hasattr(trt, "Builder"):  # e.g. only the `tensorrt-stubs` type stubs are installed
         raise RuntimeError(f"TensorRT is not installed (only a `tensorrt` namespace without a runtime was "
-                           f"found): the {PLUGIN_ID} QDP needs TensorRT >= 10.9") from None
+                           f"found): the {PLUGIN_ID} QDP needs TensorRT >= 10.9{rtx_note}") from None
     version = getattr(trt, "__version__", "0.0")
     try:
         import tensorrt.plugin as trtp
@@ -109,22 +144,45 @@ def register(arch=None) -> str:
     return PLUGIN_ID
 
 
+def attr_scalar(value, kind=int):
+    """The Python scalar of a plugin attribute: a 1-element array (how tensorrt.plugin passes NDArray
+    attributes), a 0-d array or a plain number. Raises ValueError for anything with more than one element."""
+    import numpy as np
+
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise ValueError(f"{PLUGIN_ID}: expected a single value, got shape {arr.shape}")
+    return kind(arr.reshape(-1)[0].item())
+
+
+def attr_annotations():
+    """{attribute: annotation} of the plugin attributes, in registration order (see the module docstring)."""
+    import numpy as np
+    import numpy.typing as npt
+
+    return {"window_size": npt.NDArray[np.int32], "shift_size": npt.NDArray[np.int32],
+            "key_dim": npt.NDArray[np.int32], "scale": npt.NDArray[np.float32]}
+
+
 def _define(trt, trtp) -> None:
+    ann = attr_annotations()
+    I32, F32 = ann["window_size"], ann["scale"]
+
     @trtp.register(PLUGIN_ID)
     def gswa_desc(
         qkv: trtp.TensorDesc,
         dw_weight: trtp.TensorDesc,
         dw_bias: trtp.TensorDesc,
         bias_table: trtp.TensorDesc,
-        window_size: int,
-        shift_size: int,
-        key_dim: int,
-        scale: float,
+        window_size: I32,
+        shift_size: I32,
+        key_dim: I32,
+        scale: F32,
     ) -> trtp.TensorDesc:
         if qkv.ndim != 4:
             raise ValueError(f"{PLUGIN_ID}: qkv must be (B, 2*key_dim + Cv, H, W)")
         out = qkv.like()
-        out.shape_expr[1] = qkv.shape_expr[1] - 2 * int(key_dim)
+        out.shape_expr[1] = qkv.shape_expr[1] - 2 * attr_scalar(key_dim)
         return out
 
     @trtp.autotune(PLUGIN_ID)
@@ -140,7 +198,7 @@ def _define(trt, trtp) -> None:
     ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
         from agileir.plugins.ptx import compile_ptx
 
-        window, shift, kd = int(window_size), int(shift_size), int(key_dim)
+        window, shift, kd = attr_scalar(window_size), attr_scalar(shift_size), attr_scalar(key_dim)
         dtype = "f16" if qkv.dtype == trt.float16 else "f32"
         B, C, H, W = (qkv.shape_expr[i] for i in range(4))
         v_dim = C - 2 * kd
@@ -151,7 +209,7 @@ def _define(trt, trtp) -> None:
         params.grid_x = launch.grid_blocks(B, H, W, window)
         params.block_x = threads
         params.shared_mem = smem
-        scalars = launch.kernel_scalar_args(B, C, H, W, kd, v_dim, window, shift, float(scale))
+        scalars = launch.kernel_scalar_args(B, C, H, W, kd, v_dim, window, shift, attr_scalar(scale, float))
         extra_args = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in scalars])
         ptx = compile_ptx(_ptx_arch(), dtype, bucket)
         return name, ptx, params, extra_args
