@@ -97,6 +97,16 @@ def backend_option(help_text: str = "override the backend chosen from the file t
     return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=help_text)
 
 
+def target_options(fn):
+    """--target / --compute-capability: which TensorRT flavour builds the engines."""
+    fn = click.option("--compute-capability", metavar="CC,...",
+                      help="TensorRT-RTX target GPUs, e.g. 86,89,120 [default: TensorRT-RTX's own, 8.0/8.6/8.9/12.0]")(fn)
+    fn = click.option("--target", type=click.Choice(["tensorrt", "rtx"]), default="tensorrt", show_default=True,
+                      help="tensorrt: TensorRT 10/11 (datacenter GPUs, Jetson), built on the GPU that runs it; "
+                           "rtx: TensorRT for RTX (RTX GPUs), built ahead of time, no GPU needed")(fn)
+    return fn
+
+
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
     from ..models.load import load_model
 

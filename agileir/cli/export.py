@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from ..calibration import CALIBRATORS
-from .common import CliError, friendly_errors, load_torch_model, model_options, require_module, write_json
+from .common import (CliError, friendly_errors, load_torch_model, model_options, require_module, target_options,
+                     write_json)
 
 FILES = {"standard": "model.onnx", "plugin": "model.plugin.onnx"}
 # The export gate is PSNR, as in `agileir validate`. Max abs error is reported, not gated: on the synthetic
@@ -114,14 +115,20 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
               help="reuse the ranges of a calibration.json instead of calibrating")
 @click.option("--fp16-keep-fp32", "fp16_block", help="comma-separated op types kept FP32 in the FP16 variant "
               "[default: LayerNormalization]; '' keeps none")
+@target_options
 @model_options
 @friendly_errors
 def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int8, calibrator, calib_dir,
-               calib_json, fp16_block, preset_name, upstream_compat):
+               calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat):
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops and GSWA plugin form."""
     from ..calibration.writer import VariantOptions
 
+    from ..runtime.tensorrt.builder import parse_compute_capabilities
+
     shape = static_shape_option(static_shape)
+    caps = parse_compute_capabilities(compute_capability)
+    if caps and target != "rtx":
+        raise CliError("--compute-capability needs --target rtx")
     if (calib_dir or calib_json or calibrator != "entropy") and not int8:
         raise CliError("--calibrator, --calib-dir and --calib-json need --int8")
     if calib_json and (calib_dir or calibrator != "entropy"):
@@ -154,15 +161,25 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
                if isinstance(e, dict) and not e.get("validation", {}).get("passed", True)]
     if failed:
         raise CliError(f"ONNX Runtime validation failed for: {', '.join(failed)} (see export.json)")
-    engine_step(sorted(out.glob("model*.onnx")))
+    engine_step(sorted(out.glob("model*.onnx")), target=target, compute_capabilities=caps)
 
 
-def engine_step(onnx_files: list[Path], echo=click.echo) -> None:
-    """Build a TensorRT engine per ONNX file where TensorRT and a GPU exist; otherwise say so in one line
-    and print the commands that build them on a machine that has both (the ONNX files are ready)."""
-    from ..runtime.tensorrt.builder import build_engine, inspect_onnx, trtexec_command, trtexec_line
+def engine_step(onnx_files: list[Path], echo=click.echo, target: str = "tensorrt",
+                compute_capabilities: tuple[str, ...] = ()) -> None:
+    """Build an engine per ONNX file where the target's TensorRT (and, for TensorRT proper, a GPU) exists;
+    otherwise say so in one line and print the commands that build them where they can (the ONNX files are
+    ready). TensorRT-RTX (--target rtx) builds here, on the CPU."""
+    from ..runtime.tensorrt.builder import BuildOptions, build_engine, inspect_onnx, trtexec_command, trtexec_line
     from ..runtime.tensorrt.env import TensorRTUnavailable, require_gpu, require_tensorrt
 
+    if target == "rtx":
+        require_tensorrt("rtx")  # TensorRTUnavailable -> exit 3 with the install hint
+        options = BuildOptions(flavour="rtx", compute_capabilities=compute_capabilities)
+        for path in onnx_files:
+            sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
+            echo(f"engine: {path.with_suffix('.plan')} (TensorRT-RTX, {sidecar['precision']}, {sidecar['form']} form, "
+                 f"for {', '.join(sidecar['target_compute_capabilities'])})")
+        return
     try:
         require_tensorrt()
         require_gpu()
@@ -173,6 +190,7 @@ def engine_step(onnx_files: list[Path], echo=click.echo) -> None:
             engine = path.with_suffix(".plan")
             echo(f"  agileir build {path} -o {engine}")
             echo(f"    or: {trtexec_line(trtexec_command(path, engine, graph_precision=info.precision, form=info.form))}")
+        echo("  (TensorRT-RTX engines for RTX GPUs build here, without a GPU: --target rtx)")
         return
     for path in onnx_files:
         sidecar = build_engine(path, path.with_suffix(".plan"), echo=echo)

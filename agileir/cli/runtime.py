@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_ENVIRONMENT, CliError, backend_option, friendly_errors, write_json
+from .common import EXIT_ENVIRONMENT, CliError, backend_option, friendly_errors, target_options, write_json
 
 
 def _sizes(text: str) -> list[int]:
@@ -40,14 +40,17 @@ def _sizes(text: str) -> list[int]:
               help="GSWA plugin for model.plugin.onnx: C++ library, Python AOT QDP, or the library when built")
 @click.option("--plugin-lib", type=click.Path(dir_okay=False), help="libagileir_trt_plugins.so to load")
 @click.option("--print-trtexec", is_flag=True, help="only print the equivalent trtexec command")
+@target_options
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log")
 @friendly_errors
 def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, workspace_mib, opt_level, timing_cache,
-              plugin, plugin_lib, print_trtexec, verbose):
-    """Build a TensorRT engine from an exported ONNX (either form, any precision variant)."""
+              plugin, plugin_lib, print_trtexec, target, compute_capability, verbose):
+    """Build a TensorRT (or TensorRT-RTX) engine from an exported ONNX (either form, any precision variant).
+
+    --target rtx builds on this machine without a GPU (TensorRT for RTX: ahead of time, JIT on the RTX GPU)."""
     from ..runtime.artifacts import ENGINE_SUFFIXES
-    from ..runtime.tensorrt.builder import (BuildOptions, ShapeProfile, build_engine, inspect_onnx, parse_shape,
-                                            trtexec_command, trtexec_line)
+    from ..runtime.tensorrt.builder import (BuildOptions, ShapeProfile, build_engine, inspect_onnx,
+                                            parse_compute_capabilities, parse_shape, trtexec_command, trtexec_line)
     from ..runtime.tensorrt.env import TensorRTUnavailable
 
     info = inspect_onnx(onnx_path)
@@ -59,8 +62,12 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
         precision=None if precision == "auto" else precision, workspace_mib=workspace_mib,
         optimization_level=opt_level,
         timing_cache=Path(timing_cache) if timing_cache else engine.parent / "timing.cache",
-        plugin=plugin, plugin_library=Path(plugin_lib) if plugin_lib else None, verbose=verbose)
-    command = trtexec_line(trtexec_command(info.path, engine, options, info.precision, info.form))
+        plugin=plugin, plugin_library=Path(plugin_lib) if plugin_lib else None, verbose=verbose, flavour=target,
+        compute_capabilities=parse_compute_capabilities(compute_capability))
+    if target == "rtx" and print_trtexec:
+        raise CliError("--print-trtexec is for --target tensorrt (trtexec is TensorRT's tool)")
+    command = trtexec_line(trtexec_command(info.path, engine, options, info.precision, info.form)) \
+        if target == "tensorrt" else ""
     if print_trtexec:
         click.echo(command)
         return
@@ -68,8 +75,9 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
         build_engine(info.path, engine, options, echo=lambda m: click.echo(m, err=True))
     except TensorRTUnavailable as e:
         click.echo(f"error: cannot build here: {e}", err=True)
-        click.echo(f"on a machine with TensorRT >= 10 and a GPU, the same engine (without engine.json) is:\n  {command}",
-                   err=True)
+        if command:
+            click.echo(f"on a machine with TensorRT >= 10 and a GPU, the same engine (without engine.json) is:\n"
+                       f"  {command}\n(or build a TensorRT-RTX engine here, no GPU needed: --target rtx)", err=True)
         raise click.exceptions.Exit(EXIT_ENVIRONMENT) from None
 
 

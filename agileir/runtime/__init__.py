@@ -30,10 +30,11 @@ def torch_runner(path=None, preset_name: str | None = None, upstream_compat: boo
     return PyTorchRunner(path, preset_name, upstream_compat)
 
 
-def trt_runner(path, plugin_library=None) -> Runner:
+def trt_runner(path, plugin_library=None, flavour: str | None = None) -> Runner:
+    """TensorRT or TensorRT-RTX engine runner; `flavour` None: the one the engine's engine.json records."""
     from .tensorrt.runner import TensorRTRunner
 
-    return TensorRTRunner(path, plugin_library)
+    return TensorRTRunner(path, plugin_library, flavour=flavour)
 
 
 def load_runner(path: str | Path | None, preset_name: str | None = None, upstream_compat: bool = False,
@@ -43,6 +44,7 @@ def load_runner(path: str | Path | None, preset_name: str | None = None, upstrea
 
     `backend` overrides the choice: 'onnxruntime-cpu' forces the CPU provider; 'onnxruntime' on a checkpoint
     exports its standard-form graph in memory. Other combinations are refused with the command that fits."""
+    backend_arg = backend
     kind = "checkpoint" if path is None else artifact_kind(path)
     if path is not None and not Path(path).is_file():
         raise FileNotFoundError(f"model not found: {path}")
@@ -62,10 +64,11 @@ def load_runner(path: str | Path | None, preset_name: str | None = None, upstrea
         runner = onnx_runner(proto, providers, threads, f"{reference.loaded.path.name} exported in memory")
     elif kind == "onnx" and backend.startswith("onnxruntime"):
         runner = onnx_runner(path, providers, threads)
-    elif kind == "engine" and backend == "tensorrt":
-        runner = trt_runner(path)
-    elif backend == "tensorrt":
-        raise ValueError(f"{Path(str(path)).name}: TensorRT runs engines; build one first with `agileir build`")
+    elif kind == "engine" and backend in ("tensorrt", "rtx"):
+        runner = trt_runner(path, flavour=None if backend_arg in (None, "auto") else backend)
+    elif backend in ("tensorrt", "rtx"):
+        raise ValueError(f"{Path(str(path)).name}: {backend} runs engines; build one first with `agileir build "
+                         f"--target {backend}`")
     else:
         raise ValueError(f"{Path(str(path)).name}: the {backend} backend cannot run a {kind} file")
     return runner.activate() if activate else runner

@@ -14,7 +14,7 @@ ENGINE_SUFFIXES = (".plan", ".engine")
 SIDECAR_FORMAT = "agileir-engine/1"
 PRECISIONS = ("fp32", "fp16", "int8")
 # every command's --backend choices (auto: from the file type)
-BACKENDS = ("auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "tensorrt")
+BACKENDS = ("auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "tensorrt", "rtx")
 
 
 def artifact_kind(path: str | Path) -> str:

@@ -1,11 +1,16 @@
 """Build a TensorRT engine (`engine.plan` + `engine.json`) from an ONNX graph written by agileir-export or a
-precision variant of it, and the equivalent `trtexec` command line.
+precision variant of it, and the equivalent `trtexec` command line, for either flavour (env.py): the code is
+one; the flavour's module is imported and passed through.
 
-Typing follows the graph, as TensorRT 11 requires:
+Typing follows the graph, as TensorRT 11 and TensorRT-RTX require:
 
-* TensorRT 11: always a strongly typed network (the flag is accepted and ignored); no precision flags exist.
+* TensorRT 11 and TensorRT-RTX: always a strongly typed network; no precision flags exist.
 * TensorRT 10: strongly typed for Q/DQ (INT8) and FP16 graphs and for FP32 graphs built as FP32; the one
   weakly typed case is an FP32 graph the user asks to build as fp16 (`BuilderFlag.FP16`).
+
+TensorRT-RTX builds ahead of time without a GPU, for target compute capabilities (default: TensorRT-RTX's own,
+8.0/8.6/8.9/12.0); the engine is specialised just in time on the user's GPU. It times no tactics at build time,
+so no timing cache is used; its JIT results go to a runtime cache file beside the engine (the runner's).
 
 One optimisation profile over batch and H x W of the input `lr`; a timing cache file (read, then updated
 atomically); a workspace limit; the builder optimisation level. For `model.plugin.onnx` the GSWA plugin
@@ -22,11 +27,30 @@ from typing import Any, Callable
 
 from ...atomic import write_bytes, write_json
 from ..artifacts import SIDECAR_FORMAT, onnx_metadata, onnx_precision, sidecar_path
-from .env import TensorRTUnavailable, load_plugin_library, require_gpu, require_tensorrt, version_tuple
+from .env import (FLAVOUR_NAMES, TensorRTUnavailable, check_flavour, import_trt, load_plugin_library,
+                  plugin_library_name, require_gpu, version_tuple)
 
 Shape = tuple[int, int, int, int]
 INPUT = "lr"
 PLUGIN_IMPLS = ("auto", "library", "qdp")
+# TensorRT-RTX's ComputeCapability members by "major minor" digits; Turing (75) must be asked for explicitly
+RTX_COMPUTE_CAPABILITIES = ("75", "80", "86", "89", "120", "121")
+RTX_DEFAULT_TARGETS = "TensorRT-RTX default (8.0, 8.6, 8.9, 12.0 and later)"
+
+
+def parse_compute_capabilities(text: str | None) -> tuple[str, ...]:
+    """'86,89' or '8.6, 8.9' -> ('86', '89'); '' or None -> () (the flavour's default)."""
+    if not text:
+        return ()
+    caps = []
+    for item in text.split(","):
+        cc = item.strip().replace(".", "").lower().removeprefix("sm_").removeprefix("sm")
+        if cc not in RTX_COMPUTE_CAPABILITIES:
+            raise ValueError(f"unknown compute capability {item.strip()!r} (TensorRT-RTX targets: "
+                             f"{', '.join(RTX_COMPUTE_CAPABILITIES)})")
+        if cc not in caps:
+            caps.append(cc)
+    return tuple(caps)
 
 
 def parse_shape(text: str, channels: int = 3) -> Shape:
@@ -79,6 +103,8 @@ class BuildOptions:
     plugin: str = "auto"  # for the plugin form: "library" (C++), "qdp" (Python AOT) or "auto" (library if built)
     plugin_library: Path | None = None
     verbose: bool = False
+    flavour: str = "tensorrt"  # or "rtx" (TensorRT for RTX: ahead-of-time build, no GPU needed)
+    compute_capabilities: tuple[str, ...] = ()  # rtx targets, e.g. ("86", "89"); (): TensorRT-RTX's default
 
 
 @dataclass(frozen=True)
@@ -108,14 +134,16 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     return OnnxInfo(path, file_sha256(path), onnx_precision(proto), form, meta)
 
 
-def network_typing(graph_precision: str, requested: str | None, tensorrt_major: int) -> tuple[bool, list[str]]:
+def network_typing(graph_precision: str, requested: str | None, tensorrt_major: int,
+                   flavour: str = "tensorrt") -> tuple[bool, list[str]]:
     """(strongly_typed, builder flags) for a graph of `graph_precision` built as `requested`."""
     requested = requested or graph_precision
     if requested == graph_precision:
         return True, []
     if graph_precision == "fp32" and requested == "fp16":
-        if tensorrt_major >= 11:
-            raise ValueError("TensorRT 11 builds only strongly typed networks: build the FP16 ONNX variant "
+        if tensorrt_major >= 11 or flavour == "rtx":
+            name = "TensorRT-RTX" if flavour == "rtx" else "TensorRT 11"
+            raise ValueError(f"{name} builds only strongly typed networks: build the FP16 ONNX variant "
                              "(precision comes from the graph) instead of --precision fp16 on an FP32 graph")
         return False, ["FP16"]
     raise ValueError(f"a {graph_precision} graph cannot be built as {requested}: build the {requested} ONNX variant")
@@ -129,12 +157,16 @@ def resolve_plugin(form: str, options: BuildOptions, tensorrt_version: str | Non
         return None, None
     if options.plugin not in PLUGIN_IMPLS:
         raise ValueError(f"--plugin must be one of {PLUGIN_IMPLS}, got {options.plugin!r}")
-    lib = options.plugin_library or find_plugin_library()
+    name = plugin_library_name(options.flavour)
+    lib = options.plugin_library or find_plugin_library(name)
     if options.plugin_library is not None and not options.plugin_library.is_file():
         raise FileNotFoundError(f"plugin library not found: {options.plugin_library}")
-    if options.plugin == "library" or (options.plugin == "auto" and lib is not None):
+    if options.flavour == "rtx" and options.plugin == "qdp":
+        raise ValueError("TensorRT-RTX 1.7 has no Python plugins (tensorrt_rtx.plugin lacks its bindings): use "
+                         f"{name} (cmake -DAGILEIR_TRT_FLAVOUR=rtx, docs/plugin.md)")
+    if options.plugin == "library" or (options.plugin == "auto" and lib is not None) or options.flavour == "rtx":
         if lib is None:
-            raise ValueError(f"{LIBRARY_NAME} not found: build it (docs/plugin.md) or pass --plugin-lib")
+            raise ValueError(f"{name} not found: build it (docs/plugin.md) or pass --plugin-lib")
         return "library", lib
     if tensorrt_version is not None and version_tuple(tensorrt_version) < (10, 9):
         raise ValueError(f"TensorRT {tensorrt_version} has no Python AOT plugins (needs 10.9): build "
@@ -172,24 +204,83 @@ def trtexec_line(cmd: list[str]) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
 
 
+def collecting_logger(trt, verbose: bool, echo: Callable[[str], None]):
+    """The flavour's ILogger: shows warnings and errors (everything with `verbose`) and keeps them for the sidecar."""
+    label = FLAVOUR_NAMES[flavour_of(trt)]
+    shown = trt.ILogger.VERBOSE if verbose else trt.ILogger.WARNING
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages: list[str] = []
+
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.WARNING:
+                self.messages.append(f"{severity.name}: {msg}")
+            if severity <= shown:
+                echo(f"[{label}] {severity.name}: {msg}")
+
+    return Logger()
+
+
+def flavour_of(trt) -> str:
+    return "rtx" if trt.__name__.startswith("tensorrt_rtx") else "tensorrt"
+
+
+def network_summary(trt, network) -> dict:
+    """Layer counts of the parsed network: total, GSWA plugin layers, Q/DQ layers."""
+    types = [network.get_layer(i).type for i in range(network.num_layers)]
+    plugin_types = {getattr(trt.LayerType, n) for n in ("PLUGIN_V3", "PLUGIN_V2", "PLUGIN") if hasattr(trt.LayerType, n)}
+    return {"layers": len(types), "plugin_layers": sum(t in plugin_types for t in types),
+            "quantize_layers": sum(t == trt.LayerType.QUANTIZE for t in types),
+            "dequantize_layers": sum(t == trt.LayerType.DEQUANTIZE for t in types)}
+
+
+def _set_targets(trt, config, caps: tuple[str, ...]) -> list[str]:
+    """TensorRT-RTX target compute capabilities; returns them as 'X.Y' strings (or the default's description)."""
+    if not caps:
+        return [RTX_DEFAULT_TARGETS]
+    config.num_compute_capabilities = len(caps)
+    for i, cc in enumerate(caps):
+        if not config.set_compute_capability(getattr(trt.ComputeCapability, f"SM{cc}"), i):
+            raise ValueError(f"TensorRT-RTX refused compute capability {cc}")
+    return [f"{cc[:-1]}.{cc[-1]}" for cc in caps]
+
+
+def _timing_cache(config, cache_path: Path | None, echo) -> None:
+    if cache_path is None:
+        return
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        echo(f"warning: {cache_path} is unusable (another TensorRT or GPU wrote it?): starting a new timing cache")
+        fresh = config.create_timing_cache(b"")
+        if fresh is None or not config.set_timing_cache(fresh, ignore_mismatch=False):
+            raise RuntimeError("TensorRT could not create a timing cache")
+
+
 def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, options: BuildOptions = BuildOptions(),
                  echo: Callable[[str], None] = print) -> dict:
     """Build and write `engine_path` (default: the ONNX path with .plan) and its .json sidecar; returns the sidecar.
 
-    Raises TensorRTUnavailable when TensorRT or a GPU is missing, ValueError for inputs it cannot build."""
+    Raises TensorRTUnavailable when the flavour's TensorRT (or, for TensorRT proper, a GPU) is missing, ValueError
+    for inputs it cannot build."""
+    flavour = check_flavour(options.flavour)
     info = inspect_onnx(onnx_path)
     engine_path = Path(engine_path) if engine_path else info.path.with_suffix(".plan")
-    version = require_tensorrt()
-    gpu = require_gpu()
-    import tensorrt as trt
+    if options.compute_capabilities and flavour != "rtx":
+        raise ValueError("target compute capabilities are a TensorRT-RTX option (--target rtx); TensorRT builds "
+                         "for the GPU it runs on")
+    trt = import_trt(flavour)
+    version = str(trt.__version__)
+    gpu = require_gpu() if flavour == "tensorrt" else None  # TensorRT-RTX builds ahead of time on the CPU
 
     major = version_tuple(version)[0]
-    strongly_typed, flags = network_typing(info.precision, options.precision, major)
-    impl, library = resolve_plugin(info.form, options, version)
-    logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
+    strongly_typed, flags = network_typing(info.precision, options.precision, major, flavour)
+    impl, library = resolve_plugin(info.form, options, version if flavour == "tensorrt" else None)
+    logger = collecting_logger(trt, options.verbose, echo)
     if impl == "library":
         assert library is not None
-        load_plugin_library(library)
+        load_plugin_library(library, flavour)  # before the parser: it looks the creator up while parsing
     elif impl == "qdp":
         from .qdp import register
 
@@ -205,16 +296,19 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         network_flags |= 1 << int(aot)
     network = builder.create_network(network_flags)
     parser = trt.OnnxParser(network, logger)
+    start = time.time()
     if not parser.parse_from_file(str(info.path)):
         errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-        raise ValueError(f"TensorRT's ONNX parser rejected {info.path.name}: "
+        raise ValueError(f"{FLAVOUR_NAMES[flavour]}'s ONNX parser rejected {info.path.name}: "
                          f"{errors[0].splitlines()[0] if errors else 'no error reported'}")
+    parse_s = time.time() - start
+    summary = network_summary(trt, network)
 
     config = builder.create_builder_config()
-    for flag in flags:  # only BuilderFlag.FP16 on TensorRT 10 (network_typing refuses it on 11)
+    for flag in flags:  # only BuilderFlag.FP16 on TensorRT 10 (network_typing refuses it elsewhere)
         builder_flag = getattr(trt.BuilderFlag, flag, None)
         if builder_flag is None:
-            raise ValueError(f"TensorRT {version} has no BuilderFlag.{flag}")
+            raise ValueError(f"{FLAVOUR_NAMES[flavour]} {version} has no BuilderFlag.{flag}")
         config.set_flag(builder_flag)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
     config.builder_optimization_level = options.optimization_level
@@ -223,19 +317,18 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
     p = options.profile
     profile.set_shape(input_name, trt.Dims(list(p.min)), trt.Dims(list(p.opt)), trt.Dims(list(p.max)))
     config.add_optimization_profile(profile)
-    cache_path = options.timing_cache
-    if cache_path is not None:
-        cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-        if not config.set_timing_cache(cache, ignore_mismatch=False):
-            echo(f"warning: {cache_path} was written by another TensorRT or GPU: starting a new timing cache")
-            config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    targets = _set_targets(trt, config, options.compute_capabilities) if flavour == "rtx" else None
+    cache_path = options.timing_cache if flavour == "tensorrt" else None
+    _timing_cache(config, cache_path, echo)
 
+    where = gpu["name"] if gpu else f"the CPU (ahead of time, for {', '.join(targets or [])})"
     echo(f"building {engine_path.name} from {info.path.name} ({info.form} form, {options.precision or info.precision}, "
-         f"{'strongly' if strongly_typed else 'weakly'} typed) with TensorRT {version} on {gpu['name']} ...")
+         f"{'strongly' if strongly_typed else 'weakly'} typed, {summary['layers']} layers) with "
+         f"{FLAVOUR_NAMES[flavour]} {version} on {where} ...")
     start = time.time()
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise RuntimeError(f"TensorRT failed to build {engine_path.name} (see the TensorRT log above)")
+        raise RuntimeError(f"{FLAVOUR_NAMES[flavour]} failed to build {engine_path.name} (see its log above)")
     build_s = time.time() - start
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(engine_path, memoryview(plan))
@@ -250,8 +343,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         "engine": engine_path.name,
         "engine_sha256": file_sha256(engine_path),
         "engine_bytes": engine_path.stat().st_size,
+        "flavour": flavour,
         "tensorrt_version": version,
         "gpu": gpu,
+        "target_compute_capabilities": targets,
         "precision": options.precision or info.precision,
         "onnx_precision": info.precision,
         "strongly_typed": strongly_typed,
@@ -261,12 +356,15 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         "window": meta.get("window"),
         "form": info.form,
         "plugin": {"impl": impl, "library": library.name if library else None},
+        "network": summary,
+        "builder_warnings": logger.messages[:50],
         "source_onnx": {"file": info.path.name, "sha256": info.sha256},
         "source_checkpoint": meta.get("source_checkpoint"),
         "preset": meta.get("preset"),
         "workspace_mib": options.workspace_mib,
         "builder_optimization_level": options.optimization_level,
         "timing_cache": str(cache_path) if cache_path else None,
+        "parse_s": round(parse_s, 2),
         "build_s": round(build_s, 1),
     }
     write_json(sidecar_path(engine_path), sidecar)
@@ -276,4 +374,5 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
 
 
 __all__ = ["BuildOptions", "ShapeProfile", "OnnxInfo", "TensorRTUnavailable", "build_engine", "inspect_onnx",
-           "network_typing", "parse_shape", "resolve_plugin", "trtexec_command", "trtexec_line"]
+           "network_summary", "network_typing", "parse_compute_capabilities", "parse_shape", "resolve_plugin",
+           "trtexec_command", "trtexec_line"]

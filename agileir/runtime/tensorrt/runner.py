@@ -18,22 +18,46 @@ import numpy as np
 from ..artifacts import read_sidecar
 from ..base import Runner
 from .cudart import DeviceBuffer, Stream
-from .env import EngineMismatch, TensorRTUnavailable, load_plugin_library, require_gpu, require_tensorrt
+from .env import (FLAVOUR_NAMES, EngineMismatch, TensorRTUnavailable, import_trt, load_plugin_library,
+                  plugin_library_name, require_gpu, require_tensorrt)
 
 if TYPE_CHECKING:
     import tensorrt
 
+def engine_flavour(info: dict) -> str:
+    """The flavour an engine.json records (sidecars written before TensorRT-RTX support: TensorRT)."""
+    return str(info.get("flavour") or "tensorrt")
+
+
+def check_flavour_matches(info: dict, flavour: str, name: str = "the engine") -> None:
+    built = engine_flavour(info)
+    if built != flavour:
+        backend = "rtx" if built == "rtx" else "tensorrt"
+        raise EngineMismatch(f"{name} is a {FLAVOUR_NAMES.get(built, built)} engine, not a {FLAVOUR_NAMES[flavour]} "
+                             f"one: run it with --backend {backend} (or rebuild it with `agileir build --target "
+                             f"{flavour}`)")
+
+
 def check_engine(info: dict, tensorrt_version: str, device: dict, plugin_library: Path | None,
-                 name: str = "the engine") -> None:
+                 name: str = "the engine", flavour: str = "tensorrt") -> None:
     """EngineMismatch (one line) when an engine described by its engine.json cannot run on this machine."""
+    check_flavour_matches(info, flavour, name)
+    label = FLAVOUR_NAMES[flavour]
     built = str(info.get("tensorrt_version"))
     if built != tensorrt_version:
-        raise EngineMismatch(f"{name} was built with TensorRT {built} but TensorRT {tensorrt_version} is "
-                             "installed: rebuild it here with `agileir build`")
-    cc = str(info.get("gpu", {}).get("compute_capability"))
+        raise EngineMismatch(f"{name} was built with {label} {built} but {label} {tensorrt_version} is "
+                             f"installed: rebuild it here with `agileir build --target {flavour}`")
+    if flavour == "rtx":
+        targets = [t for t in info.get("target_compute_capabilities") or [] if t[:1].isdigit()]
+        if targets and device["compute_capability"] not in targets:
+            raise EngineMismatch(f"{name} was built for compute capabilities {', '.join(targets)} but this GPU is "
+                                 f"{device['compute_capability']} ({device['name']}): rebuild it with "
+                                 f"--compute-capability {device['compute_capability'].replace('.', '')}")
+        return
+    cc = str((info.get("gpu") or {}).get("compute_capability"))
     if cc != device["compute_capability"]:
-        raise EngineMismatch(f"{name} was built for compute capability {cc} ({info['gpu'].get('name')}) but this "
-                             f"GPU is {device['compute_capability']} ({device['name']}): rebuild it here")
+        raise EngineMismatch(f"{name} was built for compute capability {cc} ({(info.get('gpu') or {}).get('name')}) "
+                             f"but this GPU is {device['compute_capability']} ({device['name']}): rebuild it here")
     plugin = info.get("plugin") or {}
     if plugin.get("impl") == "library" and plugin_library is None:
         raise EngineMismatch(f"{name} needs the GSWA plugin library {plugin.get('library', 'libagileir_trt_plugins.so')}, "
@@ -41,28 +65,38 @@ def check_engine(info: dict, tensorrt_version: str, device: dict, plugin_library
 
 
 class TensorRTRunner(Runner):
+    """Runs an engine of either flavour (the one its engine.json records, or `flavour`, which must match it).
+    A TensorRT-RTX engine is JIT-specialised on first load; the result is kept in a runtime cache file beside
+    the engine (`<engine>.runtime.cache`), so later loads skip that step."""
+
     backend = "tensorrt"
 
     def __init__(self, path: str | Path, plugin_library: str | Path | None = None, device: int = 0,
-                 verify_sha256: bool = True) -> None:
+                 verify_sha256: bool = True, flavour: str | None = None) -> None:
         from ...plugins import find_plugin_library
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"engine not found: {path}")
         self.info = read_sidecar(self.path)
+        self.flavour = flavour or engine_flavour(self.info)
+        check_flavour_matches(self.info, self.flavour, self.path.name)  # before anything needs TensorRT or a GPU
+        self.backend = "rtx" if self.flavour == "rtx" else "tensorrt"
+        label = FLAVOUR_NAMES[self.flavour]
         super().__init__(int(self.info["scale"]),
-                         f"{self.path.name} ({self.info.get('form', '?')} form, TensorRT {self.info['tensorrt_version']})",
+                         f"{self.path.name} ({self.info.get('form', '?')} form, {label} {self.info['tensorrt_version']})",
                          str(self.info["precision"]), window=int(self.info.get("window", 1)))
         profile = self.info["profile"]
         self.min_shape = (profile["min"][0], profile["min"][2], profile["min"][3])
         self.max_shape = (profile["max"][0], profile["max"][2], profile["max"][3])
-        self.tensorrt_version = require_tensorrt()
+        self.tensorrt_version = require_tensorrt(self.flavour)
         self.device = device
         self.gpu = require_gpu(device)
-        lib = Path(plugin_library) if plugin_library else find_plugin_library()
+        lib = Path(plugin_library) if plugin_library else find_plugin_library(plugin_library_name(self.flavour))
         self.plugin_library = lib if (self.info.get("plugin") or {}).get("impl") == "library" else None
-        check_engine(self.info, self.tensorrt_version, self.gpu, lib, self.path.name)
+        check_engine(self.info, self.tensorrt_version, self.gpu, lib, self.path.name, self.flavour)
+        self.runtime_cache = self.path.with_suffix(".runtime.cache") if self.flavour == "rtx" else None
+        self._runtime_cache_handle = None
         if verify_sha256 and self.info.get("engine_sha256"):
             from ...models.load import file_sha256
 
@@ -75,21 +109,21 @@ class TensorRTRunner(Runner):
         self._buffers = (DeviceBuffer(), DeviceBuffer())
 
     def _activate(self) -> None:
-        import tensorrt as trt
+        trt = import_trt(self.flavour)
 
         from .cudart import call, runtime_module
 
         call(runtime_module().cudaSetDevice(self.device))
         if self.plugin_library is not None:
-            load_plugin_library(self.plugin_library)
+            load_plugin_library(self.plugin_library, self.flavour)
         # A QDP (AOT) engine embeds its PTX: nothing to register at run time.
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
-            raise RuntimeError(f"TensorRT could not deserialize {self.path.name} (see the TensorRT log above)")
+            raise RuntimeError(f"{FLAVOUR_NAMES[self.flavour]} could not deserialize {self.path.name} (see its log above)")
         self._engine = engine
-        self._context = engine.create_execution_context()
+        self._context = self._create_context(engine)
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -120,7 +154,28 @@ class TensorRTRunner(Runner):
         self._stream.synchronize()
         return out.astype(np.float32, copy=False)
 
+    def _create_context(self, engine):
+        if self.runtime_cache is None:
+            return engine.create_execution_context()
+        runtime_config = engine.create_runtime_config()
+        cache = runtime_config.create_runtime_cache()
+        if self.runtime_cache.is_file():
+            cache.deserialize(self.runtime_cache.read_bytes())
+        runtime_config.set_runtime_cache(cache)
+        self._runtime_cache_handle = cache
+        return engine.create_execution_context(runtime_config)
+
+    def _save_runtime_cache(self) -> None:
+        if self._runtime_cache_handle is None or self.runtime_cache is None:
+            return
+        from ...atomic import write_bytes
+
+        data = self._runtime_cache_handle.serialize()
+        if data is not None:
+            write_bytes(self.runtime_cache, memoryview(data))
+
     def _deactivate(self) -> None:
+        self._save_runtime_cache()
         if self._stream is not None:
             self._stream.synchronize()
         for buf in self._buffers:
