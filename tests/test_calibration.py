@@ -6,19 +6,21 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, numpy_helper
 
 from agileir.calibration import variants as V
 from agileir.calibration.calibrators import SETTINGS, activation_ranges, build_histograms, value_extremes
 from agileir.calibration.dataset import DATA_DIR, load_images
 from agileir.calibration.fp16_study import block_study
-from agileir.calibration.qdq_rules import GSWA_SCOPE, activation_inputs, qdq_violations
+from agileir.calibration.qdq_rules import GSWA_SCOPE, activation_inputs, qdq_violations, quantizable_nodes
 from agileir.calibration.record import Calibration
-from agileir.export.onnx_export import export_onnx
+from agileir.export.onnx_export import ExportOptions, constant_only_nodes, export_onnx
 from agileir.models.gswa_node import DOMAIN, OP_TYPE
 from agileir.metrics import psnr
 from agileir.imageio import read_image
 from agileir.models import build_model
+from agileir.models.config import SRConfig
 from agileir.models.load import save_safetensors
 from conftest import SHARED_DATA, randomized
 from test_models import TINY_AGILEIR, TINY_SWINIR
@@ -307,7 +309,6 @@ def test_calibrate_cli_writes_the_report(tiny_checkpoint, tmp_path):
 
 def test_ranges_are_matched_by_node_name_across_exports(int8, exported):
     """A calibration made on the dynamic-shape export quantizes a static-shape export of the same model."""
-    from agileir.export.onnx_export import ExportOptions
 
     cal = int8[0]
     static = export_onnx(exported["model"], "standard", ExportOptions(static_shape=(1, 3, 16, 24)))
@@ -316,39 +317,38 @@ def test_ranges_are_matched_by_node_name_across_exports(int8, exported):
     assert np.isfinite(run(graph, np.random.default_rng(0).random((1, 3, 16, 24), dtype=np.float32))).all()
 
 
-def unfolded(proto):
-    """The graph as the exporter leaves Linear weights over 16 KB: each MatMul reads Transpose(weight)."""
-    model = onnx.ModelProto.FromString(proto.SerializeToString())
-    inits = {i.name: i for i in model.graph.initializer}
-    nodes = []
-    for node in model.graph.node:
-        if node.op_type == "MatMul" and node.input[1] in inits:
-            weight = inits[node.input[1]]
-            source = numpy_helper.from_array(np.ascontiguousarray(numpy_helper.to_array(weight).T), weight.name + ".w")
-            model.graph.initializer.remove(weight)
-            model.graph.initializer.append(source)
-            nodes.append(onnx.helper.make_node("Transpose", [source.name], [weight.name], perm=[1, 0]))
-        nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return model
+WIDE = SRConfig("agileir", 2, 96, (1,), (2,), 16, 2.0, (16,))  # MLP weights and the bias index over slim's 16 KB
 
 
-def weight_transposes(proto):
-    inits = {i.name for i in proto.graph.initializer}
-    return sum(n.op_type == "Transpose" and n.input[0] in inits for n in proto.graph.node)
+@pytest.fixture(scope="module")
+def wide_exports():
+    model = randomized(build_model(WIDE)).fuse()
+    return model, {(form, fold): export_onnx(model, form, ExportOptions(fold=fold))
+                   for form in ("standard", "plugin") for fold in ("all", "small")}
 
 
-def test_transposed_linear_weights_are_quantized_per_channel(exported, calib_images):
-    forms = {f: unfolded(exported[f]) for f in ("standard", "plugin")}
-    assert weight_transposes(forms["plugin"]) == len(activation_inputs(forms["plugin"])) - sum(
-        n.op_type == "Conv" for n in forms["plugin"].graph.node)
-    assert set(activation_inputs(forms["standard"])) == set(activation_inputs(exported["standard"]))
-    cal = V.calibrate(forms["standard"], calib_images[:2], "max")
-    graphs = V.int8_forms(forms, cal)
-    reference = V.int8_forms({f: exported[f] for f in forms}, V.calibrate(exported["standard"], calib_images[:2], "max"))
-    x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
-    for form, graph in graphs.items():
-        assert qdq_violations(graph) == [], form
-        assert weight_transposes(graph) == 0
-        np.testing.assert_allclose(run(graph, x), run(reference[form], x), atol=1e-5)
+def test_export_folds_every_constant_node_and_int8_quantizes_mlp_weights_per_channel(wide_exports, calib_images):
+    """Large constant subgraphs (table[index] bias gathers, Transpose(weight) of Linear layers) are folded at
+    export; ORT parity holds; INT8 then quantizes every MLP MatMul per output channel in both forms."""
+    model, graphs = wide_exports
+    x = np.random.default_rng(0).random((1, 3, 20, 28), dtype=np.float32)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x)).numpy()
+    for form in ("standard", "plugin"):
+        folded, small = graphs[(form, "all")], graphs[(form, "small")]
+        assert constant_only_nodes(folded) == [], form
+        assert not [n for n in constant_only_nodes(small) if n.op_type == "Transpose"], form  # weights: always
+        assert len(folded.graph.node) <= len(small.graph.node)
+        assert psnr(np.clip(run(folded, x), 0, 1), np.clip(ref, 0, 1)) >= 60.0, form
+    standard, plugin = graphs[("standard", "all")], graphs[("plugin", "all")]
+    assert len(constant_only_nodes(graphs[("standard", "small")])) > 0  # the bias gathers stay in the small file
+    mlp = [n for n in standard.graph.node if n.op_type == "MatMul" and "/mlp/" in n.name]
+    assert len(mlp) == 2 and all(n in {q.name for q in quantizable_nodes(standard)} for n in (m.name for m in mlp))
+    graphs8 = V.int8_forms({"standard": standard, "plugin": plugin}, V.calibrate(standard, calib_images[:2], "max"))
+    for form, graph in graphs8.items():
+        assert qdq_violations(graph) == [], form  # includes: weights per output channel on the right axis
+        inits = {i.name: i for i in graph.graph.initializer}
+        weight_dq = [n for n in graph.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                     and inits[n.input[0]].data_type == TensorProto.INT8 and "mlp" in n.input[0]]
+        assert len(weight_dq) == 2 and all(inits[n.input[1]].dims[0] > 1 for n in weight_dq), form
+        assert np.isfinite(run(graph, x)).all()

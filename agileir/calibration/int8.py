@@ -25,28 +25,6 @@ EXTRA_OPTIONS = {
 }
 
 
-def fold_weight_transposes(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Transpose(initializer) feeding the quantized MatMuls becomes one initializer named like the
-    Transpose's output (the same name in both forms), so the weight can be quantized per channel."""
-    from onnx import numpy_helper
-
-    model = onnx.ModelProto.FromString(proto.SerializeToString())
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    weights = {n.input[1] for n in quantizable_nodes(model)}
-    folded = [n for n in graph.node if n.op_type == "Transpose" and n.output[0] in weights and n.input[0] in inits]
-    for node in folded:
-        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
-        value = numpy_helper.to_array(inits[node.input[0]]).transpose(perm)
-        graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), node.output[0]))
-        graph.node.remove(node)
-    used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    return model
-
-
 def quantize_standard(standard: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) -> onnx.ModelProto:
     """Q/DQ graph of the standard form; `ranges` maps each quantized node's activation input to (lo, hi)."""
     from onnxruntime.quantization import QuantType

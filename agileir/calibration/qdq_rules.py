@@ -23,11 +23,11 @@ WEIGHT_AXIS = {"Conv": 0, "MatMul": 1}  # output channels: Conv (O, I, kh, kw), 
 
 
 def quantizable_nodes(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """Conv/MatMul outside GSWA with a constant weight: an initializer, its DequantizeLinear, or its
-    Transpose (the exporter leaves Linear weights over 16 KB as Transpose(weight), unfolded)."""
+    """Conv/MatMul outside GSWA with a constant weight: an initializer or its DequantizeLinear (the exporter
+    folds every constant-only node, the Linear weights' Transposes included)."""
     inits = {i.name for i in proto.graph.initializer}
     constant = set(inits) | {n.output[0] for n in proto.graph.node
-                             if n.op_type in ("DequantizeLinear", "Transpose") and n.input[0] in inits}
+                             if n.op_type == "DequantizeLinear" and n.input[0] in inits}
     return [n for n in proto.graph.node
             if n.op_type in QUANTIZED_OPS and len(n.input) > 1 and n.input[1] in constant
             and not GSWA_SCOPE.search(n.name)]

@@ -10,7 +10,7 @@ from ..runtime.parity import output_parity
 from .calibrators import DEFAULT_CALIBRATOR, SETTINGS, activation_ranges
 from .dataset import CalibrationImage
 from .fp16 import DEFAULT_BLOCK_OPS, to_fp16
-from .int8 import fold_weight_transposes, quantize_standard, transplant_qdq
+from .int8 import quantize_standard, transplant_qdq
 from .qdq_rules import activation_inputs, qdq_summary, qdq_violations
 from .record import Calibration, graph_sha256, library_versions
 
@@ -42,10 +42,10 @@ def int8_forms(forms: dict[str, onnx.ModelProto], calibration: Calibration) -> d
     """INT8 graphs for the given forms; `forms` must hold the standard form. Ranges are matched by node
     name, so a calibration made on one export (say, dynamic shapes) fits another (static shapes)."""
     ranges = calibration.ranges_for(activation_inputs(forms["standard"]))
-    quantized = quantize_standard(fold_weight_transposes(forms["standard"]), ranges)
+    quantized = quantize_standard(forms["standard"], ranges)
     out = {"standard": quantized}
     if "plugin" in forms:
-        out["plugin"] = transplant_qdq(quantized, fold_weight_transposes(forms["plugin"]))
+        out["plugin"] = transplant_qdq(quantized, forms["plugin"])
     return out
 
 

@@ -36,6 +36,14 @@ class ExportOptions:
     opset: int = OPSET
     static_shape: tuple[int, int, int, int] | None = None  # (B, C, H, W); None: dynamic B, H, W
     slim: bool = True
+    # Nodes whose inputs are all constants are evaluated at export: "all" also the relative-position bias
+    # gathers (table[index]: a (N*N, heads) tensor per head group, 7x the file for AgileIR-light, the same
+    # memory ONNX Runtime and TensorRT use anyway); "small" only results up to FOLD_SMALL_BYTES (the MLP
+    # weight transposes), for a small file.
+    fold: str = "all"
+
+
+FOLD_SMALL_BYTES = 128 * 1024
 
 
 @contextlib.contextmanager
@@ -99,8 +107,39 @@ def fold_split_concat(model: onnx.ModelProto) -> onnx.ModelProto:
 def _slim(model: onnx.ModelProto) -> onnx.ModelProto:
     import onnxslim
 
-    # Big constants stay computed: folding table[index] would store a (N, N) bias per head group.
+    # Big constants are left to fold_constant_nodes, which knows the requested policy.
     return onnxslim.slim(model, size_threshold=16384)
+
+
+def constant_only_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Nodes (other than Constant) whose inputs are all initializers, Constants or outputs of such nodes."""
+    known = {i.name for i in model.graph.initializer} | {""}
+    found = []
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            known |= set(node.output)
+        elif node.input and all(i in known for i in node.input):
+            found.append(node)
+            known |= set(node.output)
+    return found
+
+
+def fold_constant_nodes(model: onnx.ModelProto, policy: str = "all") -> onnx.ModelProto:
+    """onnx-graphsurgeon's constant folding (evaluated with ONNX Runtime), the folded tensors keeping the
+    names of the outputs they replace (so the Q/DQ transplant between forms still matches by name)."""
+    import onnx_graphsurgeon as gs
+
+    if policy not in ("all", "small"):
+        raise ValueError(f"fold must be 'all' or 'small', got {policy!r}")
+    if not constant_only_nodes(model):
+        return model
+    graph = gs.import_onnx(model)
+    graph.fold_constants(size_threshold=None if policy == "all" else FOLD_SMALL_BYTES).cleanup().toposort()
+    folded = gs.export_onnx(graph)
+    del folded.opset_import[:]  # keep the opsets (the custom domain's entry too) as the exporter wrote them
+    folded.opset_import.extend(model.opset_import)
+    folded.metadata_props.extend(model.metadata_props)
+    return folded
 
 
 def node_counts(model: onnx.ModelProto) -> dict:
@@ -133,6 +172,7 @@ def export_onnx(model: SRTransformer, form: str = "standard",
     if options.slim:
         proto = _slim(proto)  # folds the traced shape queries that hang off the split q/k/v
     proto = fold_split_concat(proto)
+    proto = fold_constant_nodes(proto, options.fold)
     proto = onnx.shape_inference.infer_shapes(proto)
     return proto
 
