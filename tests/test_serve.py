@@ -119,3 +119,16 @@ def test_served_runner_matches_infer_over_http_and_grpc(export_dir, tmp_path):
         assert (tmp_path / f"{kind}.png").read_bytes() == (tmp_path / "ref.png").read_bytes(), kind
     with socket.socket() as s:  # the server is gone: its port is free again
         s.bind(("127.0.0.1", http_port))
+
+
+def test_stub_library_env_puts_this_interpreters_libpython_first():
+    import sysconfig
+
+    from agileir.scale.serve import stub_library_env
+
+    env = {"LD_LIBRARY_PATH": "/opt/x"}
+    libdir = stub_library_env(env)
+    if libdir is None:
+        pytest.skip("this interpreter has no shared libpython")
+    assert libdir == sysconfig.get_config_var("LIBDIR") and env["LD_LIBRARY_PATH"] == f"{libdir}:/opt/x"
+    assert stub_library_env(env) == libdir and env["LD_LIBRARY_PATH"] == f"{libdir}:/opt/x"  # idempotent

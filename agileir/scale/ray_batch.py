@@ -68,7 +68,8 @@ def resolve_inputs(source: str) -> list[str]:
 
 def plan_outputs(inputs: list[str], out_dir: Path, scale: int) -> list[dict]:
     """One row per input with its output path; two inputs that would write the same output are refused."""
-    rows, seen = [], {}
+    rows: list[dict] = []
+    seen: dict[Path, str] = {}
     for src in inputs:
         dst = out_dir / output_name(src, scale)
         if dst in seen:
@@ -283,7 +284,7 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, actors: int = 
     started = init_ray(address, local_ray_cpus(actors, cpus_per_actor, num_cpus))
     start = time.perf_counter()
     try:
-        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
+        ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
         ds = ds.map(decode_row, fn_kwargs={"scale": scale, "resume": resume}, num_cpus=0.5)
         pool = ray.data.ActorPoolStrategy(size=actors)  # Ray >= 2.51's spelling of concurrency=actors
         ds = ds.map_batches(Upscaler, fn_constructor_kwargs={"spec": spec}, compute=pool, batch_size=1,

@@ -16,22 +16,23 @@ from __future__ import annotations
 import os
 import sysconfig
 from pathlib import Path
+from typing import MutableMapping
 
 import numpy as np
 
 INPUT, OUTPUT = "lr", "sr"
 
 
-def stub_library_env(environ: dict | None = None) -> str | None:
+def stub_library_env(environ: MutableMapping[str, str] | None = None) -> str | None:
     """Prepend this interpreter's libpython folder to LD_LIBRARY_PATH (in `environ`, default os.environ);
     returns the folder, or None when the interpreter has no shared libpython (static build)."""
-    environ = os.environ if environ is None else environ
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
     libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("INSTSONAME")
     if not libdir or not soname or not (Path(libdir) / soname).is_file():
         return None
-    parts = [p for p in environ.get("LD_LIBRARY_PATH", "").split(":") if p]
+    parts = [p for p in env.get("LD_LIBRARY_PATH", "").split(":") if p]
     if not parts or parts[0] != libdir:
-        environ["LD_LIBRARY_PATH"] = ":".join([libdir] + [p for p in parts if p != libdir])
+        env["LD_LIBRARY_PATH"] = ":".join([libdir] + [p for p in parts if p != libdir])
     return libdir
 
 
