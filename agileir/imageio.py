@@ -77,8 +77,8 @@ def _normalised_mode(pil: PILImage.Image) -> PILImage.Image:
     raise ImageError(f"unsupported image mode {mode!r}")
 
 
-def _decode(path: Path) -> Image:
-    with PILImage.open(path) as opened:
+def _decode(source) -> Image:
+    with PILImage.open(source) as opened:
         opened.load()  # force full decoding so truncated data fails here
         source_mode = opened.mode
         pil = _normalised_mode(ImageOps.exif_transpose(opened))
@@ -121,6 +121,25 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     ) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageError(f"cannot read image {path}: {reason}") from error
+
+
+def decode_image(data: bytes, name: str) -> Image:
+    """:func:`read_image` for bytes already fetched (e.g. from a pyarrow filesystem); `name` for messages."""
+    import io
+
+    try:
+        return _decode(io.BytesIO(data))
+    except ImageError as error:
+        raise ImageError(f"{name}: {error}") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageError(f"cannot read image {name}: {reason}") from error
+
+
+def output_name(source: str | os.PathLike[str], scale: int) -> str:
+    """The file name every folder run gives the upscaled `source`: `<stem>_x<scale>.png`."""
+    stem = Path(str(source).rstrip("/").rsplit("/", 1)[-1]).stem
+    return f"{stem}_x{scale}.png"
 
 
 def _checked_arrays(

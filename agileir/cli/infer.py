@@ -38,7 +38,7 @@ def infer_cmd(paths, output, tile, tile_overlap, hr_dir, backend, preset_name, u
     """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4)."""
     from tqdm import tqdm
 
-    from ..imageio import list_images, read_image, to_uint8, write_image
+    from ..imageio import list_images, output_name, read_image, to_uint8, write_image
     from ..inference import find_hr, upscale_image
     from ..metrics import psnr_ssim_y
     from ..runtime import load_runner
@@ -55,7 +55,7 @@ def infer_cmd(paths, output, tile, tile_overlap, hr_dir, backend, preset_name, u
         out.mkdir(parents=True, exist_ok=True)
     scores = []
     for src in tqdm(images, desc="upscaling", unit="img", disable=len(images) < 2):
-        dst = out / f"{src.stem}_x{scale}.png" if inp.is_dir() else out
+        dst = out / output_name(src, scale) if inp.is_dir() else out
         if dst.resolve() == src.resolve():
             raise CliError(f"refusing to overwrite the input {src}")
         image = read_image(src)

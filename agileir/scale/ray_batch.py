@@ -1,0 +1,307 @@
+"""Batch upscaling on Ray Data: decode and encode as CPU tasks, inference in an actor pool.
+
+    source (folder | glob | list file of paths/URIs)
+      -> ray.data.from_items(rows)                 one row per image: input, output
+      -> map(decode)                               CPU task: resume check, fetch (pyarrow fs), decode
+      -> map_batches(Upscaler, concurrency=N)      actor pool: one runner per actor, loaded once
+      -> map(encode)                               CPU task: atomic PNG
+      -> manifest.json (atomic)                    input, output, status, error, seconds per image
+
+Per image the work is the one `agileir-infer` does (`read_image` / `decode_image`, `upscale_image` with the
+same tiling, `write_image`, `output_name`), so outputs are bit-identical for the same runner. A failing image
+becomes a row with status "failed" and its error; it never stops the job. Outputs that exist and open as a
+PNG of the expected size are skipped ("skipped"), so a rerun resumes.
+
+Ray is imported inside functions only: importing this module needs no Ray.
+"""
+from __future__ import annotations
+
+import glob as globlib
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..atomic import write_json
+from ..imageio import IMAGE_SUFFIXES, ImageError, decode_image, list_images, output_name, read_image, write_image
+
+MANIFEST_FORMAT = "agileir-batch/1"
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def resolve_inputs(source: str) -> list[str]:
+    """Images of a folder (as agileir-infer lists them), a glob, or a text file with one path/URI a line
+    (blank lines and '#' comments ignored; relative paths are relative to the list file)."""
+    path = Path(_local(source))
+    if path.is_dir():
+        return [str(p) for p in list_images(path)]
+    if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+        items = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            items.append(line if is_uri(line) or os.path.isabs(_local(line)) else str(path.parent / line))
+        if not items:
+            raise ImageError(f"{source}: the list has no entries")
+        return items
+    if path.is_file():
+        return [str(path)]
+    if any(c in source for c in "*?["):
+        found = sorted(p for p in globlib.glob(source, recursive=True)
+                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise ImageError(f"{source}: the pattern matches no image files")
+        return found
+    raise ImageError(f"{source}: no such folder, list file or pattern")
+
+
+def plan_outputs(inputs: list[str], out_dir: Path, scale: int) -> list[dict]:
+    """One row per input with its output path; two inputs that would write the same output are refused."""
+    rows: list[dict] = []
+    seen: dict[Path, str] = {}
+    for src in inputs:
+        dst = out_dir / output_name(src, scale)
+        if dst in seen:
+            raise ValueError(f"{src} and {seen[dst]} would both write {dst.name}; give them distinct names")
+        if not is_uri(src) and Path(_local(src)).resolve() == dst.resolve():
+            raise ValueError(f"refusing to overwrite the input {src}")
+        seen[dst] = src
+        rows.append({"input": src, "output": str(dst)})
+    return rows
+
+
+def read_bytes(uri: str) -> bytes:
+    """A URI any pyarrow filesystem understands (s3://, gs://, hdfs://, file://), or a local path."""
+    if not is_uri(uri):
+        return Path(_local(uri)).read_bytes()
+    from pyarrow import fs
+
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    with filesystem.open_input_stream(path) as f:
+        return f.read()
+
+
+def _expected_size(data_or_path, scale: int) -> tuple[int, int]:
+    from PIL import Image as PILImage
+
+    with PILImage.open(data_or_path) as im:
+        w, h = im.size
+        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: transposed
+            w, h = h, w
+    return w * scale, h * scale
+
+
+def output_is_complete(output: str, expected: tuple[int, int]) -> bool:
+    """The resume check: the PNG exists, decodes fully and has the expected size."""
+    from PIL import Image as PILImage
+
+    if not os.path.isfile(output):
+        return False
+    try:
+        with PILImage.open(output) as im:
+            if im.format != "PNG" or im.size != expected:
+                return False
+            im.load()
+        return True
+    except Exception:
+        return False
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e)
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def decode_row(row: dict, scale: int, resume: bool = True) -> dict:
+    """CPU task: skip a complete output, else read and decode the input (image pickled for the actor)."""
+    start = time.perf_counter()
+    out = {"input": row["input"], "output": row["output"], "status": "pending", "error": "", "image": b"",
+           "seconds": 0.0}
+    try:
+        if is_uri(row["input"]):
+            data = read_bytes(row["input"])
+            import io
+
+            if resume and output_is_complete(row["output"], _expected_size(io.BytesIO(data), scale)):
+                out["status"] = "skipped"
+            else:
+                out["image"] = pickle.dumps(decode_image(data, row["input"]))
+        else:
+            local = _local(row["input"])
+            if resume and os.path.isfile(row["output"]):
+                try:
+                    complete = output_is_complete(row["output"], _expected_size(local, scale))
+                except Exception:
+                    complete = False  # an unreadable input: decode below reports why
+                if complete:
+                    out["status"] = "skipped"
+            if out["status"] != "skipped":
+                out["image"] = pickle.dumps(read_image(local))
+    except Exception as e:
+        out["status"], out["error"] = "failed", _first_line(e)
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+@dataclass
+class RunnerSpec:
+    """What every actor needs to load its runner once (plain data: it travels to the actors)."""
+    model: str | None
+    backend: str = "auto"
+    preset_name: str | None = None
+    upstream_compat: bool = False
+    threads: int = 1
+    tile: int = 0
+    tile_overlap: int = 16
+
+    def load(self):
+        from ..runtime import load_runner
+
+        return load_runner(self.model, self.preset_name, self.upstream_compat, backend=self.backend,
+                           threads=self.threads)
+
+
+class Upscaler:
+    """The actor of the inference pool: one runner, loaded once in __init__, used for every batch."""
+
+    def __init__(self, spec: RunnerSpec):
+        self.spec = spec
+        self.runner = spec.load()
+
+    def __call__(self, batch: dict) -> dict:
+        from ..inference import upscale_image
+
+        images = list(batch["image"])
+        statuses, errors, seconds = list(batch["status"]), list(batch["error"]), list(batch["seconds"])
+        results = []
+        for i, payload in enumerate(images):
+            if statuses[i] != "pending":
+                results.append(b"")
+                continue
+            start = time.perf_counter()
+            try:
+                image = pickle.loads(payload)
+                r = upscale_image(self.runner.upscale, image, self.runner.scale, self.spec.tile,
+                                  self.spec.tile_overlap, align=self.runner.window)
+                results.append(pickle.dumps(r))
+            except Exception as e:
+                statuses[i], errors[i] = "failed", _first_line(e)
+                results.append(b"")
+            seconds[i] = float(seconds[i]) + time.perf_counter() - start
+        return {"input": batch["input"], "output": batch["output"], "status": statuses, "error": errors,
+                "seconds": seconds, "image": results}
+
+
+def encode_row(row: dict) -> dict:
+    """CPU task: write the upscaled image as an atomic PNG."""
+    start = time.perf_counter()
+    out = {k: row[k] for k in ("input", "output", "status", "error")}
+    if out["status"] == "pending":
+        try:
+            r = pickle.loads(row["image"])
+            Path(row["output"]).parent.mkdir(parents=True, exist_ok=True)
+            write_image(row["output"], r.rgb, r.alpha, r.bit_depth)
+            out["status"] = "ok"
+        except Exception as e:
+            out["status"], out["error"] = "failed", _first_line(e)
+    out["seconds"] = round(float(row["seconds"]) + time.perf_counter() - start, 4)
+    return out
+
+
+@dataclass
+class BatchResult:
+    items: list[dict]
+    seconds: float
+    manifest: Path
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get("failed", 0)
+
+    def summary(self) -> str:
+        done = self.counts.get("ok", 0)
+        rate = done / self.seconds if self.seconds > 0 else 0.0
+        return (f"{len(self.items)} images: {done} upscaled, {self.counts.get('skipped', 0)} skipped (already done), "
+                f"{self.failed} failed in {self.seconds:.1f} s ({rate:.2f} images/s); manifest {self.manifest}")
+
+
+def local_ray_cpus(actors: int, cpus_per_actor: float, requested: int | None = None) -> int:
+    """CPUs a local Ray instance declares: the actors' share plus one for decode/encode tasks, at least the
+    machine's count only when asked (`requested`); bounded so a laptop run never claims a cluster's worth."""
+    if requested:
+        return int(requested)
+    need = int(actors * cpus_per_actor + 0.999) + 1
+    return max(need, min(os.cpu_count() or 1, 8))
+
+
+def init_ray(address: str | None, num_cpus: int, object_store_mb: int = 512) -> bool:
+    """Connect to `address`, or start a local instance; returns whether this call started Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_mb * 2**20,
+                 log_to_driver=True)
+    return True
+
+
+def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, actors: int = 1, cpus_per_actor: float = 1.0,
+              gpus_per_actor: float | None = None, manifest: str | Path | None = None, resume: bool = True,
+              address: str | None = None, num_cpus: int | None = None,
+              echo: Callable[[str], Any] = print) -> BatchResult:
+    """Upscale every image of `source` into `out_dir` on Ray Data; writes the manifest, returns the result."""
+    import ray
+
+    from ..runtime import load_runner
+
+    out_dir = Path(out_dir)
+    probe = load_runner(spec.model, spec.preset_name, spec.upstream_compat, backend=spec.backend, activate=False)
+    scale, backend = probe.scale, probe.backend
+    if gpus_per_actor is None:
+        gpus_per_actor = 1.0 if backend == "tensorrt" else 0.0
+    inputs = resolve_inputs(source)
+    rows = plan_outputs(inputs, out_dir, scale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Path(manifest) if manifest else out_dir / "manifest.json"
+    echo(f"model: {probe.description} via {backend}, x{scale}; {len(rows)} images, {actors} actor(s) "
+         f"({cpus_per_actor:g} CPU{', %g GPU' % gpus_per_actor if gpus_per_actor else ''} each)")
+
+    started = init_ray(address, local_ray_cpus(actors, cpus_per_actor, num_cpus))
+    start = time.perf_counter()
+    try:
+        ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
+        ds = ds.map(decode_row, fn_kwargs={"scale": scale, "resume": resume}, num_cpus=0.5)
+        pool = ray.data.ActorPoolStrategy(size=actors)  # Ray >= 2.51's spelling of concurrency=actors
+        ds = ds.map_batches(Upscaler, fn_constructor_kwargs={"spec": spec}, compute=pool, batch_size=1,
+                            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None, batch_format="numpy")
+        ds = ds.map(encode_row, num_cpus=0.5)
+        items = sorted(ds.take_all(), key=lambda r: r["input"])
+    finally:
+        if started:
+            ray.shutdown()
+    seconds = time.perf_counter() - start
+    items = [{"input": r["input"], "output": r["output"], "status": r["status"], "error": r["error"] or None,
+              "seconds": float(r["seconds"])} for r in items]
+    counts: dict[str, int] = {}
+    for r in items:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    write_json(manifest, {"format": MANIFEST_FORMAT, "model": spec.model, "backend": backend, "scale": scale,
+                          "tile": spec.tile, "tile_overlap": spec.tile_overlap, "actors": actors,
+                          "source": source, "output": str(out_dir), "seconds": round(seconds, 3),
+                          "counts": counts, "items": items})
+    return BatchResult(items, seconds, manifest, counts)

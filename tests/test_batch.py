@@ -1,0 +1,82 @@
+"""`agileir batch` on a local Ray instance: same bytes as agileir-infer, a corrupt file reported, resume."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from agileir.models import build_model, save_safetensors
+from agileir.scale.ray_batch import plan_outputs, resolve_inputs
+from test_models import TINY_SWINIR
+
+
+
+def _need_ray():
+    pytest.importorskip("ray.data", reason="agileir batch needs ray[data] (pip install 'agileir[batch]')")
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    torch.manual_seed(0)
+    save_safetensors(build_model(TINY_SWINIR), root / "tiny.safetensors")
+    src = root / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(20, 24), (17, 13), (32, 32)]):
+        PILImage.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    (src / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    return root
+
+
+def _agileir(*args):
+    return subprocess.run([sys.executable, "-m", "agileir", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_batch_matches_infer_and_reports_the_corrupt_file(job):
+    _need_ray()
+    good = job / "good"
+    good.mkdir()
+    for p in sorted((job / "in").glob("img*.png")):
+        (good / p.name).write_bytes(p.read_bytes())
+    ref = _agileir("infer", job / "tiny.safetensors", good, "-o", job / "ref")
+    assert ref.returncode == 0, ref.stderr
+
+    out = job / "out"
+    run = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2")
+    assert run.returncode == 1, run.stderr  # one image failed: exit 1, the others done
+    assert "3 upscaled, 0 skipped (already done), 1 failed" in run.stdout
+    for p in sorted((job / "ref").glob("*.png")):
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+    manifest = json.loads((out / "manifest.json").read_text())
+    by_name = {item["input"].rsplit("/", 1)[-1]: item for item in manifest["items"]}
+    assert by_name["bad.png"]["status"] == "failed" and "cannot read image" in by_name["bad.png"]["error"]
+    assert not (out / "bad_x3.png").exists()
+    assert {by_name[f"img{i}.png"]["status"] for i in range(3)} == {"ok"}
+
+    # resume: a complete output is skipped, a truncated one is redone
+    (out / "img1_x3.png").write_bytes((out / "img1_x3.png").read_bytes()[:50])
+    again = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2")
+    assert again.returncode == 1 and "1 upscaled, 2 skipped (already done), 1 failed" in again.stdout, again.stdout
+    assert (out / "img1_x3.png").read_bytes() == (job / "ref" / "img1_x3.png").read_bytes()
+
+
+def test_inputs_from_a_list_and_a_glob(job, tmp_path):
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"# two images\n{job / 'in' / 'img0.png'}\n\nfile://{job / 'in' / 'img2.png'}\n")
+    assert [p.rsplit("/", 1)[-1] for p in resolve_inputs(str(listing))] == ["img0.png", "img2.png"]
+    assert len(resolve_inputs(str(job / "in" / "img*.png"))) == 3
+    with pytest.raises(ValueError, match="would both write"):
+        plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, 4)
+
+
+def test_missing_ray_is_one_line_exit_3(job, tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; sys.modules['ray.data'] = None; from agileir.cli import main; "
+            f"main(['batch', {str(job / 'tiny.safetensors')!r}, {str(job / 'in')!r}, {str(tmp_path / 'o')!r}])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip() == "error: agileir batch needs ray[data] (pip install 'agileir[batch]')"
