@@ -2,7 +2,7 @@
 
 Exit codes (README, "Exit codes"): 0 ok; 1 a check failed (validation, a folder run with failed files);
 2 bad input or usage (one `error:` line); 3 this machine lacks something (TensorRT, a GPU, an optional
-package); 130 interrupted.
+package); 130 interrupted (SIGINT); 143 terminated (SIGTERM). Table: docs/reliability.md.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 130, 143
 
 
 class CliError(click.ClickException):
@@ -75,6 +75,8 @@ def friendly_errors(fn):
                 raise
             raise MissingDependency(missing_module_message(e)) from None
         except (ModelLoadError, ImageError, FileNotFoundError, ValueError) as e:
+            raise CliError(_first_line(e)) from None
+        except OSError as e:  # unwritable output folder, full disk: the message names the target
             raise CliError(_first_line(e)) from None
         except Exception as e:
             if os.environ.get("AGILEIR_DEBUG"):
