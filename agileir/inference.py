@@ -44,6 +44,20 @@ def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int =
     return np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
 
 
+def upscale_rgb_budgeted(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, config=None, align: int = 1,
+                         budget: int | None = None, echo: Callable[[str], None] | None = None,
+                         name: str = "image") -> np.ndarray:
+    """`upscale_rgb` of the whole image, tiled automatically when its estimated peak memory is over the
+    budget (agileir.memory): what eval, validate and calibrate use for images of any size."""
+    from .memory import plan_tiling
+
+    h, w = rgb.shape[:2]
+    plan = plan_tiling(config, h, w, scale, "auto", budget=budget)
+    if plan.auto and echo is not None:
+        echo(plan.message(name, h, w))
+    return upscale_rgb(upscale, rgb, scale, plan.tile, plan.overlap, align=align)
+
+
 def upscale_image(upscale: BatchUpscaler, image: Image, scale: int, tile: int = 0, overlap: int = 16,
                   progress: Callable[[int], None] | None = None, align: int = 1) -> Upscaled:
     rgb = upscale_rgb(upscale, image.to_rgb(), scale, tile, overlap, progress, align)

@@ -69,7 +69,7 @@ def check_outputs(outputs: Iterable[tuple[str | os.PathLike, str | os.PathLike |
         if hit is not None:
             via = f" (output of {source})" if source is not None else ""
             raise OutputConflict(f"the output {out}{via} would overwrite the input {hit}: refusing "
-                                 "(choose another -o)")
+                                 "(choose another output path)")
         if k in seen:
             first, first_source = seen[k]
             names = f" by {first_source} and {source}" if source is not None else ""

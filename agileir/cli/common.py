@@ -100,9 +100,17 @@ def backend_option(help_text: str = "override the backend chosen from the file t
 
 
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
+    """The fused model, probed once on a one-window input: a model whose output is not finite (NaN
+    weights) fails here, in one line, before calibration or export start (agileir.contract)."""
+    import numpy as np
+
+    from ..inference import torch_upscaler
     from ..models.load import load_model
 
-    return load_model(path, preset_name, upstream_compat or None, fuse=True)
+    loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
+    w = loaded.config.window_size
+    torch_upscaler(loaded.model)(np.full((1, 3, w, w), 0.5, np.float32))
+    return loaded
 
 
 def write_json(path: str | Path, payload: dict) -> None:
