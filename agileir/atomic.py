@@ -44,11 +44,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` to write to; on success it replaces `path`, on any error
     (KeyboardInterrupt included) it is removed and `path` is left as it was."""
     path = Path(path)
-    tmp = _create_temp_beside(path)
+    try:
+        tmp = _create_temp_beside(path)
+    except OSError as e:  # name the target, never the temporary name
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from None
     _in_flight.add(tmp)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except OSError as e:
+            if e.filename is not None and Path(e.filename) == tmp or tmp.name in str(e):
+                raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from None
+            raise
     finally:
         _in_flight.discard(tmp)
         tmp.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from .imageio import ImageError, list_images, read_image, to_uint8
+from .imageio import ImageError, list_images, read_image, to_gray, to_uint8
 from .metrics import psnr_ssim_y
 from .imresize import upscale_bicubic
 
@@ -32,6 +32,19 @@ class EvalResult:
                 "mean": self.summary()}
 
 
+def score_as_written(sr: np.ndarray, hr: np.ndarray, scale: int, grayscale: bool) -> tuple[float, float]:
+    """PSNR/SSIM (Y, crop = scale) of an SR output against its uint8 HR, the one scoring rule of every
+    command (docs/reliability.md, "Grayscale"): what is scored is what `agileir-infer` writes. For a
+    grayscale input that is the channel mean of the model's RGB output (`imageio.to_gray`), rounded to
+    8 bits and repeated to RGB; for a colour input, the RGB output rounded to 8 bits."""
+    sr = np.asarray(sr)
+    if grayscale and sr.shape[2] == 3:
+        sr = to_gray(sr)
+    if sr.shape[2] == 1:
+        sr = np.repeat(sr, 3, axis=2)
+    return psnr_ssim_y(to_uint8(sr), hr, scale)
+
+
 def benchmark_pairs(dataset: Path, scale: int) -> list[tuple[Path, Path]]:
     """(HR, LR) paths in BasicSR layout: HR/name.png with LR_bicubic/X{s}/name x{s}.png."""
     hr_dir, lr_dir = dataset / "HR", dataset / "LR_bicubic" / f"X{scale}"
@@ -52,10 +65,10 @@ def evaluate(upscale: UpscaleArray, dataset: str | Path, scale: int,
     result = EvalResult(dataset.name, scale)
     for hr_path, lr_path in benchmark_pairs(dataset, scale):
         hr = to_uint8(read_image(hr_path).to_rgb())
-        lr_img = read_image(lr_path).to_rgb()
-        sr = to_uint8(upscale(lr_img))
+        lr = read_image(lr_path)
+        lr_img = lr.to_rgb()
+        psnr, ssim = score_as_written(upscale(lr_img), hr, scale, lr.is_grayscale)
         bic = upscale_bicubic(to_uint8(lr_img), scale)
-        psnr, ssim = psnr_ssim_y(sr, hr, scale)
         bpsnr, bssim = psnr_ssim_y(bic, hr, scale)
         result.per_image.append({"image": hr_path.stem, "psnr": psnr, "ssim": ssim,
                                  "bicubic_psnr": bpsnr, "bicubic_ssim": bssim})

@@ -38,6 +38,12 @@ class Image:
     alpha: np.ndarray | None  # float32 HxW on [0, 1]
     bit_depth: int  # 8 or 16
     mode: str  # Pillow mode of the source file, e.g. 'RGB', 'LA', 'I;16'
+    source_bits: int = 8  # bits per channel in the file (16 for 48-bit RGB that Pillow decodes to 8 bits)
+
+    @property
+    def precision_lost(self) -> bool:
+        """The file has more bits per channel than were decoded (Pillow reads 48/64-bit RGB(A) as 8-bit)."""
+        return self.source_bits > self.bit_depth
 
     @property
     def is_grayscale(self) -> bool:
@@ -79,8 +85,10 @@ def _normalised_mode(pil: PILImage.Image) -> PILImage.Image:
 
 def _decode(source) -> Image:
     with PILImage.open(source) as opened:
+        rawmode = str(getattr(opened.tile[0], "args", "") or "") if opened.tile else ""
         opened.load()  # force full decoding so truncated data fails here
         source_mode = opened.mode
+        source_bits = 16 if ";16" in rawmode or source_mode in _SIXTEEN_BIT_GRAY_MODES else 8
         pil = _normalised_mode(ImageOps.exif_transpose(opened))
     if pil.width == 0 or pil.height == 0:
         raise ImageError("image has zero size")
@@ -90,7 +98,7 @@ def _decode(source) -> Image:
         if pixels.min() < 0 or pixels.max() > 65535:
             raise ImageError(f"mode {pil.mode!r} values outside the 16-bit range")
         gray = (pixels.astype(np.float64) / 65535.0).astype(np.float32)
-        return Image(rgb=gray[..., None], alpha=None, bit_depth=16, mode=source_mode)
+        return Image(rgb=gray[..., None], alpha=None, bit_depth=16, mode=source_mode, source_bits=16)
 
     values = pixels.astype(np.float32) / np.float32(255.0)
     if values.ndim == 2:
@@ -98,7 +106,8 @@ def _decode(source) -> Image:
     has_alpha = pil.mode in ("LA", "RGBA")
     colour = values[..., :-1] if has_alpha else values
     alpha = values[..., -1] if has_alpha else None
-    return Image(rgb=np.ascontiguousarray(colour), alpha=alpha, bit_depth=8, mode=source_mode)
+    return Image(rgb=np.ascontiguousarray(colour), alpha=alpha, bit_depth=8, mode=source_mode,
+                 source_bits=source_bits)
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:
@@ -134,12 +143,6 @@ def decode_image(data: bytes, name: str) -> Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageError(f"cannot read image {name}: {reason}") from error
-
-
-def output_name(source: str | os.PathLike[str], scale: int) -> str:
-    """The file name every folder run gives the upscaled `source`: `<stem>_x<scale>.png`."""
-    stem = Path(str(source).rstrip("/").rsplit("/", 1)[-1]).stem
-    return f"{stem}_x{scale}.png"
 
 
 def _checked_arrays(

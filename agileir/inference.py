@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .contract import check_upscaled
 from .imageio import Image, to_gray, upscale_alpha
 from .tiling import upscale_tiled
 
@@ -15,9 +16,12 @@ BatchUpscaler = Callable[[np.ndarray], np.ndarray]  # (B, 3, h, w) float32 -> (B
 
 
 def torch_upscaler(model: torch.nn.Module) -> BatchUpscaler:
+    scale = int(getattr(getattr(model, "config", None), "scale", 0) or 0)
+
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+            out = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+        return check_upscaled(batch, out, scale) if scale else out
     return run
 
 
@@ -36,7 +40,22 @@ def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int =
         out = upscale_tiled(upscale, batch, scale, tile, overlap, progress, align)
     else:
         out = upscale(batch)
+    check_upscaled(batch, out, scale)  # any upscaler, whoever wrapped it
     return np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
+
+
+def upscale_rgb_budgeted(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, config=None, align: int = 1,
+                         budget: int | None = None, echo: Callable[[str], None] | None = None,
+                         name: str = "image") -> np.ndarray:
+    """`upscale_rgb` of the whole image, tiled automatically when its estimated peak memory is over the
+    budget (agileir.memory): what eval, validate and calibrate use for images of any size."""
+    from .memory import plan_tiling
+
+    h, w = rgb.shape[:2]
+    plan = plan_tiling(config, h, w, scale, "auto", budget=budget)
+    if plan.auto and echo is not None:
+        echo(plan.message(name, h, w))
+    return upscale_rgb(upscale, rgb, scale, plan.tile, plan.overlap, align=align)
 
 
 def upscale_image(upscale: BatchUpscaler, image: Image, scale: int, tile: int = 0, overlap: int = 16,

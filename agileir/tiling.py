@@ -52,12 +52,12 @@ def upscale_tiled(upscale: UpscaleFn, image: np.ndarray, scale: int, tile: int, 
     if len(rows) == 1 and len(cols) == 1:
         return upscale(image)
     out = None
-    weight_sum = np.zeros((h * scale, w * scale), dtype=np.float64)
+    weight_sum = np.zeros((h * scale, w * scale), dtype=np.float32)  # float32: the accumulators dominate memory
     for i, (y0, y1) in enumerate(rows):
         for j, (x0, x1) in enumerate(cols):
             sr = upscale(image[:, :, y0:y1, x0:x1])
             if out is None:
-                out = np.zeros(sr.shape[:2] + (h * scale, w * scale), dtype=np.float64)
+                out = np.zeros(sr.shape[:2] + (h * scale, w * scale), dtype=np.float32)
             # blend only over the overlap actually shared with the next/previous tile
             top = rows[i - 1][1] - y0 if i else 0
             bottom = y1 - rows[i + 1][0] if i + 1 < len(rows) else 0
@@ -67,10 +67,11 @@ def upscale_tiled(upscale: UpscaleFn, image: np.ndarray, scale: int, tile: int, 
                             _ramp((y1 - y0) * scale, bottom * scale, True, i + 1 == len(rows)))
             wx = np.minimum(_ramp((x1 - x0) * scale, left * scale, j == 0, True),
                             _ramp((x1 - x0) * scale, right * scale, True, j + 1 == len(cols)))
-            weight = np.outer(wy, wx)
+            weight = np.outer(wy, wx).astype(np.float32)
             region = (slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
             out[:, :, region[0], region[1]] += sr * weight
             weight_sum[region] += weight
             if progress:
                 progress(1)
-    return (out / weight_sum).astype(image.dtype)
+    out /= weight_sum
+    return out.astype(image.dtype, copy=False)

@@ -5,6 +5,8 @@ works on the base install and a command that needs an extra says which in one li
 """
 from __future__ import annotations
 
+import signal
+
 import click
 
 from . import batch, calibrate, export, infer, models, runtime, serve
@@ -16,11 +18,40 @@ class _Group(click.Group):
         return run_command(super().main, *args, **kwargs)
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler: unwinds like KeyboardInterrupt, so every atomic write removes its
+    temporary file (BaseException: no `except Exception` swallows it)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _install_signal_handlers():
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        return None
+    return previous
+
+
 def run_command(entry, *args, **kwargs):
-    """Click's usage errors as one `error:` line (exit 2), like every other error."""
+    """Click's usage errors as one `error:` line (exit 2), like every other error; SIGTERM (exit 143) and
+    SIGINT (exit 130) remove the temporary files in flight and end with one line."""
+    from ..atomic import remove_in_flight, sweep_stale  # noqa: F401  (sweep: the commands call it)
+
     kwargs.setdefault("standalone_mode", False)
+    previous = _install_signal_handlers()
     try:
         result = entry(*args, **kwargs)
+    except _Terminated:
+        remove_in_flight()
+        click.echo("error: terminated (SIGTERM); no partial file was left", err=True)
+        raise SystemExit(143) from None
+    except KeyboardInterrupt:
+        remove_in_flight()
+        click.echo("error: interrupted", err=True)
+        raise SystemExit(130) from None
     except click.exceptions.Exit as e:
         raise SystemExit(e.exit_code) from None
     except CliError as e:
@@ -34,8 +65,12 @@ def run_command(entry, *args, **kwargs):
         click.echo(f"error: {e.format_message()}", err=True)
         raise SystemExit(e.exit_code) from None
     except click.Abort:
+        remove_in_flight()
         click.echo("error: interrupted", err=True)
         raise SystemExit(130) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if isinstance(result, int) and result:
         raise SystemExit(result)
     return result

@@ -13,7 +13,7 @@ from .common import CliError, friendly_errors, load_torch_model, model_options, 
 @click.argument("model", required=False)
 @click.option("--eval", "eval_dirs", multiple=True, required=True, type=click.Path(file_okay=False),
               help="BasicSR-layout benchmark (HR/ and LR_bicubic/X{scale}/); repeat for several")
-@click.option("--scale", type=int, help="defaults to the model's scale")
+@click.option("--scale", type=click.IntRange(1), help="defaults to the model's scale")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="calibration_report",
               show_default=True, help="output folder")
 @click.option("--calibrator", "calibrators", multiple=True, type=click.Choice(CALIBRATORS),
@@ -43,8 +43,17 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     from ..calibration.fp16 import to_fp16
     from ..calibration.fp16_study import block_study
 
+    from ..models.load import default_checkpoint
+    from ..outputs import OutputFolder, check_outputs, input_files
+
     for module, extra in (("matplotlib", "plot"), ("onnxconverter_common", "onnx")):
         require_module(module, extra, "agileir calibrate")
+    chosen = tuple(calibrators) or CALIBRATORS
+    out = Path(out_dir)
+    planned = [out / f"calibration_report.{ext}" for ext in ("json", "md", "png")]
+    planned += [out / f"calibration_{c}.json" for c in chosen]
+    check_outputs([(p, "the report") for p in planned],
+                  [Path(model) if model else default_checkpoint(), *input_files(*eval_dirs, calib_dir)])
     loaded = load_torch_model(model, preset_name, upstream_compat)
     scale = scale or loaded.config.scale
     if scale != loaded.config.scale:
@@ -56,10 +65,8 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     if calib_dir and not Path(calib_dir).is_dir():
         raise CliError(f"calibration folder not found: {calib_dir}")
     images = load_images(calib_dir)
-    chosen = tuple(calibrators) or CALIBRATORS
     variants = R.variant_list(chosen, fp16=not no_fp16)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    OutputFolder(out).ensure()
 
     click.echo("exporting the ONNX graph(s) ...", err=True)
     forms = {"standard": export_onnx(loaded.model, "standard")}

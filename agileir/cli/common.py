@@ -2,7 +2,7 @@
 
 Exit codes (README, "Exit codes"): 0 ok; 1 a check failed (validation, a folder run with failed files);
 2 bad input or usage (one `error:` line); 3 this machine lacks something (TensorRT, a GPU, an optional
-package); 130 interrupted.
+package); 130 interrupted (SIGINT); 143 terminated (SIGTERM). Table: docs/reliability.md.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 130, 143
 
 
 class CliError(click.ClickException):
@@ -76,6 +76,8 @@ def friendly_errors(fn):
             raise MissingDependency(missing_module_message(e)) from None
         except (ModelLoadError, ImageError, FileNotFoundError, ValueError) as e:
             raise CliError(_first_line(e)) from None
+        except OSError as e:  # unwritable output folder, full disk: the message names the target
+            raise CliError(_first_line(e)) from None
         except Exception as e:
             if os.environ.get("AGILEIR_DEBUG"):
                 raise
@@ -108,9 +110,17 @@ def target_options(fn):
 
 
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
+    """The fused model, probed once on a one-window input: a model whose output is not finite (NaN
+    weights) fails here, in one line, before calibration or export start (agileir.contract)."""
+    import numpy as np
+
+    from ..inference import torch_upscaler
     from ..models.load import load_model
 
-    return load_model(path, preset_name, upstream_compat or None, fuse=True)
+    loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
+    w = loaded.config.window_size
+    torch_upscaler(loaded.model)(np.full((1, 3, w, w), 0.5, np.float32))
+    return loaded
 
 
 def write_json(path: str | Path, payload: dict) -> None:

@@ -142,6 +142,8 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
     block = tuple(op.strip() for op in fp16_block.split(",") if op.strip()) if fp16_block is not None else None
     variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
                               Path(calib_json) if calib_json else None, block)
+    _check_export_outputs(Path(out_dir) if out_dir else None, model, forms_of(form), fp16, int8, calib_dir,
+                          calib_json)
     loaded = load_torch_model(model, preset_name, upstream_compat)
     if int8:  # bad calibration input fails here, before minutes of export
         from ..calibration.dataset import load_images
@@ -153,7 +155,7 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
         else:
             variants.images = load_images(variants.calib_dir)
     out = Path(out_dir) if out_dir else Path(f"export_{loaded.path.stem}")
-    forms = ["standard", "plugin"] if form == "both" else [form]
+    forms = forms_of(form)
     info = export_artifacts(loaded, out, forms, shape, opset, validate=not no_validate, variants=variants)
     click.echo(f"wrote {out / 'export.json'}")
     failed = [f for f, e in info["forms"].items() if not e.get("validation", {}).get("passed", True)]
@@ -162,6 +164,31 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
     if failed:
         raise CliError(f"ONNX Runtime validation failed for: {', '.join(failed)} (see export.json)")
     engine_step(sorted(out.glob("model*.onnx")), target=target, compute_capabilities=caps)
+
+
+def forms_of(form: str) -> list[str]:
+    return ["standard", "plugin"] if form == "both" else [form]
+
+
+def export_outputs(out: Path, forms: list[str], fp16: bool, int8: bool) -> list[Path]:
+    """Every file agileir-export may write into `out`."""
+    stems = [FILES[f][: -len(".onnx")] for f in forms]
+    names = [FILES[f] for f in forms] + ["export.json"]
+    names += [f"{s}.fp16.onnx" for s in stems if fp16] + [f"{s}.int8.onnx" for s in stems if int8]
+    names += ["calibration.json"] if int8 else []
+    names += [n[: -len(".onnx")] + ".plan" for n in list(names) if n.endswith(".onnx")]
+    names += [n[: -len(".onnx")] + ".json" for n in list(names) if n.endswith(".onnx")]
+    return [out / n for n in names] + [out / "timing.cache"]
+
+
+def _check_export_outputs(out: Path | None, model, forms, fp16, int8, calib_dir, calib_json) -> None:
+    from ..models.load import default_checkpoint
+    from ..outputs import check_outputs, input_files
+
+    model_path = Path(model) if model else default_checkpoint()
+    out = out or Path(f"export_{model_path.stem}")
+    check_outputs([(p, "agileir-export") for p in export_outputs(out, forms, fp16, int8)],
+                  [model_path, *input_files(calib_dir, calib_json)])
 
 
 def engine_step(onnx_files: list[Path], echo=click.echo, target: str = "tensorrt",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, backend_option, friendly_errors, model_options
+from .common import EXIT_FAILED, CliError, backend_option, friendly_errors, model_options
 
 
 def _resolve_infer_args(paths: tuple[str, ...]) -> tuple[str | None, Path]:
@@ -16,66 +16,124 @@ def _resolve_infer_args(paths: tuple[str, ...]) -> tuple[str | None, Path]:
     raise CliError("expected [MODEL] INPUT")
 
 
-def _output_path(inp: Path, out: str | None, is_dir: bool, scale: int, source: Path | None = None) -> Path:
-    if out is None:
-        if is_dir:
-            return inp.parent / f"{inp.name}_x{scale}"
-        return inp.with_name(f"{inp.stem}_x{scale}.png")
-    return Path(out)
+def _default_output(inp: Path, scale: int) -> Path:
+    if inp.is_dir():
+        return inp.parent / f"{inp.name}_x{scale}"
+    return inp.with_name(f"{inp.stem}_x{scale}.png")
+
+
+def _model_inputs(model_path: str | None) -> list[Path]:
+    from ..models.load import default_checkpoint
+
+    path = Path(model_path) if model_path else default_checkpoint()
+    found = [path]
+    if path.suffix in (".plan", ".engine"):
+        found.append(path.with_suffix(".json"))
+    return found
 
 
 @click.command(name="infer")
 @click.argument("paths", nargs=-1, required=True, metavar="[MODEL] INPUT")
 @click.option("-o", "--output", help="output PNG (file input) or folder (folder input)")
-@click.option("--tile", default=0, show_default=True, help="tile size in input pixels (0: whole image)")
-@click.option("--tile-overlap", default=16, show_default=True, help="tile overlap in input pixels")
+@click.option("--tile", default="auto", show_default=True,
+              help="tile size in input pixels; auto: whole image unless over the memory budget; 0: whole image")
+@click.option("--tile-overlap", default=16, show_default=True, type=click.IntRange(0),
+              help="tile overlap in input pixels")
+@click.option("--max-memory", help="memory budget for --tile auto, e.g. 4G [default: half of available memory]")
 @click.option("--hr", "hr_dir", type=click.Path(exists=True, file_okay=False),
-              help="folder of HR images: print PSNR/SSIM (Y, crop = scale)")
+              help="folder of HR images: print PSNR/SSIM (Y, crop = scale) of what is written")
+@click.option("--fail-fast", is_flag=True, help="folder input: stop at the first bad file (exit 2) instead of "
+                                                "skipping it and reporting it at the end (exit 1)")
 @backend_option("override the backend chosen from the model file type")
 @model_options
 @friendly_errors
-def infer_cmd(paths, output, tile, tile_overlap, hr_dir, backend, preset_name, upstream_compat):
-    """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4)."""
+def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, backend, preset_name,
+              upstream_compat):
+    """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4).
+
+    A folder run writes NAME_x{s}.png per image (NAME_EXT_x{s}.png when two inputs share a name), skips
+    unreadable files and reports them at the end (exit 1); no output may be an input of the run."""
     from tqdm import tqdm
 
-    from ..imageio import list_images, output_name, read_image, to_uint8, write_image
+    from ..atomic import sweep_stale
+    from ..evaluation import score_as_written
+    from ..imageio import ImageError, list_images, read_image, to_uint8, write_image
     from ..inference import find_hr, upscale_image
-    from ..metrics import psnr_ssim_y
+    from ..memory import parse_size, parse_tile, plan_tiling
+    from ..outputs import OutputFolder, check_outputs, folder_outputs, input_files
     from ..runtime import load_runner
 
+    # cheap checks first: inputs, output names, collisions that do not depend on the scale
     model_path, inp = _resolve_infer_args(paths)
     if not inp.exists():
         raise CliError(f"input not found: {inp}")
+    parse_tile(tile)
+    budget = parse_size(max_memory) if max_memory else None
+    images = list_images(inp)
+    is_dir = inp.is_dir()
+    inputs = _model_inputs(model_path) + images + input_files(hr_dir)
+    if output and not is_dir:
+        if Path(output).suffix.lower() != ".png":
+            raise CliError(f"the output must be a .png file: {output}")
+        check_outputs([(output, inp)], inputs)
+    if output and is_dir and Path(output).is_file():
+        raise CliError(f"the output of a folder run must be a folder, not the file {output}")
+
     runner = load_runner(model_path, preset_name, upstream_compat, backend=backend)
     scale, upscale = runner.scale, runner.upscale
     click.echo(f"model: {runner.description} via {runner.backend}, x{scale}", err=True)
-    images = list_images(inp)
-    out = _output_path(inp, output, inp.is_dir(), scale)
-    if inp.is_dir():
-        out.mkdir(parents=True, exist_ok=True)
-    scores = []
-    for src in tqdm(images, desc="upscaling", unit="img", disable=len(images) < 2):
-        dst = out / output_name(src, scale) if inp.is_dir() else out
-        if dst.resolve() == src.resolve():
-            raise CliError(f"refusing to overwrite the input {src}")
-        image = read_image(src)
-        result = upscale_image(upscale, image, scale, tile, tile_overlap, align=runner.window)
-        written = write_image(dst, result.rgb, result.alpha, result.bit_depth)
-        line = f"{src.name} -> {dst} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {written}-bit)"
-        if hr_dir:
-            hr_path = find_hr(Path(hr_dir), src, scale)
-            if hr_path is None:
-                line += "  [no HR found]"
-            else:
-                hr = to_uint8(read_image(hr_path).to_rgb())
-                sr = to_uint8(result.rgb if result.rgb.shape[2] == 3 else result.rgb.repeat(3, 2))
-                psnr, ssim = psnr_ssim_y(sr, hr, scale)
-                scores.append((psnr, ssim))
-                line += f"  PSNR {psnr:.3f} dB  SSIM {ssim:.4f} (Y, crop {scale}, vs {hr_path.name})"
-        tqdm.write(line)
+    out = Path(output) if output else _default_output(inp, scale)
+    plan = folder_outputs(images, out, scale) if is_dir else {inp: out}
+    check_outputs([(dst, src) for src, dst in plan.items()], inputs)  # before any work
+    folder = OutputFolder(out if is_dir else out.parent)
+    sweep_stale(folder.path)
+
+    scores, failed = [], []
+    try:
+        for src in tqdm(images, desc="upscaling", unit="img", disable=len(images) < 2):
+            dst = plan[src]
+            try:
+                image = read_image(src)
+            except ImageError as e:
+                if not is_dir or fail_fast:
+                    raise
+                failed.append((src, str(e)))
+                tqdm.write(f"skipped: {e}")
+                continue
+            if image.precision_lost:
+                click.echo(f"warning: {src.name} has 16 bits per colour channel; it is read and written with 8 "
+                           "(Pillow cannot keep 16-bit RGB)", err=True)
+            h, w = image.rgb.shape[:2]
+            tiling = plan_tiling(runner.config, h, w, scale, tile, tile_overlap, budget)
+            if tiling.auto:
+                click.echo(tiling.message(src.name, h, w), err=True)
+            result = upscale_image(upscale, image, scale, tiling.tile, tiling.overlap, align=runner.window)
+            folder.ensure()
+            written = write_image(dst, result.rgb, result.alpha, result.bit_depth)
+            folder.written += 1
+            line = f"{src.name} -> {dst} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {written}-bit)"
+            if hr_dir:
+                hr_path = find_hr(Path(hr_dir), src, scale)
+                if hr_path is None:
+                    line += "  [no HR found]"
+                else:
+                    hr = to_uint8(read_image(hr_path).to_rgb())
+                    psnr, ssim = score_as_written(result.rgb, hr, scale, image.is_grayscale)
+                    scores.append((psnr, ssim))
+                    line += f"  PSNR {psnr:.3f} dB  SSIM {ssim:.4f} (Y, crop {scale}, vs {hr_path.name})"
+            tqdm.write(line)
+    finally:
+        folder.discard_if_unused()
     if len(scores) > 1:
         click.echo(f"mean PSNR {sum(s[0] for s in scores) / len(scores):.3f} dB  "
                    f"SSIM {sum(s[1] for s in scores) / len(scores):.4f} over {len(scores)} images")
+    if is_dir:
+        summary = f"{folder.written} written, {len(failed)} failed"
+        if failed:
+            summary += ": " + "; ".join(reason for _, reason in failed)
+        click.echo(summary, err=True)
+        if failed:
+            raise click.exceptions.Exit(EXIT_FAILED)
 
 
 def register(group: click.Group) -> None:

@@ -44,8 +44,13 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat):
     from tqdm import tqdm
 
     from ..evaluation import benchmark_pairs, evaluate, format_table
-    from ..inference import torch_upscaler, upscale_rgb
+    from ..inference import torch_upscaler, upscale_rgb_budgeted
+    from ..models.load import default_checkpoint
+    from ..outputs import check_outputs, input_files
 
+    if json_out:  # before the model loads: --json must not replace the checkpoint or a dataset file
+        check_outputs([(json_out, "--json")], [Path(model) if model else default_checkpoint(),
+                                               *input_files(dataset)])
     loaded = load_torch_model(model, preset_name, upstream_compat)
     scale = scale or loaded.config.scale
     if scale != loaded.config.scale:
@@ -53,7 +58,9 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat):
     run = torch_upscaler(loaded.model)
     n = len(benchmark_pairs(Path(dataset), scale))
     with tqdm(total=n, desc="evaluating", unit="img") as bar:
-        result = evaluate(lambda rgb: upscale_rgb(run, rgb, scale), dataset, scale, bar.update)
+        result = evaluate(lambda rgb: upscale_rgb_budgeted(run, rgb, scale, loaded.config, loaded.config.window_size,
+                                                           echo=lambda m: click.echo(m, err=True)),
+                          dataset, scale, bar.update)
     click.echo(format_table(result))
     if json_out:
         payload = {"model": str(loaded.path), "sha256": loaded.sha256, "preset": loaded.preset,

@@ -22,6 +22,13 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _sidecars(artifacts) -> list[Path]:
+    """engine.json beside each engine: read by the runner, so an input of the run."""
+    from ..runtime.artifacts import ENGINE_SUFFIXES
+
+    return [Path(a).with_suffix(".json") for a in artifacts if Path(a).suffix in ENGINE_SUFFIXES]
+
+
 @click.command(name="build")
 @click.argument("onnx_path", metavar="ONNX", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", help="engine file (.plan/.engine) [default: the ONNX path with .plan]; "
@@ -53,10 +60,14 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
                                             parse_compute_capabilities, parse_shape, trtexec_command, trtexec_line)
     from ..runtime.tensorrt.env import TensorRTUnavailable
 
-    info = inspect_onnx(onnx_path)
-    engine = Path(output) if output else info.path.with_suffix(".plan")
+    from ..outputs import check_outputs
+
+    engine = Path(output) if output else Path(onnx_path).with_suffix(".plan")
     if engine.suffix not in ENGINE_SUFFIXES:
         raise CliError(f"the engine file must end in {' or '.join(ENGINE_SUFFIXES)}: {engine}")
+    check_outputs([(engine, "the engine"), (engine.with_suffix(".json"), "the engine description")],
+                  [onnx_path] + ([plugin_lib] if plugin_lib else []))
+    info = inspect_onnx(onnx_path)
     options = BuildOptions(
         profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape)),
         precision=None if precision == "auto" else precision, workspace_mib=workspace_mib,
@@ -85,7 +96,7 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--dataset", required=True, type=click.Path(exists=True, file_okay=False),
               help="BasicSR-layout dataset (HR/ and LR_bicubic/X{scale}/)")
-@click.option("--scale", required=True, type=int)
+@click.option("--scale", required=True, type=click.IntRange(1))
 @click.option("--reference", type=click.Path(dir_okay=False),
               help="PyTorch FP32 reference checkpoint [default: the one recorded in the artifact]")
 @click.option("--threshold", type=float, help="override the precision's threshold (dB)")
@@ -99,9 +110,12 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
     0.10 dB of the reference's. Exit code 1 when the check fails."""
     from dataclasses import replace
 
+    from ..outputs import check_outputs, input_files
     from ..runtime.artifacts import artifact_precision
     from ..runtime.validate import DEFAULT_CRITERIA, format_report, validate_artifact
 
+    if json_out:
+        check_outputs([(json_out, "--json")], [artifact, *input_files(reference, dataset), *_sidecars([artifact])])
     criterion = None
     if threshold is not None:
         criterion = replace(DEFAULT_CRITERIA[artifact_precision(artifact)], threshold=threshold)
@@ -134,8 +148,11 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
 def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend):
     """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
     from .. import runtime
+    from ..outputs import check_outputs
     from ..runtime.bench import bench_runner, format_rows, host_info
 
+    if json_out:
+        check_outputs([(json_out, "--json")], [*artifacts, *_sidecars(artifacts)])
     if threads:
         import torch
 

@@ -60,7 +60,8 @@ def load_runner(path: str | Path | None, preset_name: str | None = None, upstrea
 
         reference = PyTorchRunner(path, preset_name, upstream_compat)
         proto = export_onnx(reference.loaded.model, "standard")
-        annotate(proto, {"scale": reference.scale, "form": "standard"})
+        annotate(proto, {"scale": reference.scale, "window": reference.window, "form": "standard",
+                         "config": reference.config.to_dict()})
         runner = onnx_runner(proto, providers, threads, f"{reference.loaded.path.name} exported in memory")
     elif kind == "onnx" and backend.startswith("onnxruntime"):
         runner = onnx_runner(path, providers, threads)

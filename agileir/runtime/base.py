@@ -15,6 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..contract import check_upscaled
 from ..tiling import upscale_tiled
 
 INPUT, OUTPUT = "lr", "sr"  # the tensor names agileir-export writes
@@ -38,6 +39,7 @@ class Runner:
         self.min_shape: tuple[int, int, int] = (1, 1, 1)
         self.max_shape: tuple[int, int, int] | None = None
         self.tile_overlap = DEFAULT_TILE_OVERLAP
+        self.config = None  # the model's SRConfig (or its dict) where known: the memory estimate uses it
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def activate(self) -> Runner:
@@ -102,9 +104,13 @@ class Runner:
         b, _, h, w = batch.shape
         need_b, need_h, need_w = (max(b, self.min_shape[0]), max(h, self.min_shape[1]), max(w, self.min_shape[2]))
         if (need_b, need_h, need_w) == (b, h, w):
-            return self._run(batch)
+            return self._checked(batch, self._run(batch))
         padded = np.pad(batch, ((0, need_b - b), (0, 0), (0, need_h - h), (0, need_w - w)), mode="edge")
-        return self._run(padded)[:b, :, :h * self.scale, :w * self.scale]
+        return self._checked(padded, self._run(padded))[:b, :, :h * self.scale, :w * self.scale]
+
+    def _checked(self, batch: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Every backend's output: scale x the input's shape, finite (agileir.contract)."""
+        return check_upscaled(batch, out, self.scale, self.description)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description} ({self.precision}, x{self.scale})>"

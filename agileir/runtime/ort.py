@@ -130,6 +130,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(int(meta["scale"]), f"{name} ({meta.get('form', '?')} form)", onnx_precision(self.proto),
                          window=int(meta.get("window", 1)))
         self.providers, self.threads = providers, threads
+        self.config = meta.get("config") if isinstance(meta.get("config"), dict) else None
         self.session = None
         self._dtype: type = np.float32
 

@@ -20,6 +20,7 @@ class PyTorchRunner(Runner):
         super().__init__(loaded.config.scale, f"{loaded.path.name} ({loaded.preset or loaded.config.arch})",
                          window=loaded.config.window_size)
         self.loaded, self.device = loaded, torch.device(device)
+        self.config = loaded.config
 
     @property
     def sha256(self) -> str:

@@ -121,7 +121,7 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
     """Run the artifact and the reference on every LR image of `dataset` and judge the precision's criterion."""
     from ..evaluation import benchmark_pairs
     from ..imageio import read_image, to_uint8
-    from ..inference import upscale_rgb
+    from ..inference import upscale_rgb_budgeted
     from ..models.load import file_sha256
     from . import load_runner
     from .pytorch import PyTorchRunner
@@ -150,7 +150,9 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
             lr = read_image(lr_path).to_rgb()
             hr = to_uint8(read_image(hr_path).to_rgb())
             row = {"image": hr_path.stem, "lr_hw": list(lr.shape[:2])}
-            row |= image_metrics(upscale_rgb(runner.upscale, lr, scale), upscale_rgb(ref.upscale, lr, scale), hr, scale)
+            # both tiled alike when the image is over the memory budget, so parity compares like with like
+            out = upscale_rgb_budgeted(runner.upscale, lr, scale, ref.config, ref.window)
+            row |= image_metrics(out, upscale_rgb_budgeted(ref.upscale, lr, scale, ref.config, ref.window), hr, scale)
             report.images.append(row)
             if progress:
                 progress(row)

@@ -8,7 +8,7 @@
       -> manifest.json (atomic)                    input, output, status, error, seconds per image
 
 Per image the work is the one `agileir-infer` does (`read_image` / `decode_image`, `upscale_image` with the
-same tiling, `write_image`, `output_name`), so outputs are bit-identical for the same runner. A failing image
+same tiling, `write_image`, `outputs.output_names`), so outputs are bit-identical for the same runner. A failing image
 becomes a row with status "failed" and its error; it never stops the job. Outputs that exist and open as a
 PNG of the expected size are skipped ("skipped"), so a rerun resumes.
 
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import write_json
-from ..imageio import IMAGE_SUFFIXES, ImageError, decode_image, list_images, output_name, read_image, write_image
+from ..imageio import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image, write_image
+from ..outputs import output_names
 
 MANIFEST_FORMAT = "agileir-batch/1"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -70,8 +71,8 @@ def plan_outputs(inputs: list[str], out_dir: Path, scale: int) -> list[dict]:
     """One row per input with its output path; two inputs that would write the same output are refused."""
     rows: list[dict] = []
     seen: dict[Path, str] = {}
-    for src in inputs:
-        dst = out_dir / output_name(src, scale)
+    for src, name in zip(inputs, output_names(inputs, scale)):
+        dst = out_dir / name
         if dst in seen:
             raise ValueError(f"{src} and {seen[dst]} would both write {dst.name}; give them distinct names")
         if not is_uri(src) and Path(_local(src)).resolve() == dst.resolve():
