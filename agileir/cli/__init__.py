@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from . import calibrate, export, infer, models, runtime
+from . import calibrate, export, infer, models, runtime, video
 from .common import CliError
 
 
@@ -47,7 +47,7 @@ def main():
     """AgileIR deployment toolkit: inspect, run, evaluate, export, calibrate, build, validate, benchmark."""
 
 
-for _module in (models, infer, export, calibrate, runtime):
+for _module in (models, infer, export, calibrate, runtime, video):
     _module.register(main)
 
 
