@@ -281,15 +281,16 @@ class Pipeline:
                         break
                     except Exception as e:
                         stage.error, stage.stage = e, "encode"
-                e = stage.error
-                result = ItemResult(stage.index, stage.item, e is None, value, None if e is None else _message(e),
-                                    stage.stage, sum(stage.timings.values()), dict(stage.timings), e)
+                error = stage.error
+                result = ItemResult(stage.index, stage.item, error is None, value,
+                                    None if error is None else _message(error), stage.stage,
+                                    sum(stage.timings.values()), dict(stage.timings), error)
                 self.done += 1
-                self.failed += e is not None
+                self.failed += error is not None
                 if self._progress is not None:
                     self._progress(result)
                 yield result
-                if e is not None and self.fail_fast:
+                if error is not None and self.fail_fast:
                     self.stop(drop=True)
                     return
             if self._thread_error is not None:

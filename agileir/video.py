@@ -135,7 +135,7 @@ def upscale_video(runner: Any, src: str | Path, dst: str | Path, *, codec: str =
         side = [s for s in inp.streams if s.type in ("audio", "subtitle")]
         dropped = [_stream_name(s) for s in inp.streams if s is not vin and s not in side]
         rate = vin.average_rate or vin.guessed_rate
-        tb = vin.time_base
+        tb: Any = vin.time_base
         total = _estimate_total(inp, vin, rate, start, frames)
         if start > 0:
             inp.seek(int(start / tb), stream=vin, backward=True, any_frame=False)
@@ -187,7 +187,7 @@ def upscale_video(runner: Any, src: str | Path, dst: str | Path, *, codec: str =
             except (av.error.FFmpegError, OSError) as e:
                 raise VideoError(f"cannot write {dst}: {e}") from None
             try:
-                vout = out.add_stream(codec, rate=rate)
+                vout: Any = out.add_stream(codec, rate=rate)
                 vout.width, vout.height = vin.codec_context.width * scale, vin.codec_context.height * scale
                 vout.pix_fmt = pix_fmt
                 vout.time_base = tb
@@ -200,7 +200,7 @@ def upscale_video(runner: Any, src: str | Path, dst: str | Path, *, codec: str =
                         if hasattr(out, "add_stream_from_template"):  # PyAV >= 13
                             out_of[s.index] = out.add_stream_from_template(s)
                         else:
-                            out_of[s.index] = out.add_stream(template=s)
+                            out_of[s.index] = out.add_stream(template=s)  # type: ignore[call-overload]
                     except (av.error.FFmpegError, ValueError) as e:
                         raise VideoError(f"{dst.suffix} ({fmt}) cannot hold stream {_stream_name(s)}: {e}; "
                                          "try .mkv") from None
