@@ -47,7 +47,8 @@ def test_infer_with_pytorch(checkpoint, tmp_path):
     assert Image.open(tmp_path / "b.png").size == (13 * 3, 9 * 3)
 
 
-@pytest.mark.parametrize("args", [["export", "{ckpt}", "-o", "{tmp}/x"], ["calibrate", "{ckpt}", "--eval", "{tmp}"]])
+@pytest.mark.parametrize("args", [["export", "{ckpt}", "-o", "{tmp}/x"], ["calibrate", "{ckpt}", "--eval", "{tmp}"],
+                                  ["video", "{ckpt}", "{tmp}/in.mp4", "-o", "{tmp}/out.mp4"]])
 def test_commands_that_need_an_extra_say_which(checkpoint, tmp_path, args):
     r = run_base(*[a.format(ckpt=checkpoint, tmp=tmp_path) for a in args])
     lines = r.stderr.strip().splitlines()
