@@ -1,6 +1,7 @@
 """`agileir batch` on a local Ray instance: same bytes as agileir-infer, a corrupt file reported, resume."""
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -71,7 +72,10 @@ def test_inputs_from_a_list_and_a_glob(job, tmp_path):
     assert [p.rsplit("/", 1)[-1] for p in resolve_inputs(str(listing))] == ["img0.png", "img2.png"]
     assert len(resolve_inputs(str(job / "in" / "img*.png"))) == 3
     with pytest.raises(ValueError, match="would both write"):
-        plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, 4)
+        plan_outputs(["a/x.png", "b/x.png"], tmp_path, 4)
+    # the naming rule of agileir-infer's folder runs: a non-PNG sharing a stem keeps its suffix in the name
+    assert [Path(r["output"]).name for r in plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, 4)] == \
+        ["x_x4.png", "x_jpg_x4.png"]
 
 
 def test_missing_ray_is_one_line_exit_3(job, tmp_path):
