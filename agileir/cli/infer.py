@@ -1,6 +1,7 @@
 """`agileir-infer` (also `agileir infer`): upscale an image or a folder with any artifact."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -44,20 +45,20 @@ def _model_inputs(model_path: str | None) -> list[Path]:
               help="folder of HR images: print PSNR/SSIM (Y, crop = scale) of what is written")
 @click.option("--fail-fast", is_flag=True, help="folder input: stop at the first bad file (exit 2) instead of "
                                                 "skipping it and reporting it at the end (exit 1)")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
+              help="folder input: images of one size per model call (the memory budget is shared by the batch)")
 @backend_option("override the backend chosen from the model file type")
 @model_options
 @friendly_errors
-def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, backend, preset_name,
+def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, batch, backend, preset_name,
               upstream_compat):
     """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4).
 
     A folder run writes NAME_x{s}.png per image (NAME_EXT_x{s}.png when two inputs share a name), skips
     unreadable files and reports them at the end (exit 1); no output may be an input of the run."""
-    from tqdm import tqdm
-
     from ..atomic import sweep_stale
     from ..evaluation import score_as_written
-    from ..imageio import ImageError, list_images, read_image, to_uint8, write_image
+    from ..imageio import list_images, read_image, to_uint8, write_image
     from ..inference import find_hr, upscale_image
     from ..memory import parse_size, parse_tile, plan_tiling
     from ..outputs import OutputFolder, check_outputs, folder_outputs, input_files
@@ -89,39 +90,45 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
     sweep_stale(folder.path)
 
     scores, failed = [], []
+
+    def describe(src: Path, dst: Path, result, written: int, grayscale: bool) -> str:
+        line = f"{src.name} -> {dst} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {written}-bit)"
+        if hr_dir:
+            hr_path = find_hr(Path(hr_dir), src, scale)
+            if hr_path is None:
+                line += "  [no HR found]"
+            else:
+                hr = to_uint8(read_image(hr_path).to_rgb())
+                psnr, ssim = score_as_written(result.rgb, hr, scale, grayscale)
+                scores.append((psnr, ssim))
+                line += f"  PSNR {psnr:.3f} dB  SSIM {ssim:.4f} (Y, crop {scale}, vs {hr_path.name})"
+        return line
+
+    def notes(src: Path, image, tiling) -> list[str]:
+        found = []
+        if image.precision_lost:
+            found.append(f"warning: {src.name} has 16 bits per colour channel; it is read and written with 8 "
+                         "(Pillow cannot keep 16-bit RGB)")
+        if tiling.auto:
+            h, w = image.rgb.shape[:2]
+            found.append(tiling.message(src.name, h, w))
+        return found
+
     try:
-        for src in tqdm(images, desc="upscaling", unit="img", disable=len(images) < 2):
-            dst = plan[src]
-            try:
-                image = read_image(src)
-            except ImageError as e:
-                if not is_dir or fail_fast:
-                    raise
-                failed.append((src, str(e)))
-                tqdm.write(f"skipped: {e}")
-                continue
-            if image.precision_lost:
-                click.echo(f"warning: {src.name} has 16 bits per colour channel; it is read and written with 8 "
-                           "(Pillow cannot keep 16-bit RGB)", err=True)
+        if is_dir:
+            _folder_run(runner, images, plan, folder, tile, tile_overlap, budget, batch, fail_fast, failed,
+                        describe, notes)
+        else:
+            image = read_image(inp)
             h, w = image.rgb.shape[:2]
             tiling = plan_tiling(runner.config, h, w, scale, tile, tile_overlap, budget)
-            if tiling.auto:
-                click.echo(tiling.message(src.name, h, w), err=True)
+            for note in notes(inp, image, tiling):
+                click.echo(note, err=True)
             result = upscale_image(upscale, image, scale, tiling.tile, tiling.overlap, align=runner.window)
             folder.ensure()
-            written = write_image(dst, result.rgb, result.alpha, result.bit_depth)
+            written = write_image(out, result.rgb, result.alpha, result.bit_depth)
             folder.written += 1
-            line = f"{src.name} -> {dst} ({result.rgb.shape[1]}x{result.rgb.shape[0]}, {written}-bit)"
-            if hr_dir:
-                hr_path = find_hr(Path(hr_dir), src, scale)
-                if hr_path is None:
-                    line += "  [no HR found]"
-                else:
-                    hr = to_uint8(read_image(hr_path).to_rgb())
-                    psnr, ssim = score_as_written(result.rgb, hr, scale, image.is_grayscale)
-                    scores.append((psnr, ssim))
-                    line += f"  PSNR {psnr:.3f} dB  SSIM {ssim:.4f} (Y, crop {scale}, vs {hr_path.name})"
-            tqdm.write(line)
+            click.echo(describe(inp, out, result, written, image.is_grayscale))
     finally:
         folder.discard_if_unused()
     if len(scores) > 1:
@@ -134,6 +141,56 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
         click.echo(summary, err=True)
         if failed:
             raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _folder_run(runner, images, plan, folder, tile, tile_overlap, budget, batch, fail_fast, failed, describe, notes):
+    """The folder on the staged pipeline (decode -> infer -> encode overlap; results and lines in input order).
+
+    A file that cannot be read is skipped and reported (or, with --fail-fast, ends the run with exit 2); an
+    inference or write failure (a full disk, an unwritable folder) would repeat for every file, so it ends the
+    run with one error line (exit 2). The memory budget is shared by the images of one batch."""
+    import threading
+
+    from tqdm import tqdm
+
+    from ..image_pipeline import upscale_files
+    from ..memory import default_budget, plan_tiling
+
+    per_image = (budget or default_budget()) // batch
+    info: dict[Path, tuple] = {}  # src -> (grayscale, notes), filled by the decode threads
+    lock = threading.Lock()
+
+    def tiling(src: Path, image):
+        h, w = image.rgb.shape[:2]
+        chosen = plan_tiling(runner.config, h, w, runner.scale, tile, tile_overlap, per_image)
+        info[src] = (image.is_grayscale, notes(src, image, chosen))
+        return chosen.tile, chosen.overlap
+
+    def dst_of(src: Path) -> Path:
+        with lock:  # the folder appears with the first file written, never empty
+            folder.ensure()
+        return plan[src]
+
+    bar = tqdm(total=len(images), desc="upscaling", unit="img", disable=len(images) < 2)
+    results = iter(upscale_files(runner, images, dst_of, batch=batch, fail_fast=fail_fast, tiling=tiling,
+                                 progress=lambda r: bar.update(1)))
+    try:
+        for r in results:
+            grayscale, found = info.pop(r.item, (False, []))
+            for note in found:
+                tqdm.write(note, file=sys.stderr)
+            if r.ok:
+                dst, result, written = r.value
+                folder.written += 1
+                tqdm.write(describe(r.item, dst, result, written, grayscale))
+                continue
+            if r.stage != "decode" or fail_fast:
+                raise r.exception if r.exception is not None else CliError(r.error)
+            failed.append((r.item, r.error))
+            tqdm.write(f"skipped: {r.error}", file=sys.stderr)
+    finally:
+        results.close()  # every worker has finished: nothing is written after this
+        bar.close()
 
 
 def register(group: click.Group) -> None:
