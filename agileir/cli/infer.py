@@ -23,6 +23,20 @@ def _default_output(inp: Path, scale: int) -> Path:
     return inp.with_name(f"{inp.stem}_x{scale}.png")
 
 
+def _largest_side(images: list[Path]) -> int | None:
+    """The largest side among the images (headers only; unreadable ones are left to the run to report)."""
+    from PIL import Image
+
+    side = None
+    for path in images:
+        try:
+            with Image.open(path) as im:
+                side = max(side or 0, *im.size)
+        except Exception:
+            continue
+    return side
+
+
 def _model_inputs(model_path: str | None) -> list[Path]:
     from ..models.load import default_checkpoint
 
@@ -47,11 +61,15 @@ def _model_inputs(model_path: str | None) -> list[Path]:
                                                 "skipping it and reporting it at the end (exit 1)")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
               help="folder input: images of one size per model call (the memory budget is shared by the batch)")
-@backend_option("override the backend chosen from the model file type")
+@backend_option("override the backend chosen from the model file type; tensorrt / rtx on an .onnx file build "
+                "(or reuse) a cached engine")
+@click.option("--engine-cache", type=click.Path(file_okay=False),
+              help="engine cache folder for --backend tensorrt/rtx on an .onnx file [default: $AGILEIR_ENGINE_CACHE, "
+                   "else ~/.cache/agileir/engines]")
 @model_options
 @friendly_errors
-def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, batch, backend, preset_name,
-              upstream_compat):
+def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, batch, backend, engine_cache,
+              preset_name, upstream_compat):
     """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4).
 
     A folder run writes NAME_x{s}.png per image (NAME_EXT_x{s}.png when two inputs share a name), skips
@@ -80,7 +98,8 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
     if output and is_dir and Path(output).is_file():
         raise CliError(f"the output of a folder run must be a folder, not the file {output}")
 
-    runner = load_runner(model_path, preset_name, upstream_compat, backend=backend)
+    runner = load_runner(model_path, preset_name, upstream_compat, backend=backend, engine_cache=engine_cache,
+                         max_side=_largest_side(images) if backend in ("tensorrt", "rtx") else None, batch=batch, echo=lambda m: click.echo(m, err=True))
     scale, upscale = runner.scale, runner.upscale
     click.echo(f"model: {runner.description} via {runner.backend}, x{scale}", err=True)
     out = Path(output) if output else _default_output(inp, scale)
