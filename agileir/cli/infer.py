@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_FAILED, CliError, backend_option, friendly_errors, model_options
+from .common import EXIT_FAILED, CliError, backend_option, friendly_errors, model_options, require_module
+from .video import default_video_output, run_video, video_options
 
 
 def _resolve_infer_args(paths: tuple[str, ...]) -> tuple[str | None, Path]:
@@ -49,7 +50,9 @@ def _model_inputs(model_path: str | None) -> list[Path]:
 
 @click.command(name="infer")
 @click.argument("paths", nargs=-1, required=True, metavar="[MODEL] INPUT")
-@click.option("-o", "--output", help="output PNG (file input) or folder (folder input)")
+@click.option("-o", "--output", help="output PNG (image input), folder (folder input) or video (video input: the "
+                                    "container comes from the suffix) [default: INPUT_x{s}.png, INPUT_x{s}/, "
+                                    "INPUT_x{s}.mkv]")
 @click.option("--tile", default="auto", show_default=True,
               help="tile size in input pixels; auto: whole image unless over the memory budget; 0: whole image")
 @click.option("--tile-overlap", default=16, show_default=True, type=click.IntRange(0),
@@ -60,7 +63,9 @@ def _model_inputs(model_path: str | None) -> list[Path]:
 @click.option("--fail-fast", is_flag=True, help="folder input: stop at the first bad file (exit 2) instead of "
                                                 "skipping it and reporting it at the end (exit 1)")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1),
-              help="folder input: images of one size per model call (the memory budget is shared by the batch)")
+              help="folder input: images of one size per model call (the memory budget is shared by the batch); "
+                   "video input: frames per model call")
+@video_options
 @backend_option("override the backend chosen from the model file type; tensorrt / rtx on an .onnx file build "
                 "(or reuse) a cached engine")
 @click.option("--engine-cache", type=click.Path(file_okay=False),
@@ -68,11 +73,12 @@ def _model_inputs(model_path: str | None) -> list[Path]:
                    "else ~/.cache/agileir/engines]")
 @model_options
 @friendly_errors
-def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, batch, backend, engine_cache,
-              preset_name, upstream_compat):
-    """Upscale INPUT (an image or a folder) with MODEL (default: bundled AgileIR-light x4).
+def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, batch, codec, crf, pix_fmt, start,
+              frames, backend, engine_cache, preset_name, upstream_compat):
+    """Upscale INPUT (an image, a folder or a video) with MODEL (default: bundled AgileIR-light x4).
 
-    A folder run writes NAME_x{s}.png per image (NAME_EXT_x{s}.png when two inputs share a name), skips
+    A video (.mp4, .mkv, .mov, .webm, ...; needs the `video` extra) is upscaled frame by frame with its audio and
+    subtitles copied (--codec, --crf, --pix-fmt, --start, --frames; docs/video.md). A folder run writes NAME_x{s}.png per image (NAME_EXT_x{s}.png when two inputs share a name), skips
     unreadable files and reports them at the end (exit 1); no output may be an input of the run."""
     from ..atomic import sweep_stale
     from ..evaluation import score_as_written
@@ -81,6 +87,7 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
     from ..memory import parse_size, parse_tile, plan_tiling
     from ..outputs import OutputFolder, check_outputs, folder_outputs, input_files
     from ..runtime import load_runner
+    from ..video import is_video_path
 
     # cheap checks first: inputs, output names, collisions that do not depend on the scale
     model_path, inp = _resolve_infer_args(paths)
@@ -88,6 +95,10 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
         raise CliError(f"input not found: {inp}")
     parse_tile(tile)
     budget = parse_size(max_memory) if max_memory else None
+    if inp.is_file() and is_video_path(inp):
+        return _video_run(model_path, inp, output, tile, tile_overlap, budget, batch, backend, engine_cache,
+                          preset_name, upstream_compat, codec=codec, crf=crf, pix_fmt=pix_fmt, start=start,
+                          frames=frames)
     images = list_images(inp)
     is_dir = inp.is_dir()
     inputs = _model_inputs(model_path) + images + input_files(hr_dir)
@@ -160,6 +171,30 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
         click.echo(summary, err=True)
         if failed:
             raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _video_run(model_path, inp: Path, output, tile, tile_overlap, budget, batch, backend, engine_cache, preset_name,
+               upstream_compat, **encoding) -> None:
+    """A video input: frames through the model, audio/subtitles copied (agileir.video); --tile auto plans the
+    tiling once from the frame size and the memory budget (shared by the frames of one batch)."""
+    require_module("av", "video", "agileir-infer")
+    from ..memory import default_budget, plan_tiling
+    from ..outputs import check_outputs
+    from ..runtime import load_runner
+    from ..video import video_frame_size
+
+    if output:
+        check_outputs([(output, inp)], _model_inputs(model_path) + [inp])
+    h, w = video_frame_size(inp)
+    runner = load_runner(model_path, preset_name, upstream_compat, backend=backend, engine_cache=engine_cache,
+                         max_side=max(h, w), batch=batch, echo=lambda m: click.echo(m, err=True))
+    click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
+    out = Path(output) if output else default_video_output(inp, runner.scale)
+    check_outputs([(out, inp)], _model_inputs(model_path) + [inp])
+    tiling = plan_tiling(runner.config, h, w, runner.scale, tile, tile_overlap, (budget or default_budget()) // batch)
+    if tiling.auto:
+        click.echo(tiling.message(inp.name, h, w), err=True)
+    run_video(runner, inp, out, tile=tiling.tile, tile_overlap=tiling.overlap, batch=batch, **encoding)
 
 
 def _folder_run(runner, images, plan, folder, tile, tile_overlap, budget, batch, fail_fast, failed, describe, notes):
