@@ -50,6 +50,20 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def video_frame_size(src: str | Path) -> tuple[int, int]:
+    """(height, width) of the first video stream of `src` (VideoError when there is none or it cannot be read)."""
+    import av
+
+    try:
+        with av.open(str(src)) as c:
+            if not c.streams.video:
+                raise VideoError(f"{src}: no video stream")
+            ctx = c.streams.video[0].codec_context
+            return int(ctx.height), int(ctx.width)
+    except (av.error.FFmpegError, OSError) as e:
+        raise VideoError(f"cannot open video {src}: {e}") from None
+
+
 @dataclass
 class VideoProgress:
     frames: int  # frames written so far

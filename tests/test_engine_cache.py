@@ -120,3 +120,34 @@ def test_concurrent_builders_build_once(graphs, tmp_path):
     assert sum(built for _, built in results) == 1  # the others waited on the lock and found the entry
     assert entry_is_valid(Path(results[0][0]).parent, engine_key(graphs["standard"], OPTIONS))
     assert not [p for p in cache.iterdir() if p.name.endswith((".building", ".stale"))]
+
+
+# -- agileir-infer MODEL.onnx --backend rtx: engine built once into the cache, then reused ------------------
+@pytest.mark.parametrize("form", ["standard", "plugin"])
+def test_infer_builds_then_reuses_the_cached_engine(graphs, tmp_path, rtx_library, monkeypatch, form):  # noqa: F811
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from agileir.cli import main
+    from agileir.runtime import engine_profile
+
+    monkeypatch.setenv("AGILEIR_TRT_PLUGIN_LIB", str(rtx_library))
+    img = tmp_path / "in.png"
+    Image.new("RGB", (20, 14), (90, 120, 200)).save(img)
+    cache, out = tmp_path / "cache", tmp_path / "out.png"
+    args = ["infer", str(graphs[form]), str(img), "-o", str(out), "--backend", "rtx", "--engine-cache", str(cache)]
+    key = engine_key(graphs[form], BuildOptions(profile=engine_profile(20), flavour="rtx"))
+    stamps = []
+    for attempt in ("built", "reused"):
+        r = CliRunner().invoke(main, args)
+        errors = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+        # TensorRT-RTX builds without a GPU; running the engine needs one: exit 3, one line, nothing written
+        assert r.exit_code == 3 and len(errors) == 1, r.output
+        assert "Traceback" not in r.output and not out.exists()
+        assert f"engine: {attempt}" in r.stderr, r.stderr
+        entries = [p for p in cache.iterdir() if not p.name.startswith(".")]
+        assert len(entries) == 1 and entry_is_valid(entries[0], key)
+        stamps.append((entries[0] / "engine.plan").stat().st_mtime_ns)
+    assert stamps[0] == stamps[1]  # the second run rebuilt nothing
+    assert engine_profile(20).max == (1, 3, 64, 64) and engine_profile(5000).max == (1, 3, 1024, 1024)
+

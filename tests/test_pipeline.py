@@ -250,3 +250,61 @@ def test_folder_run_equals_the_serial_loop(tiny_runner, folder, tmp_path, batch)
         else:
             assert np.abs(a - b).max() <= 1, src.name
     assert not (piped / "7_broken.png").exists()
+
+
+# -- agileir-infer folder runs on the pipeline -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import bad_inputs as B
+    from test_models import TINY_AGILEIR
+
+    return B.checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", TINY_AGILEIR), TINY_AGILEIR.scale
+
+
+def _infer(*args):
+    from click.testing import CliRunner
+
+    from agileir.cli import main
+
+    return CliRunner().invoke(main, ["infer", *map(str, args)])
+
+
+def test_infer_folder_batch_keeps_order_and_names(tiny_checkpoint, folder, tmp_path):
+    ckpt, scale = tiny_checkpoint
+    outs = {}
+    for batch in (1, 3):
+        out = tmp_path / f"out{batch}"
+        r = _infer(ckpt, folder, "-o", out, "--batch", batch)
+        assert r.exit_code == 1, r.output  # 7_broken.png is skipped and reported
+        assert "7 written, 1 failed" in r.stderr and "7_broken.png" in r.stderr
+        lines = [x.split(" -> ")[0] for x in r.stdout.splitlines() if " -> " in x]
+        assert lines == [p.name for p in sorted(folder.iterdir())][:-1]  # input order
+        outs[batch] = out
+    names = sorted(p.name for p in outs[1].iterdir())
+    assert names == sorted(p.name for p in outs[3].iterdir()) == sorted(f"{p.stem}_x{scale}.png"
+                                                                         for p in folder.iterdir())[:-1]
+    for name in names:
+        a = np.asarray(PILImage.open(outs[1] / name)).astype(int)
+        b = np.asarray(PILImage.open(outs[3] / name)).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1, name
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_infer_folder_signal_leaves_no_temp(tiny_checkpoint, folder, tmp_path, monkeypatch, sig, code):
+    ckpt, _ = tiny_checkpoint
+    real_save = PILImage.Image.save
+    sent = []
+
+    def save_then_signal(self, fp, *a, **k):
+        real_save(self, fp, *a, **k)  # the temporary file exists, not yet renamed
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), sig)
+
+    monkeypatch.setattr(PILImage.Image, "save", save_then_signal)
+    out = tmp_path / "out"
+    r = _infer(ckpt, folder, "-o", out)
+    assert r.exit_code == code, r.output
+    errs = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert len(errs) == 1 and "Traceback" not in r.output
+    assert not [p for p in tmp_path.rglob("*") if is_temp_file(p)]

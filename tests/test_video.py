@@ -194,3 +194,29 @@ def test_video_command_without_pyav_names_the_extra(clips, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3 and r.stderr.strip() == \
         "error: agileir video needs av (pip install 'agileir[video]')", r.stderr
+
+
+def test_infer_command_on_a_video(clips, tmp_path):
+    """`agileir-infer MODEL in.mp4 -o out.mp4`: the video path of agileir-infer (frames upscaled, audio kept)."""
+    from click.testing import CliRunner
+
+    from agileir.cli import main
+
+    ckpt = tmp_path / "tiny.safetensors"
+    save_safetensors(build_model(TINY_SWINIR), ckpt)
+    out = tmp_path / "out.mp4"
+    code = "import sys; from agileir.cli import infer_main; sys.argv[0] = 'agileir-infer'; infer_main()"
+    r = subprocess.run([sys.executable, "-c", code, str(ckpt), str(clips["mp4"]), "-o", str(out), "--frames", "4",
+                        "--batch", "2", "--crf", "0"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "4 frames, 96x72" in r.stdout and "audio:aac" in r.stdout
+    assert len(video_frames(out)) == 4 and stream_info(out)[2:4] == (W * 3, H * 3)
+    assert side_packets(out)[0] == "aac" and side_packets(out)[1]  # audio copied
+    assert not [p for p in tmp_path.iterdir() if is_temp_file(p)]
+    r = CliRunner().invoke(main, ["infer", str(ckpt), str(clips["mp4"]), "-o", str(clips["mp4"])])
+    assert r.exit_code == 2 and len([x for x in r.stderr.splitlines() if x.startswith("error:")]) == 1, r.output
+    no_av = ("import sys; sys.modules['av'] = None; from agileir.cli import infer_main; "
+             f"sys.argv = ['agileir-infer', {str(clips['mp4'])!r}, '-o', {str(tmp_path / 'o.mp4')!r}]; infer_main()")
+    r = subprocess.run([sys.executable, "-c", no_av], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and r.stderr.strip() == \
+        "error: agileir-infer needs av (pip install 'agileir[video]')", r.stderr

@@ -48,8 +48,12 @@ def run_command(entry, *args, **kwargs):
         remove_in_flight()
         click.echo("error: terminated (SIGTERM); no partial file was left", err=True)
         raise SystemExit(143) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.Abort) as e:
         remove_in_flight()
+        cause = e.__cause__ or e.__context__ if isinstance(e, click.Abort) else e  # click wraps it in Abort
+        if getattr(cause, "signum", None) == signal.SIGTERM:  # a pipeline stopped cleanly on SIGTERM
+            click.echo(f"error: terminated (SIGTERM) after {cause.done} items; no partial file was left", err=True)
+            raise SystemExit(143) from None
         click.echo("error: interrupted", err=True)
         raise SystemExit(130) from None
     except click.exceptions.Exit as e:
@@ -64,10 +68,6 @@ def run_command(entry, *args, **kwargs):
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)
         raise SystemExit(e.exit_code) from None
-    except click.Abort:
-        remove_in_flight()
-        click.echo("error: interrupted", err=True)
-        raise SystemExit(130) from None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -37,13 +37,59 @@ def trt_runner(path, plugin_library=None, flavour: str | None = None) -> Runner:
     return TensorRTRunner(path, plugin_library, flavour=flavour)
 
 
+# Profile of engines built on the fly (engine_runner): the largest input side rounded up to a multiple of 64, so
+# images of nearby sizes share one cache entry (the profile is part of the key), capped at 1024 so a build stays
+# short and the engine's activation memory bounded; larger inputs are tiled by the runner (Runner.upscale tiles
+# anything beyond the profile's max), smaller ones run directly (min 1x1: the graph pads to the window itself).
+ENGINE_SIDE_STEP, ENGINE_SIDE_CAP = 64, 1024
+
+
+def engine_profile(max_side: int | None = None, batch: int = 1):
+    """The ShapeProfile engine_runner builds for inputs whose largest side is `max_side` (None: 256)."""
+    from .tensorrt.builder import ShapeProfile
+
+    side = -(-max(1, max_side or 256) // ENGINE_SIDE_STEP) * ENGINE_SIDE_STEP
+    side = min(ENGINE_SIDE_CAP, side)
+    return ShapeProfile((1, 3, 1, 1), (1, 3, side, side), (max(1, batch), 3, side, side))
+
+
+def engine_runner(onnx_path: str | Path, flavour: str = "tensorrt", cache_dir: str | Path | None = None,
+                  max_side: int | None = None, batch: int = 1, compute_capabilities: tuple[str, ...] = (),
+                  plugin_library: str | Path | None = None, echo=print, activate: bool = True) -> Runner:
+    """A TensorRT (flavour 'tensorrt') or TensorRT-RTX ('rtx') runner for an ONNX file: its engine is taken
+    from the engine cache (`cache_dir`, default tensorrt.cache.default_cache_dir()) or built into it first
+    (engine_profile(max_side, batch)). `echo` gets one line saying whether the engine was built or reused."""
+    import time
+
+    from .tensorrt.builder import BuildOptions
+    from .tensorrt.cache import cached_engine, default_cache_dir
+
+    lib = Path(plugin_library) if plugin_library else None
+    options = BuildOptions(profile=engine_profile(max_side, batch), flavour=flavour,
+                           compute_capabilities=tuple(compute_capabilities), plugin_library=lib)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    start = time.perf_counter()
+    engine, built = cached_engine(onnx_path, options, cache, echo=lambda _: None)
+    side = options.profile.max[2]
+    if built:
+        echo(f"engine: built {engine} in {time.perf_counter() - start:.1f} s (profile up to {side}x{side}, cached)")
+    else:
+        echo(f"engine: reused {engine} from the cache (profile up to {side}x{side})")
+    runner = trt_runner(engine, lib, flavour=flavour)
+    return runner.activate() if activate else runner
+
+
 def load_runner(path: str | Path | None, preset_name: str | None = None, upstream_compat: bool = False,
-                backend: str | None = None, threads: int = 0, activate: bool = True) -> Runner:
+                backend: str | None = None, threads: int = 0, activate: bool = True,
+                engine_cache: str | Path | None = None, max_side: int | None = None, batch: int = 1,
+                echo=print) -> Runner:
     """The runner for a checkpoint (default: the bundled model), an .onnx file or a TensorRT engine
     (.plan/.engine with its engine.json), activated unless `activate=False`.
 
     `backend` overrides the choice: 'onnxruntime-cpu' forces the CPU provider; 'onnxruntime' on a checkpoint
-    exports its standard-form graph in memory. Other combinations are refused with the command that fits."""
+    exports its standard-form graph in memory; 'tensorrt' / 'rtx' on an .onnx file takes its engine from the
+    engine cache (`engine_cache`, default: the default cache folder), building it for inputs up to `max_side`
+    and `batch` first (engine_runner). Other combinations are refused with the command that fits."""
     backend_arg = backend
     kind = "checkpoint" if path is None else artifact_kind(path)
     if path is not None and not Path(path).is_file():
@@ -67,6 +113,8 @@ def load_runner(path: str | Path | None, preset_name: str | None = None, upstrea
         runner = onnx_runner(path, providers, threads)
     elif kind == "engine" and backend in ("tensorrt", "rtx"):
         runner = trt_runner(path, flavour=None if backend_arg in (None, "auto") else backend)
+    elif kind == "onnx" and backend in ("tensorrt", "rtx"):
+        return engine_runner(path, backend, engine_cache, max_side, batch, echo=echo, activate=activate)
     elif backend in ("tensorrt", "rtx"):
         raise ValueError(f"{Path(str(path)).name}: {backend} runs engines; build one first with `agileir build "
                          f"--target {backend}`")
@@ -76,5 +124,5 @@ def load_runner(path: str | Path | None, preset_name: str | None = None, upstrea
 
 
 __all__ = ["BACKENDS", "ENGINE_SUFFIXES", "ONNX_SUFFIXES", "TORCH_SUFFIXES", "Runner", "artifact_kind",
-           "artifact_metadata", "artifact_precision", "load_runner", "onnx_metadata", "onnx_runner", "torch_runner",
+           "artifact_metadata", "artifact_precision", "engine_profile", "engine_runner", "load_runner", "onnx_metadata", "onnx_runner", "torch_runner",
            "trt_runner"]
