@@ -32,7 +32,7 @@ def static_shape_option(text: str | None) -> tuple[int, int, int, int] | None:
     return dims  # type: ignore[return-value]
 
 
-def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None, opset: int = 17,
+def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None, opset: int = 17, fold: str = "all",
                      validate: bool = True, echo=click.echo, variants=None) -> dict:
     """Export, validate in ONNX Runtime, annotate and write each form (and the requested FP16/INT8
     variants); returns export.json's content."""
@@ -47,12 +47,12 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
     from ..samples import sample_image
 
     config = loaded.config
-    options = ExportOptions(opset=opset, static_shape=static_shape)
+    options = ExportOptions(opset=opset, static_shape=static_shape, fold=fold)
     info = {
         "toolkit_version": __version__,
         "source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256},
         "config": config.to_dict(), "preset": preset_name(config),
-        "scale": config.scale, "window": config.window_size, "opset": opset,
+        "scale": config.scale, "window": config.window_size, "opset": opset, "fold": fold,
         "input": {"name": "lr", "layout": "NCHW", "range": "RGB 0..1",
                   "shape": list(static_shape) if static_shape else ["batch", 3, "height", "width"]},
         "output": {"name": "sr", "shape": ["batch", 3, f"height*{config.scale}", f"width*{config.scale}"]},
@@ -104,6 +104,9 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
 @click.option("--form", type=click.Choice(["both", "standard", "plugin"]), default="both", show_default=True)
 @click.option("--static-shape", help="export for one input shape BxCxHxW instead of dynamic batch/H/W")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(17, 21))
+@click.option("--fold", type=click.Choice(["all", "small"]), default="all", show_default=True,
+              help="evaluate constant nodes at export: all (fewest nodes; the standard form stores the gathered "
+                   "bias tables, ~7x the file) or small (weight transposes only, the small file)")
 @click.option("--no-validate", is_flag=True, help="skip the ONNX Runtime parity check")
 @click.option("--fp16", is_flag=True, help="also write FP16 variants (model[.plugin].fp16.onnx), FP32 I/O")
 @click.option("--int8", is_flag=True, help="also write INT8 Q/DQ variants (model[.plugin].int8.onnx) and calibration.json")
@@ -118,7 +121,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
 @target_options
 @model_options
 @friendly_errors
-def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int8, calibrator, calib_dir,
+def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp16, int8, calibrator, calib_dir,
                calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat):
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops and GSWA plugin form."""
     from ..calibration.writer import VariantOptions
@@ -156,7 +159,7 @@ def export_cmd(model, out_dir, form, static_shape, opset, no_validate, fp16, int
             variants.images = load_images(variants.calib_dir)
     out = Path(out_dir) if out_dir else Path(f"export_{loaded.path.stem}")
     forms = forms_of(form)
-    info = export_artifacts(loaded, out, forms, shape, opset, validate=not no_validate, variants=variants)
+    info = export_artifacts(loaded, out, forms, shape, opset, fold, validate=not no_validate, variants=variants)
     click.echo(f"wrote {out / 'export.json'}")
     failed = [f for f, e in info["forms"].items() if not e.get("validation", {}).get("passed", True)]
     failed += [f"{f} {p}" for p, entries in info.get("variants", {}).items() for f, e in entries.items()
