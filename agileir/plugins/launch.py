@@ -1,7 +1,7 @@
 """Launch parameters of the fused GSWA kernel: the Python mirror of ``gswa_launch_config`` in
 ``csrc/gswa_kernel.cu``.
 
-The Quickly-Deployable Plugin (:mod:`agileir.plugins.qdp`), the cuda-python kernel test and the benchmark
+The Quickly-Deployable Plugin (:mod:`agileir.runtime.tensorrt.qdp`), the cuda-python kernel test and the benchmark
 all call :func:`launch_config` and :func:`kernel_scalar_args`, so they launch the kernel exactly as the AOT
 plugin does. ``tests/test_plugin_build.py`` checks that the constants below match ``gswa_kernel.h`` and
 that this function agrees with the C one (built with nvcc, called through ctypes, no GPU needed).

@@ -1,6 +1,6 @@
 """Compile ``csrc/gswa_kernel.cu`` to PTX with NVRTC (cuda-python), without TensorRT.
 
-Used by the Quickly-Deployable Plugin's AOT implementation (:mod:`agileir.plugins.qdp`), by the
+Used by the Quickly-Deployable Plugin's AOT implementation (:mod:`agileir.runtime.tensorrt.qdp`), by the
 cuda-python kernel test and by the benchmark. NVRTC runs on the CPU: no GPU is needed to compile.
 
 cuda-python is imported lazily; ``pip install cuda-python`` (or ``cuda-bindings``) with a major version
