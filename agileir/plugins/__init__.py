@@ -48,7 +48,9 @@ def plugin_source_dir() -> Path:
 def default_build_dirs() -> list[Path]:
     """Where :func:`find_plugin_library` looks after $AGILEIR_TRT_PLUGIN_LIB."""
     repo_root = _PLUGINS_DIR.parent.parent
-    return [repo_root / "build" / "plugins", _PLUGINS_DIR / "build", Path.cwd() / "build" / "plugins"]
+    # build/plugins-rtx: where docs/plugin.md builds the TensorRT-RTX flavour
+    return [repo_root / "build" / "plugins", repo_root / "build" / "plugins-rtx", _PLUGINS_DIR / "build",
+            Path.cwd() / "build" / "plugins", Path.cwd() / "build" / "plugins-rtx"]
 
 
 def find_plugin_library(name: str = LIBRARY_NAME) -> Path | None:
