@@ -13,36 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import numpy as np
-
-from .imageio import Image, read_image, to_gray, upscale_alpha, write_image
-from .inference import Upscaled, upscale_image
+from .imageio import Image, read_image, write_image
+from .inference import Upscaled, upscale_image, upscale_images
 from .pipeline import Pipeline, run_pipeline
-from .tiling import upscale_tiled
 
 
 def image_key(image: Image) -> tuple[int, int]:
     """Images with the same key can share one batch (the model sees only HxWx3 colour)."""
     return image.rgb.shape[0], image.rgb.shape[1]
-
-
-def upscale_images(upscale: Callable[[np.ndarray], np.ndarray], images: list[Image], scale: int, tile: int = 0,
-                   overlap: int = 16, align: int = 1) -> list[Upscaled]:
-    """`upscale_image` for a list of same-size images in one (B, 3, h, w) call."""
-    if len(images) == 1:
-        return [upscale_image(upscale, images[0], scale, tile, overlap, align=align)]
-    if len({image_key(im) for im in images}) != 1:
-        raise ValueError("upscale_images needs images of one size")
-    batch = np.ascontiguousarray(np.stack([im.to_rgb().transpose(2, 0, 1) for im in images]), dtype=np.float32)
-    out = upscale_tiled(upscale, batch, scale, tile, overlap, align=align) if tile else upscale(batch)
-    results = []
-    for im, sr in zip(images, out):
-        rgb = np.clip(sr.transpose(1, 2, 0), 0.0, 1.0)
-        if im.is_grayscale:
-            rgb = to_gray(rgb)
-        alpha = upscale_alpha(im.alpha, scale) if im.alpha is not None else None
-        results.append(Upscaled(rgb, alpha, im.bit_depth))
-    return results
 
 
 class _Planned:
@@ -90,4 +68,4 @@ def upscale_files(runner: Any, sources: Iterable[Path], dst_of: Callable[[Path],
                         handle_signals=handle_signals)
 
 
-__all__ = ["image_key", "upscale_files", "upscale_images"]
+__all__ = ["image_key", "upscale_files"]

@@ -32,16 +32,23 @@ class Upscaled:
     bit_depth: int
 
 
-def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int = 0, overlap: int = 16,
-                progress: Callable[[int], None] | None = None, align: int = 1) -> np.ndarray:
-    """HxWx3 float [0, 1] -> (H*s)x(W*s)x3 float [0, 1]."""
-    batch = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+def upscale_rgbs(upscale: BatchUpscaler, rgbs: list[np.ndarray], scale: int, tile: int = 0, overlap: int = 16,
+                 progress: Callable[[int], None] | None = None, align: int = 1) -> list[np.ndarray]:
+    """Same-size HxWx3 float [0, 1] images in one (B, 3, h, w) call -> their (H*s)x(W*s)x3 outputs, clipped
+    to [0, 1]; the upscaler's output is checked against the contract whoever wrapped it."""
+    batch = np.ascontiguousarray(np.stack([rgb.transpose(2, 0, 1) for rgb in rgbs]), dtype=np.float32)
     if tile:
         out = upscale_tiled(upscale, batch, scale, tile, overlap, progress, align)
     else:
         out = upscale(batch)
-    check_upscaled(batch, out, scale)  # any upscaler, whoever wrapped it
-    return np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0)
+    check_upscaled(batch, out, scale)
+    return [np.clip(sr.transpose(1, 2, 0), 0.0, 1.0) for sr in out]
+
+
+def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int = 0, overlap: int = 16,
+                progress: Callable[[int], None] | None = None, align: int = 1) -> np.ndarray:
+    """HxWx3 float [0, 1] -> (H*s)x(W*s)x3 float [0, 1]."""
+    return upscale_rgbs(upscale, [rgb], scale, tile, overlap, progress, align)[0]
 
 
 def upscale_rgb_budgeted(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, config=None, align: int = 1,
@@ -58,13 +65,24 @@ def upscale_rgb_budgeted(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, co
     return upscale_rgb(upscale, rgb, scale, plan.tile, plan.overlap, align=align)
 
 
+def upscale_images(upscale: BatchUpscaler, images: list[Image], scale: int, tile: int = 0, overlap: int = 16,
+                   progress: Callable[[int], None] | None = None, align: int = 1) -> list[Upscaled]:
+    """Same-size images in one call: colour through the model, grayscale kept grayscale, alpha upscaled."""
+    if len({im.rgb.shape[:2] for im in images}) != 1:
+        raise ValueError("upscale_images needs images of one size")
+    rgbs = upscale_rgbs(upscale, [im.to_rgb() for im in images], scale, tile, overlap, progress, align)
+    results = []
+    for im, rgb in zip(images, rgbs):
+        if im.is_grayscale:
+            rgb = to_gray(rgb)
+        alpha = upscale_alpha(im.alpha, scale) if im.alpha is not None else None
+        results.append(Upscaled(rgb, alpha, im.bit_depth))
+    return results
+
+
 def upscale_image(upscale: BatchUpscaler, image: Image, scale: int, tile: int = 0, overlap: int = 16,
                   progress: Callable[[int], None] | None = None, align: int = 1) -> Upscaled:
-    rgb = upscale_rgb(upscale, image.to_rgb(), scale, tile, overlap, progress, align)
-    if image.is_grayscale:
-        rgb = to_gray(rgb)
-    alpha = upscale_alpha(image.alpha, scale) if image.alpha is not None else None
-    return Upscaled(rgb, alpha, image.bit_depth)
+    return upscale_images(upscale, [image], scale, tile, overlap, progress, align)[0]
 
 
 def find_hr(hr_dir: Path, lr_path: Path, scale: int) -> Path | None:

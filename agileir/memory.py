@@ -9,7 +9,7 @@ One home for the rule (docs/reliability.md, "Memory budget"), used by every comm
   + ATTN × window² × heads_at_once   (window attention scores + softmax; AgileIR's cascaded groups run one
   at a time, SwinIR's heads together) + the upsampler's scale² × 3 output channels;
 * per_image_pixel: the input and output arrays the caller holds (output float32 plus its clipped copy, or
-  the tiler's float64 accumulator and weight map);
+  the tiler's float32 accumulator and weight map);
 * ACT, ATTN and BASE were fitted to peak RSS measured with bench/memory_bench.py --calibrate (PyTorch CPU,
   tiny and bundled models, 64^2..384^2); the fit and its error are in bench/results/memory_cpu.json.
 
@@ -53,7 +53,7 @@ def per_pixel_bytes(config, scale: int) -> float:
 
 
 def per_image_pixel_bytes(scale: int, tiled: bool) -> float:
-    """Arrays the caller holds per input pixel: input, output (tiled: float64 sum + weights)."""
+    """Arrays the caller holds per input pixel: input, output (tiled: float32 sum + weights)."""
     # whole: the backend's float32 output and its clipped copy; tiled: float32 accumulator + weight map +
     # the clipped copy
     out = scale * scale * (4 * 3 * 2 + (4 if tiled else 0))
@@ -123,18 +123,15 @@ class TilePlan:
     auto: bool  # chosen automatically because the whole image is over budget
     estimate: int  # estimated peak bytes with this plan
     budget: int
+    whole_estimate: int  # estimated peak bytes of the whole image, untiled
 
     def message(self, name: str, height: int, width: int) -> str:
         gib = 2**30
-        return (f"note: {name} ({width}x{height}) needs ~{estimate_whole_text(self)} whole, over the "
+        return (f"note: {name} ({width}x{height}) needs ~{self.whole_estimate / gib:.1f} GiB whole, over the "
                 f"{self.budget / gib:.1f} GiB memory budget: tiling {self.tile}x{self.tile} with overlap "
                 f"{self.overlap} (~{self.estimate / gib:.1f} GiB; --tile 0 forces the whole image, "
                 "--max-memory sets the budget)" + ("; the input and output arrays alone exceed the budget"
                                                    if self.estimate > self.budget else ""))
-
-
-def estimate_whole_text(plan: TilePlan) -> str:
-    return f"{getattr(plan, '_whole', 0) / 2**30:.1f} GiB"
 
 
 def plan_tiling(config, height: int, width: int, scale: int, tile: str | int | None = "auto",
@@ -145,17 +142,14 @@ def plan_tiling(config, height: int, width: int, scale: int, tile: str | int | N
     chosen = parse_tile(tile) if not isinstance(tile, int) else tile
     whole = estimate_peak(config, height, width, scale)
     if chosen is not None:
-        plan = TilePlan(chosen, overlap, False, estimate_peak(config, height, width, scale, chosen), budget)
-    elif whole <= budget:
-        plan = TilePlan(0, overlap, False, whole, budget)
-    else:
-        window = _get(config, "window_size", 16)
-        size = _padded(max(height, width), window)
-        while size > MIN_TILE and estimate_peak(config, height, width, scale, size) > budget:
-            size = max(MIN_TILE, (size * 3 // 4) // window * window or window)
-        size = max(size, 2 * overlap + window, 4 * window)
-        size = max(size, 128) if estimate_peak(config, height, width, scale, size) > budget else size
-        plan = TilePlan(size, min(overlap, size // 4), True, estimate_peak(config, height, width, scale, size),
-                        budget)
-    plan._whole = whole  # type: ignore[attr-defined]
-    return plan
+        return TilePlan(chosen, overlap, False, estimate_peak(config, height, width, scale, chosen), budget, whole)
+    if whole <= budget:
+        return TilePlan(0, overlap, False, whole, budget, whole)
+    window = _get(config, "window_size", 16)
+    size = _padded(max(height, width), window)
+    while size > MIN_TILE and estimate_peak(config, height, width, scale, size) > budget:
+        size = max(MIN_TILE, (size * 3 // 4) // window * window or window)
+    size = max(size, 2 * overlap + window, 4 * window)
+    size = max(size, 128) if estimate_peak(config, height, width, scale, size) > budget else size
+    return TilePlan(size, min(overlap, size // 4), True, estimate_peak(config, height, width, scale, size), budget,
+                    whole)

@@ -32,9 +32,8 @@ import numpy as np
 
 from .atomic import atomic_path
 from .imageio import to_uint8
-from .inference import upscale_rgb
+from .inference import upscale_rgb, upscale_rgbs
 from .pipeline import run_pipeline
-from .tiling import upscale_tiled
 
 # output suffix -> FFmpeg muxer (the temporary name has no usable suffix, so the format is always explicit)
 VIDEO_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -191,9 +190,8 @@ def upscale_video(runner: Any, src: str | Path, dst: str | Path, *, codec: str =
             if batch == 1:
                 pts, rgb = value
                 return pts, upscale_rgb(upscale, rgb, scale, tile, tile_overlap, align=align)
-            stack = np.ascontiguousarray(np.stack([rgb.transpose(2, 0, 1) for _, rgb in value]))
-            out = upscale_tiled(upscale, stack, scale, tile, tile_overlap, align=align) if tile else upscale(stack)
-            return [(pts, np.clip(sr.transpose(1, 2, 0), 0.0, 1.0)) for (pts, _), sr in zip(value, out)]
+            outs = upscale_rgbs(upscale, [rgb for _, rgb in value], scale, tile, tile_overlap, align=align)
+            return [(pts, sr) for (pts, _), sr in zip(value, outs)]
 
         with atomic_path(dst) as tmp:
             try:

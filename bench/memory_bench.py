@@ -26,7 +26,7 @@ def child(model: str, size: str, tile: str, budget: str | None) -> None:
     import torch
 
     from agileir.memory import estimate_peak, plan_tiling
-    from agileir.models import build_model, preset
+    from agileir.models import build_model
     from agileir.models.config import SRConfig
     from agileir.inference import upscale_rgb
     from agileir.runtime import load_runner
@@ -35,7 +35,6 @@ def child(model: str, size: str, tile: str, budget: str | None) -> None:
     if model.startswith("tiny"):
         config = SRConfig("agileir", 2, 24, (2, 2), (4, 4), 8, 2.0, (6, 6)) if model == "tiny-agileir" else \
             SRConfig("swinir", 3, 12, (2,), (3,), 8, 2.0)
-        from agileir.runtime.pytorch import PyTorchRunner
         import tempfile
 
         from agileir.models import save_safetensors

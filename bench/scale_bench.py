@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,22 +35,12 @@ def run(cmd: list[str]) -> tuple[float, str]:
     return time.perf_counter() - t, r.stdout + r.stderr
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def triton_overhead(onnx: Path, x: np.ndarray, repeats: int) -> dict:
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
     from agileir.runtime import load_runner
-    from agileir.scale.serve import start_server
+    from agileir.scale.serve import free_local_ports, start_server
 
     runner = load_runner(onnx, backend="onnxruntime-cpu")
 
@@ -65,7 +54,7 @@ def triton_overhead(onnx: Path, x: np.ndarray, repeats: int) -> dict:
         return statistics.median(samples) * 1e3
 
     inproc = timed(lambda: runner.upscale(x))
-    http_port, grpc_port, metrics_port = free_ports(3)
+    http_port, grpc_port, metrics_port = free_local_ports(3)
     server = start_server(runner, "agileir_x4", http_port, grpc_port, metrics_port)
     out = {"in_process_ms": round(inproc, 2)}
     try:

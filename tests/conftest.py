@@ -34,3 +34,16 @@ def randomized(model):
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
     return model.eval()
+
+
+class TinyRunner:
+    """A runner-shaped tiny SwinIR x3 (scale, window, upscale) for pipeline and video tests."""
+
+    def __init__(self):
+        from agileir.inference import torch_upscaler
+        from agileir.models import build_model
+        from test_models import TINY_SWINIR
+
+        torch.manual_seed(0)
+        model = build_model(TINY_SWINIR).eval()
+        self.scale, self.window, self.upscale = model.scale, 8, torch_upscaler(model)

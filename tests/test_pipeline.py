@@ -14,10 +14,9 @@ from PIL import Image as PILImage
 from agileir.atomic import atomic_path, is_temp_file
 from agileir.image_pipeline import upscale_files
 from agileir.imageio import read_image, write_image
-from agileir.inference import torch_upscaler, upscale_image
-from agileir.models import build_model
+from agileir.inference import upscale_image
 from agileir.pipeline import PipelineInterrupted, run_pipeline
-from test_models import TINY_SWINIR
+from conftest import TinyRunner
 
 
 def _jitter(rng_seed: int, limit: float = 0.004):
@@ -197,18 +196,9 @@ def test_second_signal_drops_what_is_in_flight(tmp_path):
 
 
 # -- folder runs on a real (tiny) model --------------------------------------------------------------------
-class _TinyRunner:
-    def __init__(self):
-        import torch
-
-        torch.manual_seed(0)
-        model = build_model(TINY_SWINIR).eval()
-        self.scale, self.window, self.upscale = model.scale, 8, torch_upscaler(model)
-
-
 @pytest.fixture(scope="module")
 def tiny_runner():
-    return _TinyRunner()
+    return TinyRunner()
 
 
 @pytest.fixture

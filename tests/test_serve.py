@@ -67,16 +67,6 @@ def test_repository_configs_parse_as_triton_model_config(export_dir, tmp_path):
         (repo / "README.md").read_text()
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def test_served_runner_matches_infer_over_http_and_grpc(export_dir, tmp_path):
     pytest.importorskip("pytriton", reason="needs nvidia-pytriton (pip install 'agileir[serve]')")
     pytest.importorskip("tritonclient.http", reason="needs tritonclient[all] (pip install 'agileir[serve]')")
@@ -86,7 +76,7 @@ def test_served_runner_matches_infer_over_http_and_grpc(export_dir, tmp_path):
 
     from agileir.imageio import read_image, write_image
     from agileir.runtime import load_runner
-    from agileir.scale.serve import start_server
+    from agileir.scale.serve import free_local_ports, start_server
 
     onnx = export_dir / "exp" / "model.onnx"
     ref = subprocess.run([sys.executable, "-m", "agileir", "infer", str(onnx), str(export_dir / "img.png"), "-o",
@@ -94,7 +84,7 @@ def test_served_runner_matches_infer_over_http_and_grpc(export_dir, tmp_path):
                          timeout=120)
     assert ref.returncode == 0, ref.stderr
     x = read_image(export_dir / "img.png").to_rgb().transpose(2, 0, 1)[None].copy()
-    http_port, grpc_port, metrics_port = _free_ports(3)
+    http_port, grpc_port, metrics_port = free_local_ports(3)
     runner = load_runner(onnx, backend="onnxruntime-cpu")
     server = start_server(runner, "agileir_x3", http_port, grpc_port, metrics_port)
     try:

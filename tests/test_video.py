@@ -12,9 +12,10 @@ av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'agile
 
 from agileir.atomic import is_temp_file  # noqa: E402
 from agileir.imageio import to_uint8  # noqa: E402
-from agileir.inference import torch_upscaler, upscale_rgb  # noqa: E402
+from agileir.inference import upscale_rgb  # noqa: E402
 from agileir.models import build_model, save_safetensors  # noqa: E402
 from agileir.video import VideoError, VideoProgress, upscale_video  # noqa: E402
+from conftest import TinyRunner  # noqa: E402
 from test_models import TINY_SWINIR  # noqa: E402
 
 N, W, H, FPS, SR = 12, 32, 24, 24, 48000
@@ -69,18 +70,9 @@ def stream_info(path):
         return v.average_rate, v.time_base, v.codec_context.width, v.codec_context.height, v.codec_context.name
 
 
-class _TinyRunner:
-    def __init__(self):
-        import torch
-
-        torch.manual_seed(0)
-        model = build_model(TINY_SWINIR).eval()
-        self.scale, self.window, self.upscale = model.scale, 8, torch_upscaler(model)
-
-
 @pytest.fixture(scope="module")
 def runner():
-    return _TinyRunner()
+    return TinyRunner()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """FP16 and INT8 variants of the exported forms: build, calibrate, validate in ONNX Runtime CPU."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import onnx

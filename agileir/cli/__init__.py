@@ -10,7 +10,7 @@ import signal
 import click
 
 from . import batch, calibrate, export, infer, models, runtime, serve, video
-from .common import CliError
+from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, CliError
 
 
 class _Group(click.Group):
@@ -38,7 +38,7 @@ def _install_signal_handlers():
 def run_command(entry, *args, **kwargs):
     """Click's usage errors as one `error:` line (exit 2), like every other error; SIGTERM (exit 143) and
     SIGINT (exit 130) remove the temporary files in flight and end with one line."""
-    from ..atomic import remove_in_flight, sweep_stale  # noqa: F401  (sweep: the commands call it)
+    from ..atomic import remove_in_flight
 
     kwargs.setdefault("standalone_mode", False)
     previous = _install_signal_handlers()
@@ -47,15 +47,15 @@ def run_command(entry, *args, **kwargs):
     except _Terminated:
         remove_in_flight()
         click.echo("error: terminated (SIGTERM); no partial file was left", err=True)
-        raise SystemExit(143) from None
+        raise SystemExit(EXIT_TERMINATED) from None
     except (KeyboardInterrupt, click.Abort) as e:
         remove_in_flight()
         cause = e.__cause__ or e.__context__ if isinstance(e, click.Abort) else e  # click wraps it in Abort
         if getattr(cause, "signum", None) == signal.SIGTERM:  # a pipeline stopped cleanly on SIGTERM
             click.echo(f"error: terminated (SIGTERM) after {cause.done} items; no partial file was left", err=True)
-            raise SystemExit(143) from None
+            raise SystemExit(EXIT_TERMINATED) from None
         click.echo("error: interrupted", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except click.exceptions.Exit as e:
         raise SystemExit(e.exit_code) from None
     except CliError as e:

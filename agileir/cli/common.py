@@ -109,6 +109,30 @@ def target_options(fn):
     return fn
 
 
+def model_and_input(paths: tuple[str, ...]) -> tuple[str | None, Path]:
+    """`[MODEL] INPUT` arguments: (model path or None for the bundled default, input path)."""
+    if len(paths) == 1:
+        return None, Path(paths[0])
+    if len(paths) == 2:
+        return paths[0], Path(paths[1])
+    raise CliError("expected [MODEL] INPUT")
+
+
+def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
+    """The files running these artifacts reads (None: the bundled checkpoint): each artifact, and beside an
+    engine its engine.json, so that no output of the run may replace them."""
+    from ..models.load import default_checkpoint
+    from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
+
+    found = []
+    for a in artifacts:
+        path = Path(a) if a is not None else default_checkpoint()
+        found.append(path)
+        if path.suffix in ENGINE_SUFFIXES:
+            found.append(sidecar_path(path))
+    return found
+
+
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
     """The fused model, probed once on a one-window input: a model whose output is not finite (NaN
     weights) fails here, in one line, before calibration or export start (agileir.contract)."""

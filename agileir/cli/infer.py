@@ -6,16 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_FAILED, CliError, backend_option, friendly_errors, model_options, require_module
+from .common import (EXIT_FAILED, CliError, artifact_inputs, backend_option, friendly_errors, model_and_input,
+                     model_options, require_module)
 from .video import default_video_output, run_video, video_options
-
-
-def _resolve_infer_args(paths: tuple[str, ...]) -> tuple[str | None, Path]:
-    if len(paths) == 1:
-        return None, Path(paths[0])
-    if len(paths) == 2:
-        return paths[0], Path(paths[1])
-    raise CliError("expected [MODEL] INPUT")
 
 
 def _default_output(inp: Path, scale: int) -> Path:
@@ -36,16 +29,6 @@ def _largest_side(images: list[Path]) -> int | None:
         except Exception:
             continue
     return side
-
-
-def _model_inputs(model_path: str | None) -> list[Path]:
-    from ..models.load import default_checkpoint
-
-    path = Path(model_path) if model_path else default_checkpoint()
-    found = [path]
-    if path.suffix in (".plan", ".engine"):
-        found.append(path.with_suffix(".json"))
-    return found
 
 
 @click.command(name="infer")
@@ -90,7 +73,7 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
     from ..video import is_video_path
 
     # cheap checks first: inputs, output names, collisions that do not depend on the scale
-    model_path, inp = _resolve_infer_args(paths)
+    model_path, inp = model_and_input(paths)
     if not inp.exists():
         raise CliError(f"input not found: {inp}")
     parse_tile(tile)
@@ -101,7 +84,7 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
                           frames=frames)
     images = list_images(inp)
     is_dir = inp.is_dir()
-    inputs = _model_inputs(model_path) + images + input_files(hr_dir)
+    inputs = artifact_inputs(model_path) + images + input_files(hr_dir)
     if output and not is_dir:
         if Path(output).suffix.lower() != ".png":
             raise CliError(f"the output must be a .png file: {output}")
@@ -183,14 +166,15 @@ def _video_run(model_path, inp: Path, output, tile, tile_overlap, budget, batch,
     from ..runtime import load_runner
     from ..video import video_frame_size
 
-    if output:
-        check_outputs([(output, inp)], _model_inputs(model_path) + [inp])
+    if output:  # before the model loads
+        check_outputs([(output, inp)], artifact_inputs(model_path) + [inp])
     h, w = video_frame_size(inp)
     runner = load_runner(model_path, preset_name, upstream_compat, backend=backend, engine_cache=engine_cache,
                          max_side=max(h, w), batch=batch, echo=lambda m: click.echo(m, err=True))
     click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
     out = Path(output) if output else default_video_output(inp, runner.scale)
-    check_outputs([(out, inp)], _model_inputs(model_path) + [inp])
+    if not output:  # the default name needs the scale
+        check_outputs([(out, inp)], artifact_inputs(model_path) + [inp])
     tiling = plan_tiling(runner.config, h, w, runner.scale, tile, tile_overlap, (budget or default_budget()) // batch)
     if tiling.auto:
         click.echo(tiling.message(inp.name, h, w), err=True)

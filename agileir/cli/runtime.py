@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_ENVIRONMENT, CliError, backend_option, friendly_errors, target_options, write_json
+from .common import (EXIT_ENVIRONMENT, CliError, artifact_inputs, backend_option, friendly_errors, target_options,
+                     write_json)
 
 
 def _sizes(text: str) -> list[int]:
@@ -20,13 +21,6 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise CliError(f"--sizes must be comma-separated positive integers, got {text!r}")
     return sizes
-
-
-def _sidecars(artifacts) -> list[Path]:
-    """engine.json beside each engine: read by the runner, so an input of the run."""
-    from ..runtime.artifacts import ENGINE_SUFFIXES
-
-    return [Path(a).with_suffix(".json") for a in artifacts if Path(a).suffix in ENGINE_SUFFIXES]
 
 
 @click.command(name="build")
@@ -115,7 +109,7 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
     from ..runtime.validate import DEFAULT_CRITERIA, format_report, validate_artifact
 
     if json_out:
-        check_outputs([(json_out, "--json")], [artifact, *input_files(reference, dataset), *_sidecars([artifact])])
+        check_outputs([(json_out, "--json")], [*artifact_inputs(artifact), *input_files(reference, dataset)])
     criterion = None
     if threshold is not None:
         criterion = replace(DEFAULT_CRITERIA[artifact_precision(artifact)], threshold=threshold)
@@ -152,7 +146,7 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend)
     from ..runtime.bench import bench_runner, format_rows, host_info
 
     if json_out:
-        check_outputs([(json_out, "--json")], [*artifacts, *_sidecars(artifacts)])
+        check_outputs([(json_out, "--json")], artifact_inputs(*artifacts))
     if threads:
         import torch
 

@@ -5,15 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, backend_option, friendly_errors, model_options, require_module
-
-
-def _resolve_video_args(paths: tuple[str, ...]) -> tuple[str | None, Path]:
-    if len(paths) == 1:
-        return None, Path(paths[0])
-    if len(paths) == 2:
-        return paths[0], Path(paths[1])
-    raise CliError("expected [MODEL] INPUT")
+from .common import CliError, backend_option, friendly_errors, model_and_input, model_options, require_module
 
 
 def video_options(fn):
@@ -70,7 +62,7 @@ def video_cmd(paths, output, codec, crf, pix_fmt, start, frames, tile, tile_over
     require_module("av", "video", "agileir video")
     from ..runtime import load_runner
 
-    model_path, inp = _resolve_video_args(paths)
+    model_path, inp = model_and_input(paths)
     if not inp.is_file():
         raise CliError(f"input not found: {inp}")
     runner = load_runner(model_path, preset_name, upstream_compat, backend=backend)

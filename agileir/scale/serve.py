@@ -14,13 +14,26 @@ the stub), so the stub loads the same libpython as the interpreter whose stdlib 
 from __future__ import annotations
 
 import os
+import socket
 import sysconfig
 from pathlib import Path
 from typing import MutableMapping
 
 import numpy as np
 
-INPUT, OUTPUT = "lr", "sr"
+from ..runtime.base import INPUT, OUTPUT
+
+
+def free_local_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports free on 127.0.0.1 now, for start_server's http/grpc/metrics ports."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def stub_library_env(environ: MutableMapping[str, str] | None = None) -> str | None:

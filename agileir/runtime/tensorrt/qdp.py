@@ -26,7 +26,7 @@ import threading
 from typing import Tuple, Union
 
 from agileir.models.gswa_node import OP_TYPE as PLUGIN_NAME
-from agileir.models.gswa_node import PLUGIN_NAMESPACE, PLUGIN_VERSION
+from agileir.models.gswa_node import PLUGIN_NAMESPACE
 from agileir.plugins import launch
 from agileir.runtime.tensorrt.env import version_tuple
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..artifacts import read_sidecar
 from ..base import Runner
 from .cudart import DeviceBuffer, Stream
-from .env import (FLAVOUR_NAMES, EngineMismatch, TensorRTUnavailable, import_trt, load_plugin_library,
+from .env import (FLAVOUR_NAMES, EngineMismatch, import_trt, load_plugin_library,
                   plugin_library_name, require_gpu, require_tensorrt)
 
 if TYPE_CHECKING:
