@@ -46,12 +46,18 @@ def test_repository_configs_parse_as_triton_model_config(export_dir, tmp_path):
         "format": "agileir-engine/1", "tensorrt_version": "10.9", "gpu": {"name": "NVIDIA H200"},
         "precision": "fp16", "form": "plugin", "plugin": {"impl": "library"}, "scale": 3,
         "profile": {"min": [1, 3, 1, 1], "opt": [1, 3, 128, 128], "max": [4, 3, 512, 512]}}))
+    (exp / "model.fp16.plan").write_bytes(b"rtx engine bytes")  # TensorRT-RTX: not for tensorrt_plan
+    (exp / "model.fp16.json").write_text(json.dumps({
+        "format": "agileir-engine/1", "flavour": "rtx", "tensorrt_version": "1.7.1", "gpu": None,
+        "precision": "fp16", "form": "standard", "plugin": {"impl": None}, "scale": 3,
+        "profile": {"min": [1, 3, 1, 1], "opt": [1, 3, 128, 128], "max": [1, 3, 512, 512]}}))
     lib = tmp_path / "libagileir_trt_plugins.so"
     lib.write_bytes(b"so")
     plan = write_repository(exp, tmp_path / "repo", plugin_library=lib)
     repo = tmp_path / "repo"
     assert sorted(m.name for m in plan.models) == ["agileir_x3", "agileir_x3_fp16", "agileir_x3_trt_plugin_fp16"]
-    assert [f for f, _ in plan.skipped] == ["model.plugin.onnx"]
+    assert [f for f, _ in plan.skipped] == ["model.plugin.onnx", "model.fp16.plan"]
+    assert "TensorRT-RTX" in dict(plan.skipped)["model.fp16.plan"]
     for m in plan.models:
         c = text_format.Parse((repo / m.name / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
         assert c.name == m.name and list(c.input[0].dims) == [3, -1, -1] and c.output[0].name == "sr"

@@ -274,7 +274,7 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, actors: int = 
     probe = load_runner(spec.model, spec.preset_name, spec.upstream_compat, backend=spec.backend, activate=False)
     scale, backend = probe.scale, probe.backend
     if gpus_per_actor is None:
-        gpus_per_actor = 1.0 if backend == "tensorrt" else 0.0
+        gpus_per_actor = 1.0 if backend in ("tensorrt", "rtx") else 0.0  # an engine of either flavour needs a GPU
     inputs = resolve_inputs(source)
     rows = plan_outputs(inputs, out_dir, scale)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,10 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
         except ValueError as e:
             skipped.append((path.name, str(e)))
             continue
+        if info.get("flavour") == "rtx":
+            skipped.append((path.name, "a TensorRT-RTX engine: Triton's tensorrt_plan backend runs TensorRT engines; "
+                                       "build one with `agileir build --target tensorrt` on the serving GPU"))
+            continue
         impl = (info.get("plugin") or {}).get("impl")
         if impl == "qdp":
             skipped.append((path.name, "built with the Python (QDP) GSWA plugin, which lives in a Python process; "
