@@ -1,7 +1,7 @@
 """Peak RSS of upscaling one image, whole or auto-tiled, each case in a fresh process.
 
     python bench/memory_bench.py                 # the report: bench/results/memory_cpu.json
-    python bench/memory_bench.py --calibrate     # whole-image points used to fit agileir/memory.py
+    python bench/memory_bench.py --calibrate     # whole-image points used to fit agileir/upscale/memory.py
 
 Peak RSS: resource.getrusage(RUSAGE_SELF).ru_maxrss of the child (psutil is not needed); it includes
 the interpreter + torch baseline, which the estimate models as its base term.
@@ -25,10 +25,10 @@ def child(model: str, size: str, tile: str, budget: str | None) -> None:
     import numpy as np
     import torch
 
-    from agileir.memory import estimate_peak, plan_tiling
+    from agileir.upscale.memory import estimate_peak, plan_tiling
     from agileir.models import build_model
     from agileir.models.config import SRConfig
-    from agileir.inference import upscale_rgb
+    from agileir.upscale.images import upscale_rgb
     from agileir.runtime import load_runner
 
     torch.set_num_threads(2)
@@ -47,7 +47,7 @@ def child(model: str, size: str, tile: str, budget: str | None) -> None:
     rgb = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
     budget_bytes = None
     if budget:
-        from agileir.memory import parse_size
+        from agileir.upscale.memory import parse_size
         budget_bytes = parse_size(budget)
     plan = plan_tiling(config, size, size, runner.scale, tile=tile, budget=budget_bytes)
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def main() -> None:
                           "cores, and for the whole-image row because the bundled model's whole 1024^2 (est. 11 GB) "
                           "and 3000^2 (est. 94 GB) would not fit this shared machine"},
                "big_model": args.big_model, "rows": rows,
-               "calibration_fit": "agileir/memory.py constants fitted to bench/memory_bench.py --calibrate"}
+               "calibration_fit": "agileir/upscale/memory.py constants fitted to bench/memory_bench.py --calibrate"}
     Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -1,11 +1,11 @@
-"""Folder runs pipelined (agileir.pipeline) vs the serial loop, and frames/s of a short video, on one machine.
+"""Folder runs pipelined (agileir.upscale.pipeline) vs the serial loop, and frames/s of a short video, on one machine.
 
     python bench/pipeline_bench.py [--model CKPT] [--images 20] [--size 48] [--repeats 2]
                                    [--out bench/results/pipeline_cpu.json]
 
 Images: --images crops of --size px from Set14 LR x4 (../shared/data) when present, else random images.
 The serial loop is agileir-infer's (read_image -> upscale_image -> write_image); the pipelined runs use
-agileir.image_pipeline.upscale_files (batch 1 and batch 4). Passes alternate (serial, serial from a worker
+agileir.upscale.files.upscale_files (batch 1 and batch 4). Passes alternate (serial, serial from a worker
 thread, pipelined, batched, serial, ...) and the best of --repeats is kept, because the machine may be shared. PyTorch backend, the
 bundled SwinIR-light x4 by default. The video row upscales a generated 24-frame 48x32 H.264 + AAC clip.
 """
@@ -47,8 +47,8 @@ def make_images(folder: Path, count: int, size: int) -> str:
 
 
 def serial_pass(runner, sources, out: Path) -> dict:
-    from agileir.imageio import read_image, write_image
-    from agileir.inference import upscale_image
+    from agileir.io.images import read_image, write_image
+    from agileir.upscale.images import upscale_image
 
     stages = {"decode": 0.0, "infer": 0.0, "encode": 0.0}
     began = time.perf_counter()
@@ -80,7 +80,7 @@ def serial_in_thread(runner, sources, out: Path) -> dict:
 
 
 def pipelined_pass(runner, sources, out: Path, batch: int) -> dict:
-    from agileir.image_pipeline import upscale_files
+    from agileir.upscale.files import upscale_files
 
     began = time.perf_counter()
     results = list(upscale_files(runner, sources, lambda s: out / s.name, batch=batch))
@@ -94,7 +94,7 @@ def video_pass(runner, folder: Path) -> dict:
 
     import av
 
-    from agileir.video import upscale_video
+    from agileir.upscale.video import upscale_video
 
     src = folder / "clip.mp4"
     rng = np.random.default_rng(1)
@@ -141,7 +141,7 @@ def main() -> None:
 
     import torch
 
-    from agileir.atomic import write_json
+    from agileir.io.atomic import write_json
     from agileir.runtime import load_runner
 
     runner = load_runner(args.model, backend="pytorch")

@@ -83,7 +83,7 @@ def main() -> None:
                         "note": "one run; CPU ahead-of-time build (no GPU); other jobs may have shared the cores"},
                "model": "bundled AgileIR-light x4", "plugin_library": lib.name,
                "standard_to_plugin_layer_ratio": ratio, "results": rows}
-    from agileir.atomic import write_json
+    from agileir.io.atomic import write_json
 
     write_json(args.out, payload)
     print(f"{'variant':<20}{'status':<10}{'parse s':>8}{'layers':>8}{'plugin':>7}{'Q/DQ':>10}{'build s':>9}{'MB':>8}")

@@ -40,7 +40,7 @@ def triton_overhead(onnx: Path, x: np.ndarray, repeats: int) -> dict:
     import tritonclient.http as httpclient
 
     from agileir.runtime import load_runner
-    from agileir.scale.serve import free_local_ports, start_server
+    from agileir.cluster.serve import free_local_ports, start_server
 
     runner = load_runner(onnx, backend="onnxruntime-cpu")
 
@@ -105,7 +105,7 @@ def main() -> None:
     result["batch_outputs_bit_identical_to_infer"] = same
     try:
         run(agileir + ["export", model, "-o", str(work / "exp"), "--form", "standard"])
-        from agileir.imageio import read_image
+        from agileir.io.images import read_image
 
         x = read_image(work / "in" / "000.png").to_rgb().transpose(2, 0, 1)[None].copy()
         result["triton_per_image"] = {"image": f"{a.size}x{a.size}", "runner": "onnxruntime-cpu, model.onnx",

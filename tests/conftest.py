@@ -40,7 +40,7 @@ class TinyRunner:
     """A runner-shaped tiny SwinIR x3 (scale, window, upscale) for pipeline and video tests."""
 
     def __init__(self):
-        from agileir.inference import torch_upscaler
+        from agileir.runtime.pytorch import torch_upscaler
         from agileir.models import build_model
         from test_models import TINY_SWINIR
 

@@ -421,7 +421,7 @@ def test_bad_memory_and_tile_options(models, tmp_path):
 
 def test_estimate_is_calibrated():
     """The estimate against the peaks measured by bench/memory_bench.py --calibrate (PyTorch CPU)."""
-    from agileir.memory import estimate_peak
+    from agileir.upscale.memory import estimate_peak
     from agileir.models import preset
 
     measured_mib = {(TINY_AGILEIR, 128): 302.9, (TINY_AGILEIR, 384): 601.8,
@@ -436,8 +436,8 @@ def test_grayscale_scored_as_written_in_infer_and_eval(models, tmp_path):
     set14 = BENCHMARKS / "Set14"
     if not (set14 / "HR" / "bridge.png").is_file():
         pytest.skip("Set14 not found")
-    from agileir.evaluation import score_as_written
-    from agileir.imageio import read_image, to_uint8
+    from agileir.quality.evaluation import score_as_written
+    from agileir.io.images import read_image, to_uint8
 
     ds = tmp_path / "ds"
     (ds / "HR").mkdir(parents=True)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image as PILImage
 
 from agileir.models import build_model, save_safetensors
-from agileir.scale.ray_batch import plan_outputs, resolve_inputs
+from agileir.cluster.ray_batch import plan_outputs, resolve_inputs
 from test_models import TINY_SWINIR
 
 

@@ -17,8 +17,8 @@ from agileir.calibration.qdq_rules import GSWA_SCOPE, activation_inputs, qdq_vio
 from agileir.calibration.record import Calibration
 from agileir.export.onnx_export import ExportOptions, constant_only_nodes, export_onnx
 from agileir.models.gswa_node import DOMAIN, OP_TYPE
-from agileir.metrics import psnr
-from agileir.imageio import read_image
+from agileir.quality.metrics import psnr
+from agileir.io.images import read_image
 from agileir.models import build_model
 from agileir.models.config import SRConfig
 from agileir.models.load import save_safetensors

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from agileir.export.onnx_export import ExportOptions, export_onnx, node_counts
-from agileir.imageio import read_image
-from agileir.inference import torch_upscaler
+from agileir.io.images import read_image
+from agileir.runtime.pytorch import torch_upscaler
 from agileir.models import build_model, load_model, preset
 from agileir.models.gswa_node import DOMAIN, OP_TYPE
 from agileir.models.load import ModelLoadError

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from agileir.imageio import (
+from agileir.io.images import (
     Image,
     ImageError,
     list_images,

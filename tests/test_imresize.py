@@ -1,4 +1,4 @@
-"""Tests for agileir.imresize (MATLAB-equivalent bicubic resize)."""
+"""Tests for agileir.quality.imresize (MATLAB-equivalent bicubic resize)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from agileir.imresize import (
+from agileir.quality.imresize import (
     bicubic_degrade,
     cubic,
     imresize,

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from agileir.metrics import calculate_psnr, calculate_ssim, psnr_ssim_y, rgb_to_y
+from agileir.quality.metrics import calculate_psnr, calculate_ssim, psnr_ssim_y, rgb_to_y
 
 REL = 1e-10
 

@@ -1,4 +1,4 @@
-"""agileir.pipeline (decode -> infer -> encode on threads) and agileir.image_pipeline (folder runs on it)."""
+"""agileir.upscale.pipeline (decode -> infer -> encode on threads) and agileir.upscale.files (folder runs on it)."""
 from __future__ import annotations
 
 import os
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from agileir.atomic import atomic_path, is_temp_file
-from agileir.image_pipeline import upscale_files
-from agileir.imageio import read_image, write_image
-from agileir.inference import upscale_image
-from agileir.pipeline import PipelineInterrupted, run_pipeline
+from agileir.io.atomic import atomic_path, is_temp_file
+from agileir.upscale.files import upscale_files
+from agileir.io.images import read_image, write_image
+from agileir.upscale.images import upscale_image
+from agileir.upscale.pipeline import PipelineInterrupted, run_pipeline
 from conftest import TinyRunner
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from agileir.atomic import is_temp_file
+from agileir.io.atomic import is_temp_file
 from agileir.models import build_model, save_safetensors
 from agileir.models.gswa_node import gswa_nodes
 from agileir.models.load import file_sha256

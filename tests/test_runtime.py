@@ -26,11 +26,11 @@ from agileir.models import build_model
 from agileir.models.load import file_sha256, save_safetensors
 from agileir.runtime import Runner, load_runner
 from agileir.runtime.artifacts import onnx_precision
-from agileir.metrics import psnr
+from agileir.quality.metrics import psnr
 from polygraphy_compare import compare_runners
 from agileir.runtime.tensorrt.env import EngineMismatch, TensorRTUnavailable, require_gpu, require_tensorrt
 from agileir.runtime.tensorrt.runner import check_engine
-from agileir.samples import sample_image
+from agileir.io.samples import sample_image
 from conftest import randomized
 from test_models import TINY_AGILEIR
 
@@ -110,8 +110,8 @@ def test_pytorch_and_onnxruntime_runners_agree(artifacts):
 
 
 def test_runner_interface(artifacts):
-    from agileir.imageio import Image
-    from agileir.inference import upscale_image
+    from agileir.io.images import Image
+    from agileir.upscale.images import upscale_image
 
     x = np.random.default_rng(1).random((1, 3, 12, 17), dtype=np.float32)
     with load_runner(artifacts["standard"], activate=False) as runner:

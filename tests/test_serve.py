@@ -33,7 +33,7 @@ def test_repository_configs_parse_as_triton_model_config(export_dir, tmp_path):
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    from agileir.scale.triton_repo import write_repository
+    from agileir.cluster.triton_repo import write_repository
 
     exp = tmp_path / "exp"
     exp.mkdir()
@@ -80,9 +80,9 @@ def test_served_runner_matches_infer_over_http_and_grpc(export_dir, tmp_path):
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 
-    from agileir.imageio import read_image, write_image
+    from agileir.io.images import read_image, write_image
     from agileir.runtime import load_runner
-    from agileir.scale.serve import free_local_ports, start_server
+    from agileir.cluster.serve import free_local_ports, start_server
 
     onnx = export_dir / "exp" / "model.onnx"
     ref = subprocess.run([sys.executable, "-m", "agileir", "infer", str(onnx), str(export_dir / "img.png"), "-o",
@@ -120,7 +120,7 @@ def test_served_runner_matches_infer_over_http_and_grpc(export_dir, tmp_path):
 def test_stub_library_env_puts_this_interpreters_libpython_first():
     import sysconfig
 
-    from agileir.scale.serve import stub_library_env
+    from agileir.cluster.serve import stub_library_env
 
     env = {"LD_LIBRARY_PATH": "/opt/x"}
     libdir = stub_library_env(env)

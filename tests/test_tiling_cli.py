@@ -5,10 +5,11 @@ from click.testing import CliRunner
 from PIL import Image as PILImage
 
 from agileir.cli import main
-from agileir.imageio import read_image
-from agileir.inference import torch_upscaler, upscale_rgb
+from agileir.io.images import read_image
+from agileir.runtime.pytorch import torch_upscaler
+from agileir.upscale.images import upscale_rgb
 from agileir.models import build_model, preset, save_safetensors
-from agileir.tiling import tile_spans
+from agileir.upscale.tiling import tile_spans
 from test_models import TINY_AGILEIR
 from conftest import randomized
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from agileir.training.data import PairedPatches
-from agileir.imresize import bicubic_degrade
+from agileir.quality.imresize import bicubic_degrade
 from agileir.training.train import TrainConfig, lr_at, train
 from test_models import TINY_AGILEIR
 

@@ -1,4 +1,4 @@
-"""agileir.video and `agileir video` (PyAV): frames, rate, timestamps and audio kept; frames equal per-image results."""
+"""agileir.upscale.video and `agileir video` (PyAV): frames, rate, timestamps and audio kept; frames equal per-image results."""
 from __future__ import annotations
 
 import subprocess
@@ -10,11 +10,11 @@ import pytest
 
 av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'agileir[video]')")
 
-from agileir.atomic import is_temp_file  # noqa: E402
-from agileir.imageio import to_uint8  # noqa: E402
-from agileir.inference import upscale_rgb  # noqa: E402
+from agileir.io.atomic import is_temp_file  # noqa: E402
+from agileir.io.images import to_uint8  # noqa: E402
+from agileir.upscale.images import upscale_rgb  # noqa: E402
 from agileir.models import build_model, save_safetensors  # noqa: E402
-from agileir.video import VideoError, VideoProgress, upscale_video  # noqa: E402
+from agileir.upscale.video import VideoError, VideoProgress, upscale_video  # noqa: E402
 from conftest import TinyRunner  # noqa: E402
 from test_models import TINY_SWINIR  # noqa: E402
 

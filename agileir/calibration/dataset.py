@@ -36,7 +36,7 @@ def sha256_of(path: Path) -> str:
 
 def load_images(directory: str | Path | None = None) -> list[CalibrationImage]:
     """The images of `directory` (default: the bundled set, checked against its manifest)."""
-    from ..imageio import list_images, read_image
+    from ..io.images import list_images, read_image
 
     folder = Path(directory) if directory is not None else DATA_DIR
     manifest = folder / MANIFEST
@@ -56,8 +56,8 @@ def build_default_set(source_dir: str | Path, out_dir: str | Path = DATA_DIR, co
     """Write calib_000.png ... and manifest.json; deterministic for a given source folder and seed."""
     from PIL import Image
 
-    from ..imageio import list_images, read_image, to_uint8
-    from ..imresize import bicubic_degrade
+    from ..io.images import list_images, read_image, to_uint8
+    from ..quality.imresize import bicubic_degrade
 
     source, out = Path(source_dir), Path(out_dir)
     files = list_images(source)

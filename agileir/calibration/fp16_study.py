@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..metrics import psnr
+from ..quality.metrics import psnr
 from ..models.gswa_node import is_gswa_node
 from .fp16 import to_fp16
 from .graph import consumers

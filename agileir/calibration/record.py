@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..atomic import write_json
+from ..io.atomic import write_json
 
 FORMAT = "agileir-calibration/1"
 INT8_MAX = 127

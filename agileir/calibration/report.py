@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from ..atomic import atomic_path, write_json, write_text
+from ..io.atomic import atomic_path, write_json, write_text
 from .calibrators import CALIBRATORS, progress_steps
 from .dataset import DATA_DIR
 
@@ -55,7 +55,7 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
                  variants: list[Variant], datasets: list[Path], scale: int, evaluate_fn: Callable,
                  progress: Callable[[int], None] | None = None) -> dict:
     """Evaluate every variant's graph (same form) on every dataset; ΔPSNR against our FP32 graph."""
-    from ..inference import upscale_rgb
+    from ..upscale.images import upscale_rgb
     from .variants import batch_runner
 
     results = []

@@ -38,7 +38,7 @@ def _install_signal_handlers():
 def run_command(entry, *args, **kwargs):
     """Click's usage errors as one `error:` line (exit 2), like every other error; SIGTERM (exit 143) and
     SIGINT (exit 130) remove the temporary files in flight and end with one line."""
-    from ..atomic import remove_in_flight
+    from ..io.atomic import remove_in_flight
 
     kwargs.setdefault("standalone_mode", False)
     previous = _install_signal_handlers()

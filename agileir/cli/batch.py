@@ -31,7 +31,7 @@ def batch_cmd(model, input_, output, ray_address, actors, cpus_per_actor, gpus_p
     """Upscale every image of INPUT (folder, glob, or a .txt list of paths/URIs) into the folder OUTPUT with
     MODEL, as `agileir-infer` would, on Ray Data. Exit code 1 when an image failed (see the manifest)."""
     require_module("ray.data", "batch", "agileir batch", "ray[data]")
-    from ..scale.ray_batch import RunnerSpec, run_batch
+    from ..cluster.ray_batch import RunnerSpec, run_batch
 
     spec = RunnerSpec(model, backend, preset_name, upstream_compat, threads=max(1, int(cpus_per_actor)),
                       tile=tile, tile_overlap=tile_overlap)

@@ -34,9 +34,9 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     SwinIR-light low-bit PTQ results. Any AgileIR or SwinIR checkpoint is accepted."""
     from tqdm import tqdm
 
-    from ..evaluation import benchmark_pairs, evaluate
+    from ..quality.evaluation import benchmark_pairs, evaluate
     from ..export.onnx_export import export_onnx
-    from ..imageio import read_image
+    from ..io.images import read_image
     from ..calibration import report as R
     from ..calibration import variants as V
     from ..calibration.dataset import load_images
@@ -44,7 +44,7 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     from ..calibration.fp16_study import block_study
 
     from ..models.load import default_checkpoint
-    from ..outputs import OutputFolder, check_outputs, input_files
+    from ..io.outputs import OutputFolder, check_outputs, input_files
 
     for module, extra in (("matplotlib", "plot"), ("onnxconverter_common", "onnx")):
         require_module(module, extra, "agileir calibrate")

@@ -60,7 +60,7 @@ def friendly_errors(fn):
     code 3, never a traceback (AGILEIR_DEBUG=1 shows it)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ..imageio import ImageError
+        from ..io.images import ImageError
         from ..models.load import ModelLoadError
         from ..runtime.tensorrt.env import TensorRTUnavailable
 
@@ -135,10 +135,10 @@ def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
 
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
     """The fused model, probed once on a one-window input: a model whose output is not finite (NaN
-    weights) fails here, in one line, before calibration or export start (agileir.contract)."""
+    weights) fails here, in one line, before calibration or export start (agileir.upscale.contract)."""
     import numpy as np
 
-    from ..inference import torch_upscaler
+    from ..runtime.pytorch import torch_upscaler
     from ..models.load import load_model
 
     loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
@@ -148,7 +148,7 @@ def load_torch_model(path: str | None, preset_name: str | None, upstream_compat:
 
 
 def write_json(path: str | Path, payload: dict) -> None:
-    from ..atomic import write_json as atomic_write_json
+    from ..io.atomic import write_json as atomic_write_json
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

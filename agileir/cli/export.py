@@ -39,12 +39,12 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
     from .. import __version__
     from ..calibration.writer import write_variants
     from ..export.onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
-    from ..inference import torch_upscaler
+    from ..runtime.pytorch import torch_upscaler
     from ..models.config import preset_name
     from ..models.gswa_node import identity
     from ..runtime.ort import OnnxRuntimeRunner
     from ..runtime.parity import output_parity
-    from ..samples import sample_image
+    from ..io.samples import sample_image
 
     config = loaded.config
     options = ExportOptions(opset=opset, static_shape=static_shape, fold=fold)
@@ -186,7 +186,7 @@ def export_outputs(out: Path, forms: list[str], fp16: bool, int8: bool) -> list[
 
 def _check_export_outputs(out: Path | None, model, forms, fp16, int8, calib_dir, calib_json) -> None:
     from ..models.load import default_checkpoint
-    from ..outputs import check_outputs, input_files
+    from ..io.outputs import check_outputs, input_files
 
     model_path = Path(model) if model else default_checkpoint()
     out = out or Path(f"export_{model_path.stem}")

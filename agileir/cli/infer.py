@@ -63,14 +63,14 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
     A video (.mp4, .mkv, .mov, .webm, ...; needs the `video` extra) is upscaled frame by frame with its audio and
     subtitles copied (--codec, --crf, --pix-fmt, --start, --frames; docs/video.md). A folder run writes NAME_x{s}.png per image (NAME_EXT_x{s}.png when two inputs share a name), skips
     unreadable files and reports them at the end (exit 1); no output may be an input of the run."""
-    from ..atomic import sweep_stale
-    from ..evaluation import score_as_written
-    from ..imageio import list_images, read_image, to_uint8, write_image
-    from ..inference import find_hr, upscale_image
-    from ..memory import parse_size, parse_tile, plan_tiling
-    from ..outputs import OutputFolder, check_outputs, folder_outputs, input_files
+    from ..io.atomic import sweep_stale
+    from ..quality.evaluation import score_as_written
+    from ..io.images import list_images, read_image, to_uint8, write_image
+    from ..upscale.images import find_hr, upscale_image
+    from ..upscale.memory import parse_size, parse_tile, plan_tiling
+    from ..io.outputs import OutputFolder, check_outputs, folder_outputs, input_files
     from ..runtime import load_runner
-    from ..video import is_video_path
+    from ..upscale.video import is_video_path
 
     # cheap checks first: inputs, output names, collisions that do not depend on the scale
     model_path, inp = model_and_input(paths)
@@ -158,13 +158,13 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
 
 def _video_run(model_path, inp: Path, output, tile, tile_overlap, budget, batch, backend, engine_cache, preset_name,
                upstream_compat, **encoding) -> None:
-    """A video input: frames through the model, audio/subtitles copied (agileir.video); --tile auto plans the
+    """A video input: frames through the model, audio/subtitles copied (agileir.upscale.video); --tile auto plans the
     tiling once from the frame size and the memory budget (shared by the frames of one batch)."""
     require_module("av", "video", "agileir-infer")
-    from ..memory import default_budget, plan_tiling
-    from ..outputs import check_outputs
+    from ..upscale.memory import default_budget, plan_tiling
+    from ..io.outputs import check_outputs
     from ..runtime import load_runner
-    from ..video import video_frame_size
+    from ..upscale.video import video_frame_size
 
     if output:  # before the model loads
         check_outputs([(output, inp)], artifact_inputs(model_path) + [inp])
@@ -191,8 +191,8 @@ def _folder_run(runner, images, plan, folder, tile, tile_overlap, budget, batch,
 
     from tqdm import tqdm
 
-    from ..image_pipeline import upscale_files
-    from ..memory import default_budget, plan_tiling
+    from ..upscale.files import upscale_files
+    from ..upscale.memory import default_budget, plan_tiling
 
     per_image = (budget or default_budget()) // batch
     info: dict[Path, tuple] = {}  # src -> (grayscale, notes), filled by the decode threads

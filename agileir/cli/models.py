@@ -43,10 +43,11 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat):
     """PSNR/SSIM (Y channel, crop = scale) of MODEL on a benchmark, with bicubic as a row."""
     from tqdm import tqdm
 
-    from ..evaluation import benchmark_pairs, evaluate, format_table
-    from ..inference import torch_upscaler, upscale_rgb_budgeted
+    from ..quality.evaluation import benchmark_pairs, evaluate, format_table
+    from ..runtime.pytorch import torch_upscaler
+    from ..upscale.images import upscale_rgb_budgeted
     from ..models.load import default_checkpoint
-    from ..outputs import check_outputs, input_files
+    from ..io.outputs import check_outputs, input_files
 
     if json_out:  # before the model loads: --json must not replace the checkpoint or a dataset file
         check_outputs([(json_out, "--json")], [Path(model) if model else default_checkpoint(),

@@ -54,7 +54,7 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
                                             parse_compute_capabilities, parse_shape, trtexec_command, trtexec_line)
     from ..runtime.tensorrt.env import TensorRTUnavailable
 
-    from ..outputs import check_outputs
+    from ..io.outputs import check_outputs
 
     engine = Path(output) if output else Path(onnx_path).with_suffix(".plan")
     if engine.suffix not in ENGINE_SUFFIXES:
@@ -104,7 +104,7 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
     0.10 dB of the reference's. Exit code 1 when the check fails."""
     from dataclasses import replace
 
-    from ..outputs import check_outputs, input_files
+    from ..io.outputs import check_outputs, input_files
     from ..runtime.artifacts import artifact_precision
     from ..runtime.validate import DEFAULT_CRITERIA, format_report, validate_artifact
 
@@ -142,7 +142,7 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
 def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend):
     """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
     from .. import runtime
-    from ..outputs import check_outputs
+    from ..io.outputs import check_outputs
     from ..runtime.bench import bench_runner, format_rows, host_info
 
     if json_out:

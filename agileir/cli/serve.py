@@ -21,7 +21,7 @@ from .common import friendly_errors
 def triton_cmd(export_dir, repo, instances, ort_gpu, max_batch, plugin_lib):
     """Write a Triton model repository (config.pbtxt per model, README.md) for the ONNX graphs and TensorRT
     engines (with their .json) of EXPORT_DIR."""
-    from ..scale.triton_repo import write_repository
+    from ..cluster.triton_repo import write_repository
 
     plan = write_repository(export_dir, repo, ort_instances=instances, ort_kind="KIND_GPU" if ort_gpu else "KIND_CPU",
                             ort_max_batch=max_batch, plugin_library=plugin_lib)

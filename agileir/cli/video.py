@@ -30,7 +30,7 @@ def default_video_output(inp: Path, scale: int) -> Path:
 def run_video(runner, inp: Path, out: Path, *, codec, crf, pix_fmt, start, frames, tile, tile_overlap,
               batch) -> None:
     """upscale_video with a progress line on stderr and the one-line summary on stdout."""
-    from ..video import VideoProgress, upscale_video
+    from ..upscale.video import VideoProgress, upscale_video
 
     def progress(p: VideoProgress) -> None:
         total = f"/{p.total}" if p.total is not None else ""

@@ -19,7 +19,7 @@ import onnx
 import torch
 
 from .. import __version__
-from ..atomic import atomic_path
+from ..io.atomic import atomic_path
 from ..models.gswa import use_implementation
 from ..models.network import SRTransformer
 from .decomposed import sharing_window_geometry

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_path
+from ..io.atomic import atomic_path
 from .config import SRConfig, preset, preset_name
 from .network import SRTransformer, build_model
 

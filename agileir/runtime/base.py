@@ -3,8 +3,8 @@
 A runner is activated once (session / engine / buffers), then `infer({"lr": batch}) -> {"sr": out}` runs
 one batch that fits the backend as it is, and `upscale(batch)` (also `runner(batch)`) takes any batch: it
 splits batches above the backend's largest batch, tiles images beyond its largest H x W with
-`agileir.tiling.upscale_tiled` and pads images below its smallest. `upscale` is an
-`agileir.inference.BatchUpscaler`, so `upscale_image(runner, image, runner.scale)` works.
+`agileir.upscale.tiling.upscale_tiled` and pads images below its smallest. `upscale` is an
+`agileir.upscale.images.BatchUpscaler`, so `upscale_image(runner, image, runner.scale)` works.
 
 This module imports neither torch nor a backend.
 """
@@ -15,8 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..contract import check_upscaled
-from ..tiling import upscale_tiled
+from ..upscale.contract import check_upscaled
+from ..upscale.tiling import upscale_tiled
 
 INPUT, OUTPUT = "lr", "sr"  # the tensor names agileir-export writes
 DEFAULT_TILE_OVERLAP = 16
@@ -109,7 +109,7 @@ class Runner:
         return self._checked(padded, self._run(padded))[:b, :, :h * self.scale, :w * self.scale]
 
     def _checked(self, batch: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Every backend's output: scale x the input's shape, finite (agileir.contract)."""
+        """Every backend's output: scale x the input's shape, finite (agileir.upscale.contract)."""
         return check_upscaled(batch, out, self.scale, self.description)
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from ..metrics import psnr
+from ..quality.metrics import psnr
 
 BatchFn = Callable[[np.ndarray], np.ndarray]  # a Runner (its upscale) or any (B,3,h,w) -> (B,3,hs,ws) callable
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..upscale.contract import check_upscaled
 from .base import Runner
 
 
@@ -33,3 +34,13 @@ class PyTorchRunner(Runner):
         with torch.inference_mode():
             out = self.loaded.model(torch.from_numpy(batch).to(self.device))
         return out.float().cpu().numpy()
+
+
+def torch_upscaler(model: torch.nn.Module) :
+    scale = int(getattr(getattr(model, "config", None), "scale", 0) or 0)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+        return check_upscaled(batch, out, scale) if scale else out
+    return run

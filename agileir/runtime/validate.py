@@ -80,8 +80,8 @@ def image_metrics(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, scale: int) 
     while this check needs image metrics after the full post-processing (clip, uint8 rounding, Y channel,
     border crop, against HR as well as the reference) and inputs tiled above the runner when they exceed an
     engine profile."""
-    from ..imageio import to_uint8
-    from ..metrics import psnr_ssim_y
+    from ..io.images import to_uint8
+    from ..quality.metrics import psnr_ssim_y
     from .parity import float_parity
 
     parity = float_parity(out, ref)
@@ -119,9 +119,9 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
                       backend: str | None = None, criterion: Criterion | None = None,
                       progress: Callable[[dict], None] | None = None) -> ValidationReport:
     """Run the artifact and the reference on every LR image of `dataset` and judge the precision's criterion."""
-    from ..evaluation import benchmark_pairs
-    from ..imageio import read_image, to_uint8
-    from ..inference import upscale_rgb_budgeted
+    from ..quality.evaluation import benchmark_pairs
+    from ..io.images import read_image, to_uint8
+    from ..upscale.images import upscale_rgb_budgeted
     from ..models.load import file_sha256
     from . import load_runner
     from .pytorch import PyTorchRunner

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import torch
 
-from ..evaluation import evaluate
+from ..quality.evaluation import evaluate
 from ..models.config import SRConfig, preset_name
 from ..models.load import WEIGHTS_DIR, file_sha256, load_model, save_safetensors
 from ..models.network import build_model

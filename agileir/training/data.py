@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..imageio import list_images, read_image, to_uint8
-from ..imresize import bicubic_degrade, modcrop
+from ..io.images import list_images, read_image, to_uint8
+from ..quality.imresize import bicubic_degrade, modcrop
 
 
 class PairedPatches:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import atomic_path
-from ..evaluation import evaluate
+from ..io.atomic import atomic_path
+from ..quality.evaluation import evaluate
 from ..models.config import SRConfig
 from ..models.network import build_model
 from .data import PairedPatches

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ...atomic import write_bytes, write_json
+from ...io.atomic import write_bytes, write_json
 from ..artifacts import SIDECAR_FORMAT, onnx_metadata, onnx_precision, sidecar_path
 from .env import (FLAVOUR_NAMES, TensorRTUnavailable, check_flavour, import_trt, load_plugin_library,
                   plugin_library_name, require_gpu, version_tuple)

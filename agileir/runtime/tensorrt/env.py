@@ -16,6 +16,7 @@ from types import ModuleType
 from ...plugins import (ENV_LIBRARY, LIBRARY_NAME, RTX_LIBRARY_NAME, find_nvcc, find_plugin_library,
                         rtx_parser_link_problem)
 from .cudart import device_count, device_info
+from .versions import version_tuple
 
 FLAVOURS = {"tensorrt": "tensorrt", "rtx": "tensorrt_rtx"}
 FLAVOUR_NAMES = {"tensorrt": "TensorRT", "rtx": "TensorRT-RTX"}
@@ -31,15 +32,6 @@ class TensorRTUnavailable(RuntimeError):
 
 class EngineMismatch(ValueError):
     """The engine was built for another TensorRT / GPU, or needs a plugin library that is not here."""
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    """'10.13.3.9' -> (10, 13, 3); non-digits ignored."""
-    parts = []
-    for p in str(text).split(".")[:3]:
-        digits = "".join(ch for ch in p if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 def check_flavour(flavour: str) -> str:

@@ -28,7 +28,7 @@ from typing import Tuple, Union
 from agileir.models.gswa_node import OP_TYPE as PLUGIN_NAME
 from agileir.models.gswa_node import PLUGIN_NAMESPACE
 from agileir.plugins import launch
-from agileir.runtime.tensorrt.env import version_tuple
+from agileir.runtime.tensorrt.versions import version_tuple
 
 PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
 MIN_TENSORRT = (10, 9)

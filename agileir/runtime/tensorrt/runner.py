@@ -168,7 +168,7 @@ class TensorRTRunner(Runner):
     def _save_runtime_cache(self) -> None:
         if self._runtime_cache_handle is None or self.runtime_cache is None:
             return
-        from ...atomic import write_bytes
+        from ...io.atomic import write_bytes
 
         data = self._runtime_cache_handle.serialize()
         if data is not None:

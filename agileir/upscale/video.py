@@ -5,7 +5,7 @@
 
 Rules:
 
-* Every frame of the first video stream goes through `agileir.inference.upscale_rgb` (the runner, tiling
+* Every frame of the first video stream goes through `agileir.upscale.images.upscale_rgb` (the runner, tiling
   with `tile`), as RGB 8-bit; the output is encoded with `codec` / `crf` / `pix_fmt`.
 * Frame rate and timestamps are kept: the output stream gets the input's average rate and time base, each
   frame keeps its pts (shifted so the output starts at 0 when `start` > 0). Containers impose their own time
@@ -15,7 +15,7 @@ Rules:
   out and listed in `VideoResult.dropped_streams`.
 * `dst` is written atomically (temporary file beside it, renamed when complete; the container format comes
   from `dst`'s suffix or `format`), so a failed or interrupted run leaves no partial file.
-* Decode, inference and encode overlap (agileir.pipeline): memory is bounded by `queue_size`.
+* Decode, inference and encode overlap (agileir.upscale.pipeline): memory is bounded by `queue_size`.
 
 `av` is imported inside the functions: this module (VIDEO_SUFFIXES, is_video_path) imports without it.
 """
@@ -30,9 +30,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .atomic import atomic_path
-from .imageio import to_uint8
-from .inference import upscale_rgb, upscale_rgbs
+from ..io.atomic import atomic_path
+from ..io.images import to_uint8
+from .images import upscale_rgb, upscale_rgbs
 from .pipeline import run_pipeline
 
 # output suffix -> FFmpeg muxer (the temporary name has no usable suffix, so the format is always explicit)
@@ -111,7 +111,7 @@ def upscale_video(runner: Any, src: str | Path, dst: str | Path, *, codec: str =
     __call__ taking (B, 3, h, w) float32; .window aligns tiles). See the module docstring for the rules.
 
     `start` (seconds) and `frames` (count) select a range for trials. Raises VideoError for bad input or
-    options, agileir.pipeline.PipelineInterrupted on SIGINT/SIGTERM (no output then)."""
+    options, agileir.upscale.pipeline.PipelineInterrupted on SIGINT/SIGTERM (no output then)."""
     import av
 
     src, dst = Path(src), Path(dst)

@@ -1,7 +1,7 @@
 """Folder runs on the staged pipeline: read_image -> upscale (batched by size) -> write_image (atomic PNG).
 
     pipe = upscale_files(runner, sources, dst_of=lambda src: out / f"{src.stem}_x{runner.scale}.png", batch=4)
-    for r in pipe:                     # agileir.pipeline.ItemResult, in input order; r.value = (dst, Upscaled, bits)
+    for r in pipe:                     # agileir.upscale.pipeline.ItemResult, in input order; r.value = (dst, Upscaled, bits)
         ...
 
 Each output equals the serial loop's (`read_image` -> `upscale_image` -> `write_image`); with batch > 1 the
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .imageio import Image, read_image, write_image
-from .inference import Upscaled, upscale_image, upscale_images
+from ..io.images import Image, read_image, write_image
+from .images import Upscaled, upscale_image, upscale_images
 from .pipeline import Pipeline, run_pipeline
 
 
@@ -40,7 +40,7 @@ def upscale_files(runner: Any, sources: Iterable[Path], dst_of: Callable[[Path],
     .window aligns tiles). Each result's value is (dst, Upscaled, bits written).
 
     `tiling(src, image) -> (tile, overlap)`, called in the decode stage, chooses the tiling per image (e.g. by a
-    memory budget, agileir.memory.plan_tiling) instead of the fixed `tile` / `overlap`; images batched together
+    memory budget, agileir.upscale.memory.plan_tiling) instead of the fixed `tile` / `overlap`; images batched together
     have one size, so the first one's choice is used for the batch."""
     upscale = getattr(runner, "upscale", runner)
     scale, align = runner.scale, getattr(runner, "window", 1)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from .imageio import ImageError, list_images, read_image, to_gray, to_uint8
+from ..io.images import ImageError, list_images, read_image, to_gray, to_uint8
 from .metrics import psnr_ssim_y
 from .imresize import upscale_bicubic
 

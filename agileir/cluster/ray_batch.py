@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import write_json
-from ..imageio import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image, write_image
-from ..outputs import output_names
+from ..io.atomic import write_json
+from ..io.images import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image, write_image
+from ..io.outputs import output_names
 
 MANIFEST_FORMAT = "agileir-batch/1"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -181,7 +181,7 @@ class Upscaler:
         self.runner = spec.load()
 
     def __call__(self, batch: dict) -> dict:
-        from ..inference import upscale_image
+        from ..upscale.images import upscale_image
 
         images = list(batch["image"])
         statuses, errors, seconds = list(batch["status"]), list(batch["error"]), list(batch["seconds"])

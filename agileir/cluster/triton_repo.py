@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_path, write_text
+from ..io.atomic import atomic_path, write_text
 from ..runtime.artifacts import ENGINE_SUFFIXES, read_sidecar
 
 INPUT, OUTPUT = "lr", "sr"

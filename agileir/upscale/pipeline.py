@@ -21,7 +21,7 @@ Rules:
 * SIGINT / SIGTERM (when iterated from the main thread and ``handle_signals``): the first signal stops taking
   new items, items in flight finish and are yielded, then :class:`PipelineInterrupted` is raised; a second
   signal raises ``KeyboardInterrupt`` at once and drops what is in flight (work not started is cancelled).
-  Files written by encode must go through :mod:`agileir.atomic`, so no partial file is ever left.
+  Files written by encode must go through :mod:`agileir.io.atomic`, so no partial file is ever left.
 * When the iteration ends (normally, by an exception, or because the caller stops iterating), every worker
   thread has finished: nothing is written after the pipeline returns.
 

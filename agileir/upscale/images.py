@@ -6,23 +6,12 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from .contract import check_upscaled
-from .imageio import Image, to_gray, upscale_alpha
+from ..io.images import Image, to_gray, upscale_alpha
 from .tiling import upscale_tiled
 
 BatchUpscaler = Callable[[np.ndarray], np.ndarray]  # (B, 3, h, w) float32 -> (B, 3, h*s, w*s)
-
-
-def torch_upscaler(model: torch.nn.Module) -> BatchUpscaler:
-    scale = int(getattr(getattr(model, "config", None), "scale", 0) or 0)
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            out = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
-        return check_upscaled(batch, out, scale) if scale else out
-    return run
 
 
 @dataclass
@@ -55,7 +44,7 @@ def upscale_rgb_budgeted(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, co
                          budget: int | None = None, echo: Callable[[str], None] | None = None,
                          name: str = "image") -> np.ndarray:
     """`upscale_rgb` of the whole image, tiled automatically when its estimated peak memory is over the
-    budget (agileir.memory): what eval, validate and calibrate use for images of any size."""
+    budget (agileir.upscale.memory): what eval, validate and calibrate use for images of any size."""
     from .memory import plan_tiling
 
     h, w = rgb.shape[:2]

@@ -1,0 +1,1 @@
+"""Image quality: BasicSR's PSNR/SSIM, MATLAB bicubic, benchmark evaluation."""
