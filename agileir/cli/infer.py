@@ -92,8 +92,9 @@ def infer_cmd(paths, output, tile, tile_overlap, max_memory, hr_dir, fail_fast, 
     if output and is_dir and Path(output).is_file():
         raise CliError(f"the output of a folder run must be a folder, not the file {output}")
 
-    runner = load_runner(model_path, preset_name, upstream_compat, backend=backend, engine_cache=engine_cache,
-                         max_side=_largest_side(images) if backend in ("tensorrt", "rtx") else None, batch=batch, echo=lambda m: click.echo(m, err=True))
+    runner = load_runner(model_path, preset=preset_name, upstream_compat=upstream_compat, backend=backend,
+                         engine_cache=engine_cache, batch=batch, echo=lambda m: click.echo(m, err=True),
+                         max_side=_largest_side(images) if backend in ("tensorrt", "rtx") else None)
     scale, upscale = runner.scale, runner.upscale
     click.echo(f"model: {runner.description} via {runner.backend}, x{scale}", err=True)
     out = Path(output) if output else _default_output(inp, scale)
@@ -169,8 +170,8 @@ def _video_run(model_path, inp: Path, output, tile, tile_overlap, budget, batch,
     if output:  # before the model loads
         check_outputs([(output, inp)], artifact_inputs(model_path) + [inp])
     h, w = video_frame_size(inp)
-    runner = load_runner(model_path, preset_name, upstream_compat, backend=backend, engine_cache=engine_cache,
-                         max_side=max(h, w), batch=batch, echo=lambda m: click.echo(m, err=True))
+    runner = load_runner(model_path, preset=preset_name, upstream_compat=upstream_compat, backend=backend,
+                         engine_cache=engine_cache, max_side=max(h, w), batch=batch, echo=lambda m: click.echo(m, err=True))
     click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
     out = Path(output) if output else default_video_output(inp, runner.scale)
     if not output:  # the default name needs the scale

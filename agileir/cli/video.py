@@ -65,7 +65,7 @@ def video_cmd(paths, output, codec, crf, pix_fmt, start, frames, tile, tile_over
     model_path, inp = model_and_input(paths)
     if not inp.is_file():
         raise CliError(f"input not found: {inp}")
-    runner = load_runner(model_path, preset_name, upstream_compat, backend=backend)
+    runner = load_runner(model_path, preset=preset_name, upstream_compat=upstream_compat, backend=backend)
     out = Path(output) if output else default_video_output(inp, runner.scale)
     click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
     run_video(runner, inp, out, codec=codec, crf=crf, pix_fmt=pix_fmt, start=start, frames=frames, tile=tile,

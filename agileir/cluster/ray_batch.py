@@ -169,8 +169,8 @@ class RunnerSpec:
     def load(self):
         from ..runtime import load_runner
 
-        return load_runner(self.model, self.preset_name, self.upstream_compat, backend=self.backend,
-                           threads=self.threads)
+        return load_runner(self.model, preset=self.preset_name, upstream_compat=self.upstream_compat,
+                           backend=self.backend, threads=self.threads)
 
 
 class Upscaler:
@@ -271,7 +271,8 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, actors: int = 
     from ..runtime import load_runner
 
     out_dir = Path(out_dir)
-    probe = load_runner(spec.model, spec.preset_name, spec.upstream_compat, backend=spec.backend, activate=False)
+    probe = load_runner(spec.model, preset=spec.preset_name, upstream_compat=spec.upstream_compat, backend=spec.backend,
+                        activate=False)
     scale, backend = probe.scale, probe.backend
     if gpus_per_actor is None:
         gpus_per_actor = 1.0 if backend in ("tensorrt", "rtx") else 0.0  # an engine of either flavour needs a GPU

@@ -9,6 +9,7 @@ Backends are imported lazily: importing this package needs neither onnxruntime n
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .artifacts import (BACKENDS, ENGINE_SUFFIXES, ONNX_SUFFIXES, TORCH_SUFFIXES, artifact_kind, artifact_metadata,
@@ -24,10 +25,11 @@ def onnx_runner(path, providers: list[str] | None = None, threads: int = 0, name
     return OnnxRuntimeRunner(path, providers, threads, name)
 
 
-def torch_runner(path=None, preset_name: str | None = None, upstream_compat: bool = False) -> Runner:
+def torch_runner(path=None, preset_name: str | None = None, upstream_compat: bool = False,
+                 device: str = "auto") -> Runner:
     from .pytorch import PyTorchRunner
 
-    return PyTorchRunner(path, preset_name, upstream_compat)
+    return PyTorchRunner(path, preset_name, upstream_compat, device)
 
 
 def trt_runner(path, plugin_library=None, flavour: str | None = None) -> Runner:
@@ -79,50 +81,81 @@ def engine_runner(onnx_path: str | Path, flavour: str = "tensorrt", cache_dir: s
     return runner.activate() if activate else runner
 
 
-def load_runner(path: str | Path | None, preset_name: str | None = None, upstream_compat: bool = False,
-                backend: str | None = None, threads: int = 0, activate: bool = True,
-                engine_cache: str | Path | None = None, max_side: int | None = None, batch: int = 1,
-                echo=print) -> Runner:
-    """The runner for a checkpoint (default: the bundled model), an .onnx file or a TensorRT engine
-    (.plan/.engine with its engine.json), activated unless `activate=False`.
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Everything that chooses and loads a runner, as plain data (it travels to Ray actors and worker processes).
 
-    `backend` overrides the choice: 'onnxruntime-cpu' forces the CPU provider; 'onnxruntime' on a checkpoint
-    exports its standard-form graph in memory; 'tensorrt' / 'rtx' on an .onnx file takes its engine from the
-    engine cache (`engine_cache`, default: the default cache folder), building it for inputs up to `max_side`
-    and `batch` first (engine_runner). Other combinations are refused with the command that fits."""
-    backend_arg = backend
-    kind = "checkpoint" if path is None else artifact_kind(path)
+    `artifact`: a checkpoint (.safetensors/.pth/.pt), an .onnx file or an engine (.plan/.engine with its
+    engine.json); None: the bundled default checkpoint. `backend`: one of BACKENDS (auto: from the file type).
+    `device`: where a PyTorch runner runs (auto: CUDA when present, else cpu; cpu; cuda; cuda:N).
+    `engine_cache`: the cache folder of engines built for --backend tensorrt/rtx on an .onnx file.
+    `threads`: ONNX Runtime intra-op threads (0: its default)."""
+
+    artifact: str | None = None
+    backend: str = "auto"
+    device: str = "auto"
+    preset: str | None = None
+    upstream_compat: bool = False
+    engine_cache: str | None = None
+    threads: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "checkpoint" if self.artifact is None else artifact_kind(self.artifact)
+
+    def resolved_backend(self) -> str:
+        backend = _NATIVE[self.kind] if self.backend in (None, "auto") else self.backend
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+        return backend
+
+
+def load_runner(spec: RunnerSpec | str | Path | None = None, *, max_side: int | None = None, batch: int = 1,
+                echo=print, activate: bool = True, **fields) -> Runner:
+    """The runner `spec` describes (a RunnerSpec, or an artifact path / None with RunnerSpec fields as keywords:
+    `load_runner("model.onnx", backend="onnxruntime-cpu")`), activated unless `activate=False`.
+
+    'onnxruntime' on a checkpoint exports its standard-form graph in memory; 'tensorrt' / 'rtx' on an .onnx file
+    take its engine from the engine cache, building it for inputs up to `max_side` and `batch` first
+    (engine_runner). Other combinations are refused with the command that fits."""
+    if not isinstance(spec, RunnerSpec):
+        spec = RunnerSpec(None if spec is None else str(spec), **fields)
+    elif fields:
+        spec = replace(spec, **fields)
+    path, kind = spec.artifact, spec.kind
     if path is not None and not Path(path).is_file():
         raise FileNotFoundError(f"model not found: {path}")
-    backend = _NATIVE[kind] if backend in (None, "auto") else backend
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
-    providers = ["CPUExecutionProvider"] if backend == "onnxruntime-cpu" else None
-    if kind == "checkpoint" and backend == "pytorch":
-        runner = torch_runner(path, preset_name, upstream_compat)
-    elif kind == "checkpoint" and backend.startswith("onnxruntime"):
-        from ..export.onnx_export import annotate, export_onnx
-        from .pytorch import PyTorchRunner
-
-        reference = PyTorchRunner(path, preset_name, upstream_compat)
-        proto = export_onnx(reference.loaded.model, "standard")
-        annotate(proto, {"scale": reference.scale, "window": reference.window, "form": "standard",
-                         "config": reference.config.to_dict()})
-        runner = onnx_runner(proto, providers, threads, f"{reference.loaded.path.name} exported in memory")
-    elif kind == "onnx" and backend.startswith("onnxruntime"):
-        runner = onnx_runner(path, providers, threads)
-    elif kind == "engine" and backend in ("tensorrt", "rtx"):
-        runner = trt_runner(path, flavour=None if backend_arg in (None, "auto") else backend)
-    elif kind == "onnx" and backend in ("tensorrt", "rtx"):
-        return engine_runner(path, backend, engine_cache, max_side, batch, echo=echo, activate=activate)
-    elif backend in ("tensorrt", "rtx"):
-        raise ValueError(f"{Path(str(path)).name}: {backend} runs engines; build one first with `agileir build "
-                         f"--target {backend}`")
-    else:
-        raise ValueError(f"{Path(str(path)).name}: the {backend} backend cannot run a {kind} file")
+    backend = spec.resolved_backend()
+    if kind == "onnx" and backend in ("tensorrt", "rtx"):
+        return engine_runner(path, backend, spec.engine_cache, max_side, batch, echo=echo, activate=activate)
+    runner = _backend_runner(spec, kind, backend)
     return runner.activate() if activate else runner
 
 
-__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "ONNX_SUFFIXES", "TORCH_SUFFIXES", "Runner", "artifact_kind",
+def _backend_runner(spec: RunnerSpec, kind: str, backend: str) -> Runner:
+    path = spec.artifact
+    providers = ["CPUExecutionProvider"] if backend == "onnxruntime-cpu" else None
+    if kind == "checkpoint" and backend == "pytorch":
+        return torch_runner(path, spec.preset, spec.upstream_compat, spec.device)
+    if kind == "checkpoint" and backend.startswith("onnxruntime"):
+        from ..export.onnx_export import annotate, export_onnx
+        from .pytorch import PyTorchRunner
+
+        reference = PyTorchRunner(path, spec.preset, spec.upstream_compat, device="cpu")
+        proto = export_onnx(reference.loaded.model, "standard")
+        annotate(proto, {"scale": reference.scale, "window": reference.window, "form": "standard",
+                         "config": reference.config.to_dict()})
+        return onnx_runner(proto, providers, spec.threads, f"{reference.loaded.path.name} exported in memory")
+    if kind == "onnx" and backend.startswith("onnxruntime"):
+        return onnx_runner(path, providers, spec.threads)
+    if kind == "engine" and backend in ("tensorrt", "rtx"):
+        return trt_runner(path, flavour=None if spec.backend in (None, "auto") else backend)
+    if backend in ("tensorrt", "rtx"):
+        raise ValueError(f"{Path(str(path)).name}: {backend} runs engines; build one first with `agileir build "
+                         f"--target {backend}`")
+    raise ValueError(f"{Path(str(path)).name}: the {backend} backend cannot run a {kind} file")
+
+
+__all__ = ["BACKENDS", "ENGINE_SUFFIXES", "ONNX_SUFFIXES", "TORCH_SUFFIXES", "Runner", "RunnerSpec", "artifact_kind",
            "artifact_metadata", "artifact_precision", "engine_profile", "engine_runner", "load_runner", "onnx_metadata", "onnx_runner", "torch_runner",
            "trt_runner"]

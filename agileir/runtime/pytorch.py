@@ -10,17 +10,34 @@ from ..upscale.contract import check_upscaled
 from .base import Runner
 
 
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' (CUDA when present, else the CPU), 'cpu', 'cuda' or 'cuda:N' -> a torch.device that exists here."""
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {device!r} (auto, cpu, cuda or cuda:N)") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r} (auto, cpu, cuda or cuda:N)")
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            raise ValueError(f"device {device!r} is not available here ({count} CUDA device(s))")
+    return resolved
+
+
 class PyTorchRunner(Runner):
     backend = "pytorch"
 
     def __init__(self, path: str | Path | None = None, preset_name: str | None = None,
-                 upstream_compat: bool = False, device: str = "cpu") -> None:
+                 upstream_compat: bool = False, device: str = "auto") -> None:
         from ..models.load import load_model
 
         loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
         super().__init__(loaded.config.scale, f"{loaded.path.name} ({loaded.preset or loaded.config.arch})",
                          window=loaded.config.window_size)
-        self.loaded, self.device = loaded, torch.device(device)
+        self.loaded, self.device = loaded, resolve_device(device)
         self.config = loaded.config
 
     @property
