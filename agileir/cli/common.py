@@ -99,6 +99,35 @@ def backend_option(help_text: str = "override the backend chosen from the file t
     return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=help_text)
 
 
+DEVICE_HELP = "where a checkpoint runs (PyTorch): auto (CUDA when present), cpu, cuda or cuda:N"
+
+
+def runner_options(backend_help: str = "override the backend chosen from the model file type", engine_cache: bool = True):
+    """The option group that chooses a runner: --backend, --device, --engine-cache, --preset, --upstream-compat.
+
+    The command receives them as one `runner` argument, an agileir.runtime.RunnerSpec without its artifact
+    (`dataclasses.replace(runner, artifact=path)` adds it)."""
+    from ..runtime.artifacts import BACKENDS
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, backend, device, preset_name, upstream_compat, engine_cache_dir=None, **kwargs):
+            from ..runtime import RunnerSpec
+
+            kwargs["runner"] = RunnerSpec(None, backend, device, preset_name, upstream_compat, engine_cache_dir)
+            return fn(*args, **kwargs)
+
+        wrapper = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+                               help=backend_help)(wrapper)
+        wrapper = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)(wrapper)
+        if engine_cache:
+            wrapper = click.option("--engine-cache", "engine_cache_dir", type=click.Path(file_okay=False),
+                                   help="engine cache folder for --backend tensorrt/rtx on an .onnx file [default: "
+                                        "$AGILEIR_ENGINE_CACHE, else ~/.cache/agileir/engines]")(wrapper)
+        return model_options(wrapper)
+    return decorate
+
+
 def target_options(fn):
     """--target / --compute-capability: which TensorRT flavour builds the engines."""
     fn = click.option("--compute-capability", metavar="CC,...",
