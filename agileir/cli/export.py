@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ..calibration import CALIBRATORS
-from .common import (CliError, friendly_errors, load_torch_model, model_options, require_module, target_options,
-                     write_json)
+from .common import (CliError, friendly_errors, load_torch_model, model_options, overwrite_option, require_module,
+                     target_options, write_json)
 
 FILES = {"standard": "model.onnx", "plugin": "model.plugin.onnx"}
 # The export gate is PSNR, as in `agileir validate`. Max abs error is reported, not gated: on the synthetic
@@ -44,6 +44,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
     from ..models.gswa_node import identity
     from ..runtime.ort import OnnxRuntimeRunner
     from ..runtime.parity import output_parity
+    from ..io.gate import file_sha256
     from ..io.samples import sample_image
 
     config = loaded.config
@@ -81,7 +82,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         annotate(proto, {k: v for k, v in info.items() if k != "forms"} | {"form": form, **entry})
         path = out_dir / FILES[form]
         save_checked(proto, path)
-        entry["bytes"] = path.stat().st_size
+        entry["bytes"], entry["sha256"] = path.stat().st_size, file_sha256(path)
         info["forms"][form] = entry
         nc = entry["node_counts"]
         echo(f"[{form}] wrote {path} ({entry['bytes'] / 1e6:.1f} MB, {nc['total']} nodes, "
@@ -93,6 +94,11 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         base = {k: v for k, v in info.items() if k != "forms"}
         info["variants"] = write_variants(loaded, protos, forms, out_dir, sample, variants, base, validate, echo,
                                           static_shape, opset)
+        for entries in info["variants"].values():  # recorded so that a reader can tell a replaced file
+            for entry in (e for e in entries.values() if isinstance(e, dict) and "file" in e):
+                entry["sha256"] = file_sha256(out_dir / entry["file"])
+            if entries.get("calibration"):
+                entries["calibration_sha256"] = file_sha256(out_dir / entries["calibration"])
     write_json(out_dir / "export.json", info)
     return info
 
@@ -120,11 +126,13 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
               "[default: LayerNormalization]; '' keeps none")
 @target_options
 @model_options
+@overwrite_option
 @friendly_errors
 def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp16, int8, calibrator, calib_dir,
-               calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat):
+               calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat, overwrite):
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops and GSWA plugin form."""
     from ..calibration.writer import VariantOptions
+    from ..io.export_folder import listed_files
 
     from ..runtime.tensorrt.builder import parse_compute_capabilities
 
@@ -145,8 +153,8 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
     block = tuple(op.strip() for op in fp16_block.split(",") if op.strip()) if fp16_block is not None else None
     variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
                               Path(calib_json) if calib_json else None, block)
-    _check_export_outputs(Path(out_dir) if out_dir else None, model, forms_of(form), fp16, int8, calib_dir,
-                          calib_json)
+    gate = _check_export_outputs(Path(out_dir) if out_dir else None, model, forms_of(form), fp16, int8, calib_dir,
+                                 calib_json, overwrite)
     loaded = load_torch_model(model, preset_name, upstream_compat)
     if int8:  # bad calibration input fails here, before minutes of export
         from ..calibration.dataset import load_images
@@ -160,13 +168,16 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
     out = Path(out_dir) if out_dir else Path(f"export_{loaded.path.stem}")
     forms = forms_of(form)
     info = export_artifacts(loaded, out, forms, shape, opset, fold, validate=not no_validate, variants=variants)
+    for name in [*listed_files(info), "export.json"]:
+        gate.record(out / name, "export")
     click.echo(f"wrote {out / 'export.json'}")
     failed = [f for f, e in info["forms"].items() if not e.get("validation", {}).get("passed", True)]
     failed += [f"{f} {p}" for p, entries in info.get("variants", {}).items() for f, e in entries.items()
                if isinstance(e, dict) and not e.get("validation", {}).get("passed", True)]
     if failed:
         raise CliError(f"ONNX Runtime validation failed for: {', '.join(failed)} (see export.json)")
-    engine_step(sorted(out.glob("model*.onnx")), target=target, compute_capabilities=caps)
+    engine_step(sorted(out / name for name in listed_files(info) if name.endswith(".onnx")), target=target,
+                compute_capabilities=caps, gate=gate)
 
 
 def forms_of(form: str) -> list[str]:
@@ -184,18 +195,27 @@ def export_outputs(out: Path, forms: list[str], fp16: bool, int8: bool) -> list[
     return [out / n for n in names] + [out / "timing.cache"]
 
 
-def _check_export_outputs(out: Path | None, model, forms, fp16, int8, calib_dir, calib_json) -> None:
+def _check_export_outputs(out: Path | None, model, forms, fp16, int8, calib_dir, calib_json, overwrite: bool):
+    """The run's OutputGate, with every file agileir-export may write claimed (engines as engines)."""
+    from ..io.gate import OutputGate
+    from ..io.outputs import input_files
     from ..models.load import default_checkpoint
-    from ..io.outputs import check_outputs, input_files
 
     model_path = Path(model) if model else default_checkpoint()
     out = out or Path(f"export_{model_path.stem}")
-    check_outputs([(p, "agileir-export") for p in export_outputs(out, forms, fp16, int8)],
-                  [model_path, *input_files(calib_dir, calib_json)])
+    gate = OutputGate([model_path, *input_files(calib_dir, calib_json)], overwrite)
+    for path in export_outputs(out, forms, fp16, int8):
+        if path.suffix == ".plan":
+            gate.claim(path, "engine", "agileir-export")
+        elif path.suffix == ".json" and path.name not in ("export.json", "calibration.json"):
+            gate.claim(path, "engine description", "agileir-export")
+        elif path.name != "timing.cache":  # a cache, read and updated by design
+            gate.claim(path, "export", "agileir-export")
+    return gate
 
 
 def engine_step(onnx_files: list[Path], echo=click.echo, target: str = "tensorrt",
-                compute_capabilities: tuple[str, ...] = ()) -> None:
+                compute_capabilities: tuple[str, ...] = (), gate=None) -> None:
     """Build an engine per ONNX file where the target's TensorRT (and, for TensorRT proper, a GPU) exists;
     otherwise say so in one line and print the commands that build them where they can (the ONNX files are
     ready). TensorRT-RTX (--target rtx) builds here, on the CPU."""
@@ -207,6 +227,7 @@ def engine_step(onnx_files: list[Path], echo=click.echo, target: str = "tensorrt
         options = BuildOptions(flavour="rtx", compute_capabilities=compute_capabilities)
         for path in onnx_files:
             sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
+            _record_engine(gate, path.with_suffix(".plan"))
             echo(f"engine: {path.with_suffix('.plan')} (TensorRT-RTX, {sidecar['precision']}, {sidecar['form']} form, "
                  f"for {', '.join(sidecar['target_compute_capabilities'])})")
         return
@@ -224,7 +245,14 @@ def engine_step(onnx_files: list[Path], echo=click.echo, target: str = "tensorrt
         return
     for path in onnx_files:
         sidecar = build_engine(path, path.with_suffix(".plan"), echo=echo)
+        _record_engine(gate, path.with_suffix(".plan"))
         echo(f"engine: {path.with_suffix('.plan')} ({sidecar.get('precision', '?')}, {sidecar.get('form', '?')} form)")
+
+
+def _record_engine(gate, engine: Path) -> None:
+    if gate is not None:
+        gate.record(engine, "engine")
+        gate.record(engine.with_suffix(".json"), "engine description")
 
 
 def register(group: click.Group) -> None:

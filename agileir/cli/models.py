@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, friendly_errors, load_torch_model, model_options, write_json
+from .common import CliError, friendly_errors, load_torch_model, model_options, overwrite_option, write_json
 
 
 @click.command()
@@ -38,8 +38,9 @@ def info(model, preset_name, upstream_compat):
 @click.option("--scale", type=click.IntRange(1), help="defaults to the model's scale")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the table as JSON")
 @model_options
+@overwrite_option
 @friendly_errors
-def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat):
+def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat, overwrite):
     """PSNR/SSIM (Y channel, crop = scale) of MODEL on a benchmark, with bicubic as a row."""
     from tqdm import tqdm
 
@@ -47,11 +48,12 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat):
     from ..runtime.pytorch import torch_upscaler
     from ..upscale.images import upscale_rgb_budgeted
     from ..models.load import default_checkpoint
-    from ..io.outputs import check_outputs, input_files
+    from ..io.gate import OutputGate
+    from ..io.outputs import input_files
 
+    gate = OutputGate([Path(model) if model else default_checkpoint(), *input_files(dataset)], overwrite)
     if json_out:  # before the model loads: --json must not replace the checkpoint or a dataset file
-        check_outputs([(json_out, "--json")], [Path(model) if model else default_checkpoint(),
-                                               *input_files(dataset)])
+        gate.claim(json_out, "evaluation report", "--json")
     loaded = load_torch_model(model, preset_name, upstream_compat)
     scale = scale or loaded.config.scale
     if scale != loaded.config.scale:
@@ -66,7 +68,7 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat):
     if json_out:
         payload = {"model": str(loaded.path), "sha256": loaded.sha256, "preset": loaded.preset,
                    **result.to_dict()}
-        write_json(json_out, payload)
+        write_json(json_out, payload, gate, "evaluation report")
         click.echo(f"wrote {json_out}")
 
 

@@ -10,6 +10,9 @@ Rules (docs/reliability.md, "Outputs"):
   `a_x{s}.png` and every other gets its suffix in the name: `a_jpg_x{s}.png`;
 * output folders are created when the first file is written (`OutputFolder`), so a run that writes nothing
   leaves no empty folder.
+
+Writing goes through `agileir.io.gate.OutputGate`, which applies the first rule per claimed file and also
+refuses existing files the toolkit did not write.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ def _key(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when `a` and `b` are one file: one real path (symlinks resolved) or hard links of one inode."""
     if _key(a) == _key(b):
         return True
     try:
@@ -65,7 +69,7 @@ def check_outputs(outputs: Iterable[tuple[str | os.PathLike, str | os.PathLike |
         out, source = (item if isinstance(item, tuple) else (item, None))
         out = Path(out)
         k = _key(out)
-        hit = in_keys.get(k) or next((p for p in ins if out.exists() and _same_file(out, p)), None)
+        hit = in_keys.get(k) or next((p for p in ins if out.exists() and same_file(out, p)), None)
         if hit is not None:
             via = f" (output of {source})" if source is not None else ""
             raise OutputConflict(f"the output {out}{via} would overwrite the input {hit}: refusing "
