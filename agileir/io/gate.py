@@ -16,7 +16,7 @@ A claim is refused (`OutputConflict`, a ValueError: exit 2) when the target
 * exists and is not the toolkit's own earlier output of the same kind, unless `overwrite` (--overwrite).
 
 How the toolkit recognises its own outputs: every gated write appends one line to a ledger file beside it,
-`.agileir-outputs.jsonl` (JSON lines: name, sha256, size, kind). An existing file is the toolkit's when its
+`.agileir.outputs.jsonl` (JSON lines: name, sha256, size, kind). An existing file is the toolkit's when its
 name's last ledger line has its size and sha256 (so a file the user edited since, or replaced, is not) and it
 is not a symlink; it may then be replaced by an output of the same kind (a rerun), not of another (an engine
 description never replaces an export.json). One rule for every kind of output (images, videos, JSON, ONNX,
@@ -37,7 +37,7 @@ from typing import Any, Iterable, Iterator
 from .atomic import atomic_path
 from .outputs import OutputConflict, same_file
 
-LEDGER = ".agileir-outputs.jsonl"
+LEDGER = ".agileir.outputs.jsonl"
 OVERWRITE_HINT = "--overwrite replaces it"
 
 
