@@ -75,7 +75,7 @@ def check_onnx(path: str | Path) -> None:
 
 
 def _schema_error(path: Path, info: Any) -> str | None:
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]
 
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(EXPORT_SCHEMA).iter_errors(info))
     return None if error is None else f"{path}: {error.json_path}: {error.message}"

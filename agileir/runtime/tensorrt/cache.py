@@ -101,7 +101,7 @@ def _lock_free(path: Path) -> bool:
 
 def sweep_orphans(cache: Path) -> list[Path]:
     """Remove the staging folders of builders that are gone (their key's lock is free); returns them."""
-    removed = []
+    removed: list[Path] = []
     if not cache.is_dir():
         return removed
     for folder in cache.iterdir():
