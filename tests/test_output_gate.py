@@ -216,6 +216,16 @@ def test_inputs_are_never_targets(files, tmp_path, case):
             target.unlink()
 
 
+def test_export_rerun_replaces_its_own_files(files, tmp_path):
+    args = ["export", files / "tiny.safetensors", "-o", tmp_path / "x", "--form", "standard", "--no-validate"]
+    assert run(args).exit_code == 0
+    first = B.snapshot(tmp_path / "x")
+    r = run(args)
+    assert r.exit_code == 0, r.output
+    assert B.snapshot(tmp_path / "x").keys() == first.keys()
+    assert toolkit_kind(tmp_path / "x" / "export.json") == "export"
+
+
 def test_build_does_not_replace_export_json_with_its_sidecar(files, tmp_path):
     exp = _copy_export(files, tmp_path)
     before = B.sha(exp / "export.json")
@@ -272,6 +282,11 @@ BAD_EXPORTS = {
                                                       (exp / "model.onnx").write_bytes(os.urandom(4096))),
                                          "not a valid ONNX model"),
     "not JSON": (lambda exp: (exp / "export.json").write_text("{scale: 3"), "not valid JSON"),
+    "engine changed since its build": (lambda exp: ((exp / "model.plan").write_bytes(b"other bytes"),
+                                                    (exp / "model.json").write_text(json.dumps({
+                                                        "format": "agileir-engine/1", "precision": "fp32",
+                                                        "scale": 3, "engine_sha256": "0" * 64}))),
+                                       "$.engine_sha256"),
     "no export.json": (lambda exp: (exp / "export.json").unlink(), "export.json not found"),
 }
 

@@ -83,12 +83,13 @@ def record(path: str | os.PathLike, kind: str, sha256: str | None = None, size: 
         os.close(fd)
 
 
-def toolkit_kind(path: str | os.PathLike) -> str | None:
-    """The kind of output `path` is when the toolkit wrote it and nobody changed it since; else None."""
+def toolkit_kind(path: str | os.PathLike, ledger: dict[str, Written] | None = None) -> str | None:
+    """The kind of output `path` is when the toolkit wrote it and nobody changed it since; else None.
+    `ledger`: its folder's, already read."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
         return None
-    entry = read_ledger(path.parent).get(path.name)
+    entry = (read_ledger(path.parent) if ledger is None else ledger).get(path.name)
     if entry is None or entry.size != path.stat().st_size or entry.sha256 != file_sha256(path):
         return None
     return entry.kind
@@ -101,6 +102,7 @@ class OutputGate:
         self.inputs: list[Path] = []
         self.overwrite = overwrite
         self._claimed: dict[Path, tuple[Path, str]] = {}
+        self._ledgers: dict[Path, dict[str, Written]] = {}  # read once per folder: a folder run claims many
         self.add_inputs(*inputs)
 
     def add_inputs(self, *paths: str | os.PathLike | None) -> None:
@@ -126,7 +128,10 @@ class OutputGate:
         if path.is_dir() and not path.is_symlink():
             raise OutputConflict(f"the output {path}{label} is a folder: refusing")
         if (path.exists() or path.is_symlink()) and not self.overwrite:
-            found = toolkit_kind(path)
+            folder = Path(os.path.realpath(path.parent))
+            if folder not in self._ledgers:
+                self._ledgers[folder] = read_ledger(folder)
+            found = toolkit_kind(path, self._ledgers[folder])
             if found is None:
                 raise OutputConflict(f"{path}{label} exists and was not written by agileir (or was changed since): "
                                      f"refusing to replace it ({OVERWRITE_HINT})")
