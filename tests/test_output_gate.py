@@ -277,7 +277,7 @@ BAD_EXPORTS = {
     "unknown form": (lambda exp: _edit_info(exp, lambda i: i["forms"].update(odd={"file": "model.onnx"})),
                      "$.forms"),
     "listed file missing": (lambda exp: (exp / "model.onnx").unlink(), "$.forms.standard.file"),
-    "random bytes model.onnx": (lambda exp: (exp / "model.onnx").write_bytes(os.urandom(4096)), "sha256"),
+    "random bytes model.onnx": (lambda exp: (exp / "model.onnx").write_bytes(os.urandom(4096)), "$.forms.standard.sha256"),
     "random bytes, no sha256 recorded": (lambda exp: (_edit_info(exp, lambda i: i["forms"]["standard"].pop("sha256")),
                                                       (exp / "model.onnx").write_bytes(os.urandom(4096))),
                                          "not a valid ONNX model"),

@@ -49,17 +49,19 @@ class ExportFolder:
         return int(self.info["scale"])
 
 
-def listed_files(info: dict) -> dict[str, tuple[str, str | None]]:
-    """Files export.json lists: name -> (its field, its recorded sha256 or None)."""
-    found: dict[str, tuple[str, str | None]] = {}
+def listed_files(info: dict) -> dict[str, tuple[str, str, str | None]]:
+    """Files export.json lists: name -> (the field naming it, the field of its sha256, that sha256 or None)."""
+    found: dict[str, tuple[str, str, str | None]] = {}
     for form, entry in (info.get("forms") or {}).items():
-        found[entry["file"]] = (f"$.forms.{form}.file", entry.get("sha256"))
+        found[entry["file"]] = (f"$.forms.{form}.file", f"$.forms.{form}.sha256", entry.get("sha256"))
     for precision, entries in (info.get("variants") or {}).items():
         for form in ("standard", "plugin"):
             if isinstance(entries.get(form), dict):
-                found[entries[form]["file"]] = (f"$.variants.{precision}.{form}.file", entries[form].get("sha256"))
+                at = f"$.variants.{precision}.{form}"
+                found[entries[form]["file"]] = (f"{at}.file", f"{at}.sha256", entries[form].get("sha256"))
         if entries.get("calibration"):
-            found[entries["calibration"]] = (f"$.variants.{precision}.calibration", entries.get("calibration_sha256"))
+            at = f"$.variants.{precision}.calibration"
+            found[entries["calibration"]] = (at, f"{at}_sha256", entries.get("calibration_sha256"))
     return found
 
 
@@ -97,14 +99,14 @@ def read_export(folder: str | Path) -> ExportFolder:
     if error:
         raise ValueError(error)
     listed = listed_files(info)
-    for name, (field, sha256) in listed.items():
+    for name, (field, sha_field, sha256) in listed.items():
         file = folder / name
         if not file.is_file():
             raise ValueError(f"{path}: {field} lists {name}, which is missing from {folder}")
         if sha256 is not None and file_sha256(file) != sha256:
-            raise ValueError(f"{file}: its sha256 is not the one {path} records at {field} (changed or replaced "
-                             "since the export)")
+            raise ValueError(f"{file}: its sha256 is not the one {path} records at {sha_field} (changed or "
+                             "replaced since the export)")
     for name in listed:
         if name.endswith(".onnx"):
             check_onnx(folder / name)
-    return ExportFolder(folder, info, {name: field for name, (field, _) in listed.items()})
+    return ExportFolder(folder, info, {name: field for name, (field, _, _) in listed.items()})
