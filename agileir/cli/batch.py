@@ -52,8 +52,8 @@ def batch_cmd(model, input_, output, ray_address, actors, cpus_per_actor, gpus_p
         if item["status"] == "failed":
             click.echo(f"failed: {item['input']}: {item['error']}", err=True)
     click.echo(result.summary())
-    disk_full = next((item for item in result.items if item["status"] == "failed" and is_disk_full(item["error"] or "")),
-                     None)
+    disk_full = next((item for item in result.items
+                      if item["status"] == "failed" and is_disk_full(item["error"] or "")), None)
     if disk_full is not None:  # the machine's problem, not a bad file: exit 2 as in every command
         raise CliError(f"{disk_full['error']} (writing the output of {disk_full['input']}; see {manifest})")
     return EXIT_FAILED if result.failed else 0

@@ -33,7 +33,8 @@ class MissingDependency(CliError):
 # top-level module -> the extra that installs it (pyproject.toml)
 EXTRA_OF = {"onnx": "onnx", "onnxruntime": "onnx", "onnxruntime_extensions": "onnx", "onnxconverter_common": "onnx",
             "onnxslim": "onnx", "onnx_graphsurgeon": "onnx", "matplotlib": "plot", "polygraphy": "trt", "cuda": "trt",
-            "jsonschema": "onnx", "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video"}
+            "jsonschema": "onnx", "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve",
+            "av": "video"}
 
 
 def missing_module_message(e: ModuleNotFoundError) -> str:

@@ -25,7 +25,8 @@ def triton_cmd(export_dir, repo, instances, ort_gpu, max_batch, plugin_lib, over
     Rerunning it replaces what it wrote before; files it did not write are refused unless --overwrite."""
     from ..cluster.triton_repo import write_repository
 
-    plan = write_repository(export_dir, repo, overwrite, ort_instances=instances, ort_kind="KIND_GPU" if ort_gpu else "KIND_CPU",
+    plan = write_repository(export_dir, repo, overwrite, ort_instances=instances,
+                            ort_kind="KIND_GPU" if ort_gpu else "KIND_CPU",
                             ort_max_batch=max_batch, plugin_library=plugin_lib)
     for m in plan.models:
         click.echo(f"{m.name}: {m.backend} from {m.source.name}")

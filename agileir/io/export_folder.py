@@ -32,7 +32,8 @@ EXPORT_SCHEMA: dict[str, Any] = {
         "variants": {"type": "object", "propertyNames": {"enum": ["fp16", "int8"]},
                      "additionalProperties": {
                          "type": "object",
-                         "properties": {"standard": _FILE, "plugin": _FILE, "calibration": {"enum": ["calibration.json"]},
+                         "properties": {"standard": _FILE, "plugin": _FILE,
+                                        "calibration": {"enum": ["calibration.json"]},
                                         "calibration_sha256": _SHA256}}},
     },
 }
