@@ -152,38 +152,36 @@ def _copy_export(files, tmp_path):
     return exp
 
 
-# command, the output it writes (relative to tmp_path), the kind of output
+# command -> (its arguments: {f} the fixture's folder, {t} the test's; every file it writes, below {t})
 COMMANDS = {
-    "eval --json": (lambda f, t: ["eval", f / "tiny.safetensors", "--dataset", f / "set", "--json", t / "out.json"],
-                    "out.json"),
-    "validate --json": (lambda f, t: ["validate", f / "exp" / "model.onnx", "--dataset", f / "set", "--scale", 3,
-                                      "--reference", f / "tiny.safetensors", "--json", t / "out.json"], "out.json"),
-    "bench --json": (lambda f, t: ["bench", f / "exp" / "model.onnx", "--sizes", 8, "--runs", 1, "--warmup", 0,
-                                   "--json", t / "out.json"], "out.json"),
-    "calibrate report": (lambda f, t: ["calibrate", f / "tiny.safetensors", "--eval", f / "set", "-o", t / "cal",
-                                       "--calibrator", "max", "--no-fp16"], "cal/calibration_report.md"),
-    "export onnx": (lambda f, t: ["export", f / "tiny.safetensors", "-o", t / "x", "--form", "standard"],
-                    "x/model.onnx"),
-    "export engine description": (lambda f, t: ["export", f / "tiny.safetensors", "-o", t / "x", "--form",
-                                                "standard"], "x/model.json"),
-    "build engine": (lambda f, t: ["build", f / "exp" / "model.onnx", "--target", "rtx", "-o", t / "e.plan"],
-                     "e.plan"),
-    "build engine description": (lambda f, t: ["build", f / "exp" / "model.onnx", "--target", "rtx", "-o",
-                                               t / "e.plan"], "e.json"),
-    "batch --manifest": (lambda f, t: ["batch", f / "tiny.safetensors", f / "in", t / "out", "--manifest",
-                                       t / "m.json"], "m.json"),
-    "triton README": (lambda f, t: ["triton", f / "exp", "-o", t / "repo"], "repo/README.md"),
-    "triton config": (lambda f, t: ["triton", f / "exp", "-o", t / "repo"], "repo/agileir_x3/config.pbtxt"),
+    "eval --json": (["eval", "{f}/tiny.safetensors", "--dataset", "{f}/set", "--json", "{t}/out.json"],
+                    ["out.json"]),
+    "validate --json": (["validate", "{f}/exp/model.onnx", "--dataset", "{f}/set", "--scale", "3", "--reference",
+                         "{f}/tiny.safetensors", "--json", "{t}/out.json"], ["out.json"]),
+    "bench --json": (["bench", "{f}/exp/model.onnx", "--sizes", "8", "--runs", "1", "--warmup", "0", "--json",
+                      "{t}/out.json"], ["out.json"]),
+    "calibrate": (["calibrate", "{f}/tiny.safetensors", "--eval", "{f}/set", "-o", "{t}/cal", "--calibrator", "max",
+                   "--no-fp16"], ["cal/calibration_report.json", "cal/calibration_report.md",
+                                  "cal/calibration_report.png", "cal/calibration_max.json"]),
+    "agileir-export": (["export", "{f}/tiny.safetensors", "-o", "{t}/x", "--form", "standard", "--fp16", "--int8"],
+                       ["x/model.onnx", "x/export.json", "x/model.fp16.onnx", "x/model.int8.onnx", "x/calibration.json",
+                        "x/model.plan", "x/model.json", "x/model.int8.json"]),
+    "build": (["build", "{f}/exp/model.onnx", "--target", "rtx", "-o", "{t}/e.plan"], ["e.plan", "e.json"]),
+    "batch": (["batch", "{f}/tiny.safetensors", "{f}/in", "{t}/out", "--manifest", "{t}/m.json"], ["m.json"]),
+    "batch, default manifest": (["batch", "{f}/tiny.safetensors", "{f}/in", "{t}/out"], ["out/manifest.json"]),
+    "triton": (["triton", "{f}/exp", "-o", "{t}/repo"], ["repo/README.md", "repo/agileir_x3/config.pbtxt",
+                                                       "repo/agileir_x3/1/model.onnx"]),
 }
+CASES = [(command, target) for command, (_, targets) in sorted(COMMANDS.items()) for target in targets]
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_user_file_is_refused_before_any_work(files, tmp_path, command):
-    make_args, target = COMMANDS[command]
+@pytest.mark.parametrize("command,target", CASES, ids=[f"{c}: {t}" for c, t in CASES])
+def test_user_file_is_refused_before_any_work(files, tmp_path, command, target):
+    args, _ = COMMANDS[command]
     target = tmp_path / target
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(USER_TEXT)
-    r = run(make_args(files, tmp_path))
+    r = run([a.format(f=files, t=tmp_path) for a in args])
     assert_refused(r, target, contains="not written by agileir")
     assert target.read_bytes() == USER_TEXT and not B.temp_files(tmp_path)
 

@@ -1,9 +1,9 @@
 """`agileir batch`: upscale a folder, a glob or a list of paths/URIs on Ray Data (local or a cluster)."""
 from __future__ import annotations
 
-import click
-
 from pathlib import Path
+
+import click
 
 from .common import (EXIT_FAILED, CliError, artifact_inputs, backend_option, friendly_errors, is_disk_full,
                      model_options, overwrite_option, require_module)

@@ -50,13 +50,12 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
     """Build a TensorRT (or TensorRT-RTX) engine from an exported ONNX (either form, any precision variant).
 
     --target rtx builds on this machine without a GPU (TensorRT for RTX: ahead of time, JIT on the RTX GPU)."""
-    from ..runtime.artifacts import ENGINE_SUFFIXES
+    from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
     from ..runtime.tensorrt.builder import (BuildOptions, ShapeProfile, build_engine, inspect_onnx,
                                             parse_compute_capabilities, parse_shape, trtexec_command, trtexec_line)
     from ..runtime.tensorrt.env import TensorRTUnavailable
 
     from ..io.gate import OutputGate
-    from ..runtime.artifacts import sidecar_path
 
     engine = Path(output) if output else Path(onnx_path).with_suffix(".plan")
     if engine.suffix not in ENGINE_SUFFIXES:

@@ -7,7 +7,15 @@
 
 Library code that writes a file itself (an engine builder, `onnx.save`) is gated the same way: `claim` first,
 then `gate.record(path, kind)` once it is written. `gate.atomic(path, kind)` yields a temporary path to write
-to (atomic_path) and records the result.
+to (atomic_path) and records the result. A folder run (images, video frames) claims every planned name
+before the first model call, then writes each through the gate:
+
+    gate.claim_all(folder_outputs(images, out_dir, scale).values(), "image")
+    with gate.atomic(out_path, "image") as tmp:
+        write_png(tmp, pixels)
+
+Kinds are free-form strings naming what a file is ("image", "video", "export", "engine", "engine
+description", "batch manifest", "triton repository", "... report"); only equality matters.
 
 A claim is refused (`OutputConflict`, a ValueError: exit 2) when the target
 
