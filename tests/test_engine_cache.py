@@ -192,7 +192,7 @@ def test_staging_of_a_killed_builder_is_removed_at_the_next_access(graphs, tmp_p
 
 
 def test_a_folder_that_is_not_a_cache_entry_is_refused_not_removed(graphs, tmp_path):
-    from agileir.io.outputs import OutputConflict
+    from agileir.io.gate import OutputConflict
 
     cache = tmp_path / "cache"
     entry = cache / engine_key(graphs["standard"], OPTIONS).digest

@@ -85,6 +85,8 @@ def test_symlinked_target_and_double_claim_and_folder(tmp_path):
     gate.claim(tmp_path / "a.json", "report", "--json")
     with pytest.raises(OutputConflict, match="two outputs"):
         gate.claim(tmp_path / "sub" / ".." / "a.json", "report", "the manifest")
+    with pytest.raises(OutputConflict, match="record of the files it wrote"):
+        OutputGate(overwrite=True).claim(tmp_path / LEDGER, "report")
     (tmp_path / "dir.json").mkdir()
     with pytest.raises(OutputConflict, match="is a folder"):
         OutputGate(overwrite=True).claim(tmp_path / "dir.json", "report")

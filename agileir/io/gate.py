@@ -14,6 +14,9 @@ before the first model call, then writes each through the gate:
     with gate.atomic(out_path, "image") as tmp:
         write_png(tmp, pixels)
 
+Claim from one thread before the work starts; the writes may then run in threads, and a gate pickles, so
+Ray workers can write through it (the ledger takes appends from many processes).
+
 Kinds are free-form strings naming what a file is ("image", "video", "export", "engine", "engine
 description", "batch manifest", "triton repository", "... report"); only equality matters.
 
@@ -43,10 +46,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .atomic import atomic_path
-from .outputs import OutputConflict, same_file
 
 LEDGER = ".agileir.outputs.jsonl"
 OVERWRITE_HINT = "--overwrite replaces it"
+
+
+class OutputConflict(ValueError):
+    """An output would overwrite an input of the run, a file agileir did not write, or another output."""
 
 
 @dataclass(frozen=True)
@@ -108,16 +114,32 @@ class OutputGate:
 
     def __init__(self, inputs: Iterable[str | os.PathLike | None] = (), overwrite: bool = False) -> None:
         self.inputs: list[Path] = []
+        self._input_paths: dict[str, Path] = {}  # real path -> input, and (device, inode) -> input: hard links
+        self._input_inodes: dict[tuple[int, int], Path] = {}
         self.overwrite = overwrite
         self._claimed: dict[Path, tuple[Path, str]] = {}
         self._ledgers: dict[Path, dict[str, Written]] = {}  # read once per folder: a folder run claims many
         self.add_inputs(*inputs)
 
     def add_inputs(self, *paths: str | os.PathLike | None) -> None:
-        self.inputs += [Path(p) for p in paths if p is not None]
+        for p in (Path(p) for p in paths if p is not None):
+            self.inputs.append(p)
+            self._input_paths.setdefault(os.path.realpath(p), p)
+            try:
+                st = p.stat()
+                self._input_inodes.setdefault((st.st_dev, st.st_ino), p)
+            except OSError:  # not there (yet): only its path can match
+                pass
 
     def _input_hit(self, path: Path) -> Path | None:
-        return next((p for p in self.inputs if same_file(path, p)), None)
+        hit = self._input_paths.get(os.path.realpath(path))
+        if hit is None:
+            try:
+                st = path.stat()
+                hit = self._input_inodes.get((st.st_dev, st.st_ino))
+            except OSError:
+                pass
+        return hit
 
     def claim(self, path: str | os.PathLike, kind: str, what: str | None = None) -> Path:
         """Reserve `path` for an output of `kind` (`what` names its producer in messages); refuse it now when
@@ -133,6 +155,8 @@ class OutputGate:
             first, first_what = self._claimed[key]
             raise OutputConflict(f"two outputs would be written to {path} ({first_what} and {what or kind}): "
                                  "refusing before any work")
+        if path.name == LEDGER:
+            raise OutputConflict(f"{path} is agileir's record of the files it wrote: refusing")
         if path.is_dir() and not path.is_symlink():
             raise OutputConflict(f"the output {path}{label} is a folder: refusing")
         if (path.exists() or path.is_symlink()) and not self.overwrite:

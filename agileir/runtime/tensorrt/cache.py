@@ -123,7 +123,7 @@ def _check_replaceable(entry: Path) -> None:
     except (OSError, ValueError, AttributeError):
         is_entry = False
     if not is_entry:
-        from ...io.outputs import OutputConflict
+        from ...io.gate import OutputConflict
 
         raise OutputConflict(f"{entry} is in the engine cache's place for this engine but is not a cache entry "
                              f"(no {KEY} of {KEY_FORMAT}): refusing to replace it; move it away")
