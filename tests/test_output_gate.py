@@ -61,7 +61,7 @@ def test_toolkit_output_is_replaced_user_file_and_edited_file_refused(tmp_path):
     assert toolkit_kind(out) == "report" and read_ledger(tmp_path)["r.json"].size == out.stat().st_size
     OutputGate().write_json(out, {"a": 2}, "report")  # a rerun replaces its own output
     assert json.loads(out.read_text()) == {"a": 2}
-    with pytest.raises(OutputConflict, match="is a report written by agileir, not a engine"):
+    with pytest.raises(OutputConflict, match="is agileir's report, not its engine"):
         OutputGate().claim(out, "engine")  # another kind of output never replaces it
     out.write_text('{"a": 2, "edited": true}\n')  # edited by the user: no longer the toolkit's
     with pytest.raises(OutputConflict, match="not written by agileir"):
@@ -231,7 +231,7 @@ def test_build_does_not_replace_export_json_with_its_sidecar(files, tmp_path):
     exp = _copy_export(files, tmp_path)
     before = B.sha(exp / "export.json")
     r = run(["build", exp / "model.onnx", "--target", "rtx", "-o", exp / "export.plan"])
-    assert_refused(r, exp / "export.json", contains="written by agileir, not a engine description")
+    assert_refused(r, exp / "export.json", contains="is agileir's export, not its engine description")
     assert B.sha(exp / "export.json") == before and not (exp / "export.plan").exists()
 
 

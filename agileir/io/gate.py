@@ -168,7 +168,7 @@ class OutputGate:
                 raise OutputConflict(f"{path}{label} exists and was not written by agileir (or was changed since): "
                                      f"refusing to replace it ({OVERWRITE_HINT})")
             if found != kind:
-                raise OutputConflict(f"{path} is a {found} written by agileir, not a {kind}: refusing to replace it "
+                raise OutputConflict(f"{path} is agileir's {found}, not its {kind}: refusing to replace it "
                                      f"({OVERWRITE_HINT})")
         self._claimed[key] = (path, what or kind)
         return path
