@@ -3,7 +3,7 @@
     upscaler = Upscaler(runner, TilingOptions())
     plan = folder_outputs(images, out_dir, upscaler.scale)          # agileir.io.outputs: names, checked first
     result = upscale_files(upscaler, plan, PipelineOptions(batch=4), OutputFolder(out_dir), on_item=print)
-    item = upscale_file(upscaler, src, dst)                         # one image: any failure is raised
+    item = upscale_file(upscaler, src, dst)                         # one image (this thread): failures raised
 
 Each output equals the serial loop's (`read_image` -> `Upscaler.upscale_image` -> `write_image`); with batch > 1
 the model sees a (B, 3, h, w) batch, so floating-point results may differ from batch 1 in the last bits (tested:
@@ -67,17 +67,23 @@ class _Decoded:
     plan: TilePlan
 
 
+def _decode(upscaler: Upscaler, src: Path, share: int) -> tuple[_Decoded, list[str]]:
+    """Read `src` and plan its tiling (the budget shared by `share` images per call); with its notes."""
+    image = read_image(src)
+    h, w = image.rgb.shape[:2]
+    tiles = upscaler.plan(h, w, share=share)
+    return _Decoded(image, tiles), image_notes(Path(src).name, image, tiles)
+
+
 def _stages(upscaler: Upscaler, plan: Mapping[Path, Path], options: PipelineOptions, folder: OutputFolder | None,
             info: dict[Path, tuple[bool, list[str]]]):
     lock = threading.Lock()
 
     def decode(src: Path) -> _Decoded:
-        image = read_image(src)
-        h, w = image.rgb.shape[:2]
-        tiles = upscaler.plan(h, w, share=options.batch)
+        decoded, notes = _decode(upscaler, src, options.batch)
         with lock:
-            info[src] = (image.is_grayscale, image_notes(Path(src).name, image, tiles))
-        return _Decoded(image, tiles)
+            info[src] = (decoded.image.is_grayscale, notes)
+        return decoded
 
     def infer(value):
         if options.batch == 1:
@@ -138,10 +144,24 @@ def upscale_files(upscaler: Upscaler, plan: Mapping[Path, Path], options: Pipeli
 
 def upscale_file(upscaler: Upscaler, src: Path, dst: Path, folder: OutputFolder | None = None,
                  on_item: Callable[[ImageItem], None] | None = None) -> ImageItem:
-    """One image: the folder run of a single file, where any failure (an unreadable file too) is raised."""
-    result = upscale_files(upscaler, {Path(src): Path(dst)}, PipelineOptions(fail_fast=True),
-                           folder if folder is not None else OutputFolder(Path(dst).parent), on_item)
-    return result.items[0]
+    """One image, the steps of a folder run in this thread (so SIGINT/SIGTERM interrupt the write itself and no
+    output is left); any failure, an unreadable file too, is raised. `folder`: default dst's parent, created
+    on the write and removed again if the run fails."""
+    src, dst = Path(src), Path(dst)
+    folder = folder if folder is not None else OutputFolder(dst.parent)
+    if folder.path.is_dir():
+        sweep_stale(folder.path)
+    try:
+        decoded, notes = _decode(upscaler, src, 1)
+        result = upscaler.upscale_image(decoded.image, decoded.plan)
+        bits = write_upscaled(dst, result, folder)
+    finally:
+        folder.discard_if_unused()
+    item = ImageItem(src, dst, True, notes, decoded.image.is_grayscale, bits, result=result)
+    if on_item is not None:
+        on_item(item)
+    item.result = None
+    return item
 
 
 __all__ = ["FilesResult", "ImageItem", "image_key", "upscale_file", "upscale_files"]
