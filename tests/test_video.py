@@ -16,6 +16,7 @@ from agileir.io.images import to_uint8  # noqa: E402
 from agileir.upscale.images import upscale_rgb  # noqa: E402
 from agileir.models import build_model, save_safetensors  # noqa: E402
 from agileir.upscale.options import EncodingOptions, PipelineOptions, TilingOptions  # noqa: E402
+from agileir.upscale.tiling import DEFAULT_OVERLAP  # noqa: E402
 from agileir.upscale.upscaler import Upscaler  # noqa: E402
 from agileir.upscale.video import VideoError, VideoProgress  # noqa: E402
 from agileir.upscale.video import upscale_video as _upscale_video  # noqa: E402
@@ -25,7 +26,7 @@ from test_models import TINY_SWINIR  # noqa: E402
 N, W, H, FPS, SR = 12, 32, 24, 24, 48000
 
 
-def upscale_video(runner, src, dst, *, tile=0, tile_overlap=16, batch=1, progress=None, **encoding):
+def upscale_video(runner, src, dst, *, tile=0, tile_overlap=DEFAULT_OVERLAP, batch=1, progress=None, **encoding):
     """The library call with its option objects built from keywords (tile 0: the frames whole, as expected_frames)."""
     return _upscale_video(Upscaler(runner, TilingOptions(tile, tile_overlap)), src, dst, EncodingOptions(**encoding),
                           PipelineOptions(batch=batch), progress)

@@ -38,7 +38,8 @@ class _Report:
     def __init__(self, hr_dir: str | None, scale: int, total: int) -> None:
         from tqdm import tqdm
 
-        self.hr_dir, self.scale, self.scores = hr_dir, scale, []
+        self.hr_dir, self.scale = hr_dir, scale
+        self.scores: list[tuple[float, float]] = []
         self.bar = tqdm(total=total, desc="upscaling", unit="img", disable=total < 2)
 
     def __call__(self, item) -> None:

@@ -3,7 +3,7 @@
     source (folder | glob | list file of paths/URIs)
       -> ray.data.from_items(rows)                 one row per image: input, output
       -> map(decode)                               CPU task: resume check, fetch (pyarrow fs), decode
-      -> map_batches(Upscaler, concurrency=N)      actor pool: one runner per actor, loaded once
+      -> map_batches(UpscaleActor, concurrency=N)  actor pool: one runner per actor, loaded once
       -> map(encode)                               CPU task: atomic PNG
       -> manifest.json (atomic)                    input, output, status, error, seconds per image
 

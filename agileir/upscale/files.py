@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from ..io.atomic import sweep_stale
 from ..io.images import Image, read_image
@@ -124,7 +124,7 @@ def upscale_files(upscaler: Upscaler, plan: Mapping[Path, Path], options: Pipeli
     if folder is not None and folder.path.is_dir():
         sweep_stale(folder.path)
     items: list[ImageItem] = []
-    pipe = iter(run_pipeline(list(plan), decode, infer, encode, options, batch_key=lambda v: image_key(v.image),
+    pipe: Any = iter(run_pipeline(list(plan), decode, infer, encode, options, batch_key=lambda v: image_key(v.image),
                              encode_takes_item=True))
     try:
         for r in pipe:

@@ -104,7 +104,7 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def parse_tile(text: str | int) -> int | None:
+def parse_tile(text: str | int | None) -> int | None:
     """--tile: 'auto' -> None, otherwise a size >= 0 (0: whole image)."""
     if text is None or str(text).strip().lower() == "auto":
         return None

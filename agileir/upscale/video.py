@@ -160,7 +160,8 @@ class _Transcode:
         self.frame_s = float(1 / self.rate) if self.rate else 0.0
         self.pending_side: collections.deque = collections.deque()
         self.offset_pts: int | None = None
-        self.offset_s, self.end_s = 0.0, None
+        self.offset_s: float = 0.0
+        self.end_s: float | None = None
         h, w = int(vin.codec_context.height), int(vin.codec_context.width)
         self.plan: TilePlan = upscaler.plan(h, w, share=pipeline.batch)
         self.notes = [self.plan.message(src.name, h, w)] if self.plan.auto else []
