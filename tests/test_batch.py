@@ -62,6 +62,7 @@ def test_batch_matches_infer_and_reports_the_corrupt_file(job):
     assert by_name["bad.png"]["status"] == "failed" and "cannot read image" in by_name["bad.png"]["error"]
     assert not (out / "bad_x3.png").exists()
     assert {by_name[f"img{i}.png"]["status"] for i in range(5)} == {"ok"}
+    assert all(item["notes"] == [] for item in manifest["items"])  # small images: whole, no tiling note
 
     # resume: a complete output is skipped, a truncated one is redone
     (out / "img1_x3.png").write_bytes((out / "img1_x3.png").read_bytes()[:50])

@@ -104,8 +104,9 @@ def test_batch_actor_output_is_infer_output_bit_for_bit(checkpoint, set5, tmp_pa
             assert r.exit_code == 0, r.output
             assert ("memory budget" in r.stderr) == (budget is not None)  # 275M: tiled
             out = actor({"input": [str(src)], "output": [str(tmp_path / "b.png")], "status": ["pending"],
-                         "error": [""], "seconds": [0.0], "image": [pickle.dumps(read_image(src))]})
+                         "error": [""], "notes": [""], "seconds": [0.0], "image": [pickle.dumps(read_image(src))]})
             row = {k: v[0] for k, v in out.items()}
+            assert ("memory budget" in row["notes"]) == (budget is not None)  # reported in the manifest
             assert encode_row(row)["status"] == "ok", row["error"]
             assert (tmp_path / "b.png").read_bytes() == ref.read_bytes(), (name, budget)
 

@@ -57,6 +57,8 @@ def batch_cmd(model, input_, output, options, tiling, runner):
     result = run_batch(spec, input_, output, tiling, options, tuple(artifact_inputs(model)),
                        echo=lambda s: click.echo(s, err=True))
     for item in result.items:
+        for note in item["notes"]:
+            click.echo(note, err=True)
         if item["status"] == "failed":
             click.echo(f"failed: {item['input']}: {item['error']}", err=True)
     click.echo(result.summary())

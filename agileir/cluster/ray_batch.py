@@ -134,8 +134,8 @@ def _first_line(e: BaseException) -> str:
 def decode_row(row: dict, scale: int, resume: bool = True) -> dict:
     """CPU task: skip a complete output, else read and decode the input (image pickled for the actor)."""
     start = time.perf_counter()
-    out = {"input": row["input"], "output": row["output"], "status": "pending", "error": "", "image": b"",
-           "seconds": 0.0}
+    out = {"input": row["input"], "output": row["output"], "status": "pending", "error": "", "notes": "",
+           "image": b"", "seconds": 0.0}
     try:
         if is_uri(row["input"]):
             data = read_bytes(row["input"])
@@ -173,28 +173,33 @@ class UpscaleActor:
         self.upscaler = Upscaler(load_runner(spec, echo=lambda _: None), tiling)
 
     def __call__(self, batch: dict) -> dict:
+        from ..upscale.upscaler import image_notes
+
         images = list(batch["image"])
         statuses, errors, seconds = list(batch["status"]), list(batch["error"]), list(batch["seconds"])
-        results = []
+        notes, results = list(batch["notes"]), []
         for i, payload in enumerate(images):
             if statuses[i] != "pending":
                 results.append(b"")
                 continue
             start = time.perf_counter()
             try:
-                results.append(pickle.dumps(self.upscaler.upscale_image(pickle.loads(payload))))
+                image = pickle.loads(payload)
+                plan = self.upscaler.plan(*image.rgb.shape[:2])
+                notes[i] = "\n".join(image_notes(Path(str(batch["input"][i])).name, image, plan))
+                results.append(pickle.dumps(self.upscaler.upscale_image(image, plan)))
             except Exception as e:
                 statuses[i], errors[i] = "failed", _first_line(e)
                 results.append(b"")
             seconds[i] = float(seconds[i]) + time.perf_counter() - start
         return {"input": batch["input"], "output": batch["output"], "status": statuses, "error": errors,
-                "seconds": seconds, "image": results}
+                "notes": notes, "seconds": seconds, "image": results}
 
 
 def encode_row(row: dict) -> dict:
     """CPU task: write the upscaled image as an atomic PNG."""
     start = time.perf_counter()
-    out = {k: row[k] for k in ("input", "output", "status", "error")}
+    out = {k: row[k] for k in ("input", "output", "status", "error", "notes")}
     if out["status"] == "pending":
         try:
             from ..upscale.writing import write_upscaled
@@ -311,7 +316,7 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: Tiling
 
 def _finish(rows: list[dict], seconds: float, manifest: Path, header: dict) -> BatchResult:
     items = [{"input": r["input"], "output": r["output"], "status": r["status"], "error": r["error"] or None,
-              "seconds": float(r["seconds"])} for r in rows]
+              "notes": [n for n in str(r["notes"]).split("\n") if n], "seconds": float(r["seconds"])} for r in rows]
     counts: dict[str, int] = {}
     for r in items:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
