@@ -4,7 +4,8 @@
 read their defaults from here) and pass them down; library callers construct them directly:
 
     Upscaler(runner, TilingOptions(tile=None, max_memory=parse_size("4G")))
-    upscale_video(upscaler, "in.mp4", "out.mkv", EncodingOptions(codec="ffv1", pix_fmt="bgr0"), PipelineOptions(batch=2))
+    upscale_video(upscaler, "in.mp4", "out.mkv", EncodingOptions(codec="ffv1", pix_fmt="bgr0"),
+                  PipelineOptions(batch=2))
 
 They are frozen plain data: they pickle to Ray actors and worker processes.
 """
