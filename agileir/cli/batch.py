@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import click
 
-from .common import EXIT_FAILED, artifact_inputs, friendly_errors, require_module, runner_options
+from .common import CheckFailed, artifact_inputs, friendly_errors, require_module, runner_options
 from .options import tiling_options
 
 
@@ -62,7 +62,8 @@ def batch_cmd(model, input_, output, options, tiling, runner):
         if item["status"] == "failed":
             click.echo(f"failed: {item['input']}: {item['error']}", err=True)
     click.echo(result.summary())
-    return EXIT_FAILED if result.failed else 0
+    if result.failed:
+        raise CheckFailed(f"{result.failed} image(s) failed (see {result.manifest})")
 
 
 def register(group: click.Group) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_FAILED, CliError, artifact_inputs, friendly_errors, model_and_input, runner_options
+from .common import CheckFailed, CliError, artifact_inputs, friendly_errors, model_and_input, runner_options
 from .options import encoding_options, pipeline_options, tiling_options
 from .video import run_video
 
@@ -80,8 +80,10 @@ class _Report:
             return 0
         failed = result.failed
         line = f"{len(result.written)} written, {len(failed)} failed"
-        click.echo(line + (": " + "; ".join(item.error for item in failed) if failed else ""), err=True)
-        return EXIT_FAILED if failed else 0
+        if failed:
+            raise CheckFailed(line + ": " + "; ".join(item.error for item in failed))
+        click.echo(line, err=True)
+        return 0
 
 
 def _check_output_kind(output: str | None, inp: Path) -> None:
