@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -483,10 +484,11 @@ def test_batch_disk_full_is_exit_2_not_1(models, tmp_path, monkeypatch):
     pytest.importorskip("ray.data")
     import agileir.cluster.ray_batch as ray_batch
 
-    def full_disk_run(spec, source, out_dir, manifest=None, **kwargs):
+    def full_disk_run(spec, source, out_dir, tiling, options, protected=(), echo=None):
+        manifest = Path(options.manifest)
         manifest.write_text('{"format": "%s"}\n' % ray_batch.MANIFEST_FORMAT)
-        items = [{"input": "in/a.png", "output": "out/a_x4.png", "status": "ok", "error": None},
-                 {"input": "in/b.png", "output": "out/b_x4.png", "status": "failed",
+        items = [{"input": "in/a.png", "output": "out/a_x4.png", "status": "ok", "error": None, "notes": []},
+                 {"input": "in/b.png", "output": "out/b_x4.png", "status": "failed", "notes": [],
                   "error": "[Errno 28] No space left on device: 'out/b_x4.png'"}]
         return ray_batch.BatchResult(items, 1.0, manifest, {"ok": 1, "failed": 1})
 

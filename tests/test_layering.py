@@ -20,7 +20,7 @@ RANKS = {
     "upscale": 2, "plugins": 2, "export": 2,
     "runtime": 3,
     "calibration": 4, "training": 4,
-    "cluster": 5,
+    "cluster": 5, "deploy": 5,
     "cli": 6,
     "api": 7, "__main__": 7,
 }

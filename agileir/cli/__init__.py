@@ -10,7 +10,7 @@ import signal
 import click
 
 from . import batch, calibrate, export, infer, models, runtime, serve, video
-from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, CliError
+from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, CheckFailed, CliError
 
 
 class _Group(click.Group):
@@ -58,7 +58,7 @@ def run_command(entry, *args, **kwargs):
         raise SystemExit(EXIT_INTERRUPTED) from None
     except click.exceptions.Exit as e:
         raise SystemExit(e.exit_code) from None
-    except CliError as e:
+    except (CliError, CheckFailed) as e:
         e.show()
         raise SystemExit(e.exit_code) from None
     except click.UsageError as e:
@@ -71,8 +71,6 @@ def run_command(entry, *args, **kwargs):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    if isinstance(result, int) and result:
-        raise SystemExit(result)
     return result
 
 

@@ -1,54 +1,72 @@
 """`agileir batch`: upscale a folder, a glob or a list of paths/URIs on Ray Data (local or a cluster)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from .common import (EXIT_FAILED, CliError, artifact_inputs, backend_option, friendly_errors, is_disk_full,
-                     model_options, overwrite_option, require_module)
+from .common import (CheckFailed, CliError, artifact_inputs, friendly_errors, is_disk_full, overwrite_option,
+                     require_module, runner_options)
+from .options import tiling_options
+
+
+def _batch_options(fn):
+    """The Ray options of `agileir batch` -> `options` (agileir.cluster.ray_batch.BatchOptions)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, ray_address, actors, cpus_per_actor, gpus_per_actor, num_cpus, manifest, no_resume, **kwargs):
+        from ..cluster.ray_batch import BatchOptions
+
+        kwargs["options"] = BatchOptions(actors, cpus_per_actor, gpus_per_actor, manifest, not no_resume, ray_address,
+                                         num_cpus)
+        return fn(*args, **kwargs)
+
+    for option in reversed([
+        click.option("--ray-address", help="a running Ray cluster (e.g. 'auto' or 'ray://head:10001'); "
+                     "default: start a local instance"),
+        click.option("--actors", default=1, show_default=True, type=click.IntRange(1),
+                     help="inference actors (each loads the model once; TensorRT engines: one GPU each)"),
+        click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0.1),
+                     help="CPUs each inference actor reserves (also its ONNX Runtime thread count)"),
+        click.option("--gpus-per-actor", type=click.FloatRange(0), help="default: 1 for TensorRT engines, else 0"),
+        click.option("--num-cpus", type=click.IntRange(1), help="CPUs of the local Ray instance (default: bounded, "
+                     "actors' share + 1, at most 8 unless more are needed)"),
+        click.option("--manifest", type=click.Path(dir_okay=False), help="default: OUTPUT/manifest.json"),
+        click.option("--no-resume", is_flag=True, help="redo outputs that already exist"),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.command(name="batch")
 @click.argument("model")
 @click.argument("input_", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT")
-@click.option("--ray-address", help="a running Ray cluster (e.g. 'auto' or 'ray://head:10001'); "
-              "default: start a local instance")
-@click.option("--actors", default=1, show_default=True, type=click.IntRange(1),
-              help="inference actors (each loads the model once; TensorRT engines: one GPU each)")
-@click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0.1),
-              help="CPUs each inference actor reserves (also its ONNX Runtime thread count)")
-@click.option("--gpus-per-actor", type=click.FloatRange(0), help="default: 1 for TensorRT engines, else 0")
-@click.option("--num-cpus", type=click.IntRange(1), help="CPUs of the local Ray instance (default: bounded, "
-              "actors' share + 1, at most 8 unless more are needed)")
-@click.option("--tile", default=0, show_default=True, help="tile size in input pixels (0: whole image)")
-@click.option("--tile-overlap", default=16, show_default=True, help="tile overlap in input pixels")
-@click.option("--manifest", type=click.Path(dir_okay=False), help="default: OUTPUT/manifest.json")
-@click.option("--no-resume", is_flag=True, help="redo outputs that already exist")
-@backend_option("override the backend chosen from the model file type")
-@model_options
+@_batch_options
+@tiling_options
+@runner_options()
 @overwrite_option
 @friendly_errors
-def batch_cmd(model, input_, output, ray_address, actors, cpus_per_actor, gpus_per_actor, num_cpus, tile,
-              tile_overlap, manifest, no_resume, backend, preset_name, upstream_compat, overwrite):
+def batch_cmd(model, input_, output, options, tiling, runner, overwrite):
     """Upscale every image of INPUT (folder, glob, or a .txt list of paths/URIs) into the folder OUTPUT with
-    MODEL, as `agileir-infer` would, on Ray Data. Exit code 1 when an image failed (see the manifest)."""
+    MODEL, as `agileir-infer` would (same tiling defaults, same names, every output checked against every input
+    before any work), on Ray Data. Exit code 1 when an image failed (see the manifest)."""
     require_module("ray.data", "batch", "agileir batch", "ray[data]")
-    from ..cluster.ray_batch import RunnerSpec, run_batch
+    from ..cluster.ray_batch import run_batch
     from ..io.gate import OutputGate
 
-    manifest = Path(manifest) if manifest else Path(output) / "manifest.json"
+    manifest = Path(options.manifest) if options.manifest else Path(output) / "manifest.json"
     gate = OutputGate([*artifact_inputs(model), *_local_inputs(input_)], overwrite)
     gate.claim(manifest, "batch manifest", "--manifest")
-
-    spec = RunnerSpec(model, backend, preset_name, upstream_compat, threads=max(1, int(cpus_per_actor)),
-                      tile=tile, tile_overlap=tile_overlap)
-    result = run_batch(spec, input_, output, actors=actors, cpus_per_actor=cpus_per_actor,
-                       gpus_per_actor=gpus_per_actor, manifest=manifest, resume=not no_resume,
-                       address=ray_address, num_cpus=num_cpus, echo=lambda s: click.echo(s, err=True))
+    spec = replace(runner, artifact=model, threads=max(1, int(options.cpus_per_actor)))
+    result = run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)),
+                       tuple(artifact_inputs(model)), echo=lambda s: click.echo(s, err=True))
     gate.record(manifest, "batch manifest")
     for item in result.items:
+        for note in item["notes"]:
+            click.echo(note, err=True)
         if item["status"] == "failed":
             click.echo(f"failed: {item['input']}: {item['error']}", err=True)
     click.echo(result.summary())
@@ -56,7 +74,8 @@ def batch_cmd(model, input_, output, ray_address, actors, cpus_per_actor, gpus_p
                       if item["status"] == "failed" and is_disk_full(item["error"] or "")), None)
     if disk_full is not None:  # the machine's problem, not a bad file: exit 2 as in every command
         raise CliError(f"{disk_full['error']} (writing the output of {disk_full['input']}; see {manifest})")
-    return EXIT_FAILED if result.failed else 0
+    if result.failed:
+        raise CheckFailed(f"{result.failed} image(s) failed (see {result.manifest})")
 
 
 def _local_inputs(source: str) -> list[Path]:

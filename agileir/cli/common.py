@@ -25,6 +25,15 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
+class CheckFailed(click.ClickException):
+    """A check failed (validation below its threshold, files of a folder/batch run that failed): exit 1, with a
+    one-line summary. The one way every command signals exit code 1."""
+    exit_code = EXIT_FAILED
+
+    def show(self, file=None):
+        click.echo(self.message, err=True)
+
+
 class MissingDependency(CliError):
     """Something this machine lacks (TensorRT, a GPU, an optional package): not the input's fault."""
     exit_code = EXIT_ENVIRONMENT
@@ -204,17 +213,9 @@ def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
 
 
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
-    """The fused model, probed once on a one-window input: a model whose output is not finite (NaN
-    weights) fails here, in one line, before calibration or export start (agileir.upscale.contract)."""
-    import numpy as np
+    from ..runtime.pytorch import load_checked_model
 
-    from ..runtime.pytorch import torch_upscaler
-    from ..models.load import load_model
-
-    loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
-    w = loaded.config.window_size
-    torch_upscaler(loaded.model)(np.full((1, 3, w, w), 0.5, np.float32))
-    return loaded
+    return load_checked_model(path, preset_name, upstream_compat)
 
 
 def write_json(path: str | Path, payload: dict, gate=None, kind: str = "report") -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from .common import (EXIT_ENVIRONMENT, CliError, artifact_inputs, backend_option, friendly_errors, overwrite_option,
-                     target_options, write_json)
+from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, artifact_inputs, backend_option, friendly_errors,
+                     overwrite_option, target_options, write_json)
 
 
 def _sizes(text: str) -> list[int]:
@@ -133,7 +133,7 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
         write_json(json_out, report.to_dict(), gate, "validation report")
         click.echo(f"wrote {json_out}")
     if not report.passed:
-        raise click.exceptions.Exit(1)
+        raise CheckFailed(f"validation failed: {artifact} is below the {report.precision} threshold")
 
 
 @click.command(name="bench")

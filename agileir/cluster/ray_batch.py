@@ -3,12 +3,15 @@
     source (folder | glob | list file of paths/URIs)
       -> ray.data.from_items(rows)                 one row per image: input, output
       -> map(decode)                               CPU task: resume check, fetch (pyarrow fs), decode
-      -> map_batches(Upscaler, concurrency=N)      actor pool: one runner per actor, loaded once
+      -> map_batches(UpscaleActor, concurrency=N)  actor pool: one runner per actor, loaded once
       -> map(encode)                               CPU task: atomic PNG
       -> manifest.json (atomic)                    input, output, status, error, seconds per image
 
-Per image the work is the one `agileir-infer` does (`read_image` / `decode_image`, `upscale_image` with the
-same tiling, `write_image`, `outputs.output_names`), so outputs are bit-identical for the same runner. A failing image
+Per image the work is the one `agileir-infer` does (`read_image` / `decode_image`, then
+`agileir.upscale.upscaler.Upscaler.upscale_image` with the same TilingOptions and defaults, written through
+`agileir.upscale.writing.write_upscaled`, named by `outputs.output_names`), so outputs are bit-identical for the
+same runner. Every output is planned and checked against every local input and the model files before any work
+(`outputs.check_outputs`, as agileir-infer does): a run that would replace an input is refused. A failing image
 becomes a row with status "failed" and its error; it never stops the job. Outputs that exist and open as a
 PNG of the expected size are skipped ("skipped"), so a rerun resumes.
 
@@ -25,8 +28,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..io.atomic import write_json
-from ..io.images import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image, write_image
-from ..io.outputs import output_names
+from ..io.images import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image
+from ..io.outputs import OutputFolder, check_outputs, output_names
+from ..runtime import RunnerSpec
+from ..upscale.options import TilingOptions
 
 MANIFEST_FORMAT = "agileir-batch/1"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -67,18 +72,20 @@ def resolve_inputs(source: str) -> list[str]:
     raise ImageError(f"{source}: no such folder, list file or pattern")
 
 
-def plan_outputs(inputs: list[str], out_dir: Path, scale: int) -> list[dict]:
-    """One row per input with its output path; two inputs that would write the same output are refused."""
+def plan_outputs(inputs: list[str], out_dir: Path, scale: int, protected: tuple[str | Path, ...] = ()) -> list[dict]:
+    """One row per input with its output path. Refused before any work (ValueError / OutputConflict): two
+    inputs that would write the same output, and an output that is any local input of the run or a `protected`
+    file (the model), by path, symlink or hard link."""
     rows: list[dict] = []
     seen: dict[Path, str] = {}
     for src, name in zip(inputs, output_names(inputs, scale)):
         dst = out_dir / name
         if dst in seen:
             raise ValueError(f"{src} and {seen[dst]} would both write {dst.name}; give them distinct names")
-        if not is_uri(src) and Path(_local(src)).resolve() == dst.resolve():
-            raise ValueError(f"refusing to overwrite the input {src}")
         seen[dst] = src
         rows.append({"input": src, "output": str(dst)})
+    local = [Path(_local(src)) for src in inputs if not is_uri(src)]
+    check_outputs([(row["output"], row["input"]) for row in rows], local + [Path(p) for p in protected])
     return rows
 
 
@@ -127,8 +134,8 @@ def _first_line(e: BaseException) -> str:
 def decode_row(row: dict, scale: int, resume: bool = True) -> dict:
     """CPU task: skip a complete output, else read and decode the input (image pickled for the actor)."""
     start = time.perf_counter()
-    out = {"input": row["input"], "output": row["output"], "status": "pending", "error": "", "image": b"",
-           "seconds": 0.0}
+    out = {"input": row["input"], "output": row["output"], "status": "pending", "error": "", "notes": "",
+           "image": b"", "seconds": 0.0}
     try:
         if is_uri(row["input"]):
             data = read_bytes(row["input"])
@@ -155,37 +162,22 @@ def decode_row(row: dict, scale: int, resume: bool = True) -> dict:
     return out
 
 
-@dataclass
-class RunnerSpec:
-    """What every actor needs to load its runner once (plain data: it travels to the actors)."""
-    model: str | None
-    backend: str = "auto"
-    preset_name: str | None = None
-    upstream_compat: bool = False
-    threads: int = 1
-    tile: int = 0
-    tile_overlap: int = 16
+class UpscaleActor:
+    """The actor of the inference pool: one runner, loaded once in __init__, applied by an
+    agileir.upscale.upscaler.Upscaler (the tiling rules of agileir-infer) to every image."""
 
-    def load(self):
+    def __init__(self, spec: RunnerSpec, tiling: TilingOptions):
         from ..runtime import load_runner
+        from ..upscale.upscaler import Upscaler
 
-        return load_runner(self.model, preset=self.preset_name, upstream_compat=self.upstream_compat,
-                           backend=self.backend, threads=self.threads)
-
-
-class Upscaler:
-    """The actor of the inference pool: one runner, loaded once in __init__, used for every batch."""
-
-    def __init__(self, spec: RunnerSpec):
-        self.spec = spec
-        self.runner = spec.load()
+        self.upscaler = Upscaler(load_runner(spec, echo=lambda _: None), tiling)
 
     def __call__(self, batch: dict) -> dict:
-        from ..upscale.images import upscale_image
+        from ..upscale.upscaler import image_notes
 
         images = list(batch["image"])
         statuses, errors, seconds = list(batch["status"]), list(batch["error"]), list(batch["seconds"])
-        results = []
+        notes, results = list(batch["notes"]), []
         for i, payload in enumerate(images):
             if statuses[i] != "pending":
                 results.append(b"")
@@ -193,26 +185,27 @@ class Upscaler:
             start = time.perf_counter()
             try:
                 image = pickle.loads(payload)
-                r = upscale_image(self.runner.upscale, image, self.runner.scale, self.spec.tile,
-                                  self.spec.tile_overlap, align=self.runner.window)
-                results.append(pickle.dumps(r))
+                plan = self.upscaler.plan(*image.rgb.shape[:2])
+                notes[i] = "\n".join(image_notes(Path(str(batch["input"][i])).name, image, plan))
+                results.append(pickle.dumps(self.upscaler.upscale_image(image, plan)))
             except Exception as e:
                 statuses[i], errors[i] = "failed", _first_line(e)
                 results.append(b"")
             seconds[i] = float(seconds[i]) + time.perf_counter() - start
         return {"input": batch["input"], "output": batch["output"], "status": statuses, "error": errors,
-                "seconds": seconds, "image": results}
+                "notes": notes, "seconds": seconds, "image": results}
 
 
 def encode_row(row: dict) -> dict:
     """CPU task: write the upscaled image as an atomic PNG."""
     start = time.perf_counter()
-    out = {k: row[k] for k in ("input", "output", "status", "error")}
+    out = {k: row[k] for k in ("input", "output", "status", "error", "notes")}
     if out["status"] == "pending":
         try:
-            r = pickle.loads(row["image"])
-            Path(row["output"]).parent.mkdir(parents=True, exist_ok=True)
-            write_image(row["output"], r.rgb, r.alpha, r.bit_depth)
+            from ..upscale.writing import write_upscaled
+
+            output = Path(row["output"])
+            write_upscaled(output, pickle.loads(row["image"]), OutputFolder(output.parent))
             out["status"] = "ok"
         except Exception as e:
             out["status"], out["error"] = "failed", _first_line(e)
@@ -261,49 +254,71 @@ def init_ray(address: str | None, num_cpus: int, object_store_mb: int = 512) -> 
     return True
 
 
-def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, actors: int = 1, cpus_per_actor: float = 1.0,
-              gpus_per_actor: float | None = None, manifest: str | Path | None = None, resume: bool = True,
-              address: str | None = None, num_cpus: int | None = None,
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch job runs on Ray: `actors` inference actors of `cpus_per_actor` CPUs (also their ONNX Runtime
+    threads) and `gpus_per_actor` GPUs (None: 1 for TensorRT engines, else 0); the manifest path (None:
+    OUTPUT/manifest.json); `resume` skips complete outputs; `address` of a running cluster (None: a local
+    instance of `num_cpus` CPUs, None: local_ray_cpus)."""
+
+    actors: int = 1
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float | None = None
+    manifest: str | None = None
+    resume: bool = True
+    address: str | None = None
+    num_cpus: int | None = None
+
+
+def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: TilingOptions | None = None,
+              options: BatchOptions | None = None, protected: tuple[str | Path, ...] = (),
               echo: Callable[[str], Any] = print) -> BatchResult:
-    """Upscale every image of `source` into `out_dir` on Ray Data; writes the manifest, returns the result."""
+    """Upscale every image of `source` into `out_dir` with the runner `spec` describes, on Ray Data; writes the
+    manifest, returns the result. Every output is checked against the inputs and `protected` (the model files)
+    before Ray starts."""
     import ray
 
     from ..runtime import load_runner
 
+    tiling, options = tiling or TilingOptions(), options or BatchOptions()
     out_dir = Path(out_dir)
-    probe = load_runner(spec.model, preset=spec.preset_name, upstream_compat=spec.upstream_compat, backend=spec.backend,
-                        activate=False)
+    probe = load_runner(spec, activate=False, echo=lambda _: None)
     scale, backend = probe.scale, probe.backend
-    if gpus_per_actor is None:
-        gpus_per_actor = 1.0 if backend in ("tensorrt", "rtx") else 0.0  # an engine of either flavour needs a GPU
-    inputs = resolve_inputs(source)
-    rows = plan_outputs(inputs, out_dir, scale)
+    gpus = options.gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if backend in ("tensorrt", "rtx") else 0.0  # an engine of either flavour needs a GPU
+    rows = plan_outputs(resolve_inputs(source), out_dir, scale, protected)
+    manifest = Path(options.manifest) if options.manifest else out_dir / "manifest.json"
+    check_outputs([manifest], [Path(_local(r["input"])) for r in rows if not is_uri(r["input"])] + list(protected))
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Path(manifest) if manifest else out_dir / "manifest.json"
-    echo(f"model: {probe.description} via {backend}, x{scale}; {len(rows)} images, {actors} actor(s) "
-         f"({cpus_per_actor:g} CPU{', %g GPU' % gpus_per_actor if gpus_per_actor else ''} each)")
+    echo(f"model: {probe.description} via {backend}, x{scale}; {len(rows)} images, {options.actors} actor(s) "
+         f"({options.cpus_per_actor:g} CPU{', %g GPU' % gpus if gpus else ''} each)")
 
-    started = init_ray(address, local_ray_cpus(actors, cpus_per_actor, num_cpus))
+    started = init_ray(options.address, local_ray_cpus(options.actors, options.cpus_per_actor, options.num_cpus))
     start = time.perf_counter()
     try:
         ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
-        ds = ds.map(decode_row, fn_kwargs={"scale": scale, "resume": resume}, num_cpus=0.5)
-        pool = ray.data.ActorPoolStrategy(size=actors)  # Ray >= 2.51's spelling of concurrency=actors
-        ds = ds.map_batches(Upscaler, fn_constructor_kwargs={"spec": spec}, compute=pool, batch_size=1,
-                            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None, batch_format="numpy")
+        ds = ds.map(decode_row, fn_kwargs={"scale": scale, "resume": options.resume}, num_cpus=0.5)
+        pool = ray.data.ActorPoolStrategy(size=options.actors)  # Ray >= 2.51's spelling of concurrency=actors
+        ds = ds.map_batches(UpscaleActor, fn_constructor_kwargs={"spec": spec, "tiling": tiling}, compute=pool,
+                            batch_size=1, num_cpus=options.cpus_per_actor, num_gpus=gpus or None,
+                            batch_format="numpy")
         ds = ds.map(encode_row, num_cpus=0.5)
         items = sorted(ds.take_all(), key=lambda r: r["input"])
     finally:
         if started:
             ray.shutdown()
     seconds = time.perf_counter() - start
+    return _finish(items, seconds, manifest, {"format": MANIFEST_FORMAT, "model": spec.artifact, "backend": backend,
+                                              "scale": scale, "tile": tiling.tile_text, "tile_overlap": tiling.overlap,
+                                              "actors": options.actors, "source": source, "output": str(out_dir)})
+
+
+def _finish(rows: list[dict], seconds: float, manifest: Path, header: dict) -> BatchResult:
     items = [{"input": r["input"], "output": r["output"], "status": r["status"], "error": r["error"] or None,
-              "seconds": float(r["seconds"])} for r in items]
+              "notes": [n for n in str(r["notes"]).split("\n") if n], "seconds": float(r["seconds"])} for r in rows]
     counts: dict[str, int] = {}
     for r in items:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    write_json(manifest, {"format": MANIFEST_FORMAT, "model": spec.model, "backend": backend, "scale": scale,
-                          "tile": spec.tile, "tile_overlap": spec.tile_overlap, "actors": actors,
-                          "source": source, "output": str(out_dir), "seconds": round(seconds, 3),
-                          "counts": counts, "items": items})
+    write_json(manifest, {**header, "seconds": round(seconds, 3), "counts": counts, "items": items})
     return BatchResult(items, seconds, manifest, counts)
