@@ -18,8 +18,8 @@ import numpy as np
 from ..artifacts import read_sidecar
 from ..base import Runner
 from .cudart import DeviceBuffer, Stream
-from .env import (FLAVOUR_NAMES, EngineMismatch, import_trt, load_plugin_library,
-                  plugin_library_name, require_gpu, require_tensorrt)
+from .env import (FLAVOUR_NAMES, EngineMismatch, ensure_plugin_library, import_trt, load_plugin_library,
+                  require_gpu, require_tensorrt)
 
 if TYPE_CHECKING:
     import tensorrt
@@ -73,8 +73,6 @@ class TensorRTRunner(Runner):
 
     def __init__(self, path: str | Path, plugin_library: str | Path | None = None, device: int = 0,
                  verify_sha256: bool = True, flavour: str | None = None) -> None:
-        from ...plugins import find_plugin_library
-
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"engine not found: {path}")
@@ -92,8 +90,11 @@ class TensorRTRunner(Runner):
         self.tensorrt_version = require_tensorrt(self.flavour)
         self.device = device
         self.gpu = require_gpu(device)
-        lib = Path(plugin_library) if plugin_library else find_plugin_library(plugin_library_name(self.flavour))
-        self.plugin_library = lib if (self.info.get("plugin") or {}).get("impl") == "library" else None
+        needs_library = (self.info.get("plugin") or {}).get("impl") == "library"
+        lib = Path(plugin_library) if plugin_library else None
+        if lib is None and needs_library:  # found, or built on first use (docs/plugin.md)
+            lib = ensure_plugin_library(self.flavour)
+        self.plugin_library = lib if needs_library else None
         check_engine(self.info, self.tensorrt_version, self.gpu, lib, self.path.name, self.flavour)
         self.runtime_cache = self.path.with_suffix(".runtime.cache") if self.flavour == "rtx" else None
         self._runtime_cache_handle = None
