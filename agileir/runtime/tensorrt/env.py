@@ -205,7 +205,8 @@ def availability() -> dict[str, str | None]:
 
     status["nvcc"] = None if find_nvcc() else "nvcc is not installed (CUDA toolkit needed to build the kernel / plugin)"
     lib = find_plugin_library()
-    status["library"] = None if lib else f"{LIBRARY_NAME} not built (build_plugin_library() or set {ENV_LIBRARY})"
+    status["library"] = None if lib else (f"{LIBRARY_NAME} not built yet (`agileir build` builds it on first use, "
+                                          f"`agileir plugin build` ahead of time; or set {ENV_LIBRARY})")
     return status
 
 
