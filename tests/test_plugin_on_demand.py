@@ -228,3 +228,14 @@ def test_engine_cache_builds_the_plugin_form_with_the_on_demand_library(built, t
     assert len(sidecars) == 1
     sidecar = json.loads(sidecars[0].read_text())
     assert sidecar["plugin"]["impl"] == "library" and sidecar["network"]["plugin_layers"] == gswa_nodes
+    # stored zlib-compressed: the file is what engine.json describes, and inflates to a TensorRT-RTX plan
+    import zlib
+
+    from agileir.models.load import file_sha256
+
+    stored = sidecars[0].with_suffix(".plan")
+    assert sidecar["compression"] == "zlib" and sidecar["engine_sha256"] == file_sha256(stored)
+    plan = zlib.decompress(stored.read_bytes())
+    assert len(plan) == sidecar["plan_bytes"] > 2 * sidecar["engine_bytes"] == 2 * stored.stat().st_size
+    built_plan = (built["tmp"] / "tiny.plan").read_bytes()  # agileir build's (uncompressed) plan of the same graph
+    assert plan[:4] == built_plan[:4] == b"vtrt"
