@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--export", default=str(REPO / "out" / "agileir-x4-plugin"))
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per build")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "engine_bytes_cpu.json"))
-    parser.add_argument("--only", help="comma-separated config numbers (0-based) to run")
+    parser.add_argument("--only", help="comma-separated config numbers (0-based) to run; their rows replace those "
+                                       "of an existing --out file")
     parser.add_argument("--worker", nargs=4, metavar=("ONNX", "LIB", "CAPS", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -146,6 +147,10 @@ def main() -> None:
     lib = _plugin_library(env)
     chosen = [CONFIGS[int(i)] for i in args.only.split(",")] if args.only else CONFIGS
     rows = [_run_config(config, export, lib, env, args.timeout) for config in chosen]
+    if args.only and Path(args.out).is_file():  # re-measured rows replace theirs, the others are kept
+        fresh = {r["config"]: r for r in rows}
+        kept = json.loads(Path(args.out).read_text())["results"]
+        rows = [fresh.pop(r["config"], r) for r in kept] + list(fresh.values())
     import tensorrt_rtx
 
     payload = {"host": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -180,7 +185,9 @@ def _run_config(config, export: Path, lib: str, env: dict, timeout: float) -> di
         return row | {"status": f"not finished within {timeout:.0f} s (stopped)"}
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
-        return row | {"status": f"failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"}
+        output = proc.stdout + proc.stderr
+        errors = [x.split("[E] ", 1)[1] for x in output.splitlines() if "[E] " in x] or [proc.stderr.strip()[-300:]]
+        return row | {"status": f"failed (exit {proc.returncode}): {' | '.join(errors)[-600:]}"}
     row |= {"status": "ok", **json.loads(line[len("RESULT "):])}
     print(json.dumps(row), flush=True)
     return row

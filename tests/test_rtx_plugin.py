@@ -33,6 +33,7 @@ from test_plugin_build import _tensorrt_include_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ((1, 3, 16, 16), (1, 3, 32, 32), (1, 3, 64, 64))
+SESSION_PLUGIN_CACHE = "agileir-plugin-cache"  # one on-demand RTX library per test session (test_plugin_on_demand)
 
 
 def _rtx_libs_dir() -> Path | None:
@@ -81,7 +82,7 @@ def rtx_library(tmp_path_factory) -> Path:
 
     spec = PluginBuildSpec("rtx", version("tensorrt_rtx_cu13"), library_dir=libs, include_dir=include)
     t0 = time.perf_counter()
-    lib = ensure_library(spec, tmp_path_factory.mktemp("plugin_cache"), echo=print)
+    lib = ensure_library(spec, tmp_path_factory.getbasetemp() / SESSION_PLUGIN_CACHE, echo=print)
     print(f"built {lib.name} against {include} in {time.perf_counter() - t0:.1f}s")
     assert lib.name == RTX_LIBRARY_NAME
     assert (lib.parent / "libtensorrt_rtx.so").resolve() == (libs / "libtensorrt_rtx.so.1").resolve()
