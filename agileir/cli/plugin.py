@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .common import CliError, friendly_errors
+from .common import friendly_errors
 
 
 @click.group(name="plugin")
@@ -25,13 +25,9 @@ def plugin_build_cmd(target, out_dir):
     """Build the plugin library for the installed TensorRT(-RTX), or find the one already built, and print its path.
 
     Headers: AGILEIR_TRT_INCLUDE, TensorRT_ROOT, else NVIDIA's open-source headers fetched by pinned sha256."""
-    from pathlib import Path
-
     from ..plugins.ondemand import copy_library
     from ..runtime.tensorrt.env import ensure_plugin_library
 
-    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise CliError(f"-o must be a folder: {out_dir}")
     lib = ensure_plugin_library(target, echo=lambda m: click.echo(m, err=True))
     if out_dir is not None:
         lib = copy_library(lib, out_dir)

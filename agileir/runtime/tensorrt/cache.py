@@ -5,9 +5,8 @@ version, and the device: the GPU's name and compute capability for TensorRT (eng
 target compute capabilities for TensorRT-RTX (built ahead of time, no GPU needed). Entry `<key digest>/` holds
 `engine.plan` (zlib-compressed for TensorRT-RTX, as engine.json records), `engine.json` (the sidecar) and
 `key.json`. An entry whose key.json differs from the wanted key, whose engine's sha256 is not its sidecar's, or
-that is incomplete, is rebuilt, never loaded. Concurrent builders
-of one key take a file lock; the winner builds into a temporary folder that is renamed into place, the others
-then find the finished entry.
+that is incomplete, is rebuilt, never loaded. Concurrent builders of one key take a file lock; the winner builds
+into a temporary folder that is renamed into place, the others then find the finished entry.
 """
 from __future__ import annotations
 
