@@ -50,10 +50,12 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
     """Build a TensorRT (or TensorRT-RTX) engine from an exported ONNX (either form, any precision variant).
 
     --target rtx builds on this machine without a GPU (TensorRT for RTX: ahead of time, JIT on the RTX GPU)."""
+    from dataclasses import replace
+
     from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
     from ..runtime.tensorrt.builder import (BuildOptions, ShapeProfile, build_engine, inspect_onnx,
                                             parse_compute_capabilities, parse_shape, trtexec_command, trtexec_line)
-    from ..runtime.tensorrt.env import TensorRTUnavailable
+    from ..runtime.tensorrt.env import TensorRTUnavailable, plugin_library_for
 
     from ..io.gate import OutputGate
 
@@ -80,6 +82,9 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
         click.echo(command)
         return
     try:
+        if plugin_lib is None:  # the plugin form's library: found, or built on first use
+            library = plugin_library_for(info.form, target, plugin, echo=lambda m: click.echo(m, err=True))
+            options = replace(options, plugin_library=library)
         build_engine(info.path, engine, options, echo=lambda m: click.echo(m, err=True))
         gate.record(engine, "engine")
         gate.record(sidecar_path(engine), "engine description")

@@ -3,10 +3,10 @@
 The key is the ONNX file's sha256, its form and precision, the optimisation profile, the TensorRT flavour and
 version, and the device: the GPU's name and compute capability for TensorRT (engines are specific to them), the
 target compute capabilities for TensorRT-RTX (built ahead of time, no GPU needed). Entry `<key digest>/` holds
-`engine.plan`, `engine.json` (the sidecar) and `key.json`. An entry whose key.json differs from the wanted key,
-whose engine's sha256 is not its sidecar's, or that is incomplete, is rebuilt, never loaded. Concurrent builders
-of one key take a file lock; the winner builds into a temporary folder that is renamed into place, the others
-then find the finished entry.
+`engine.plan` (zlib-compressed for TensorRT-RTX, as engine.json records), `engine.json` (the sidecar) and
+`key.json`. An entry whose key.json differs from the wanted key, whose engine's sha256 is not its sidecar's, or
+that is incomplete, is rebuilt, never loaded. Concurrent builders of one key take a file lock; the winner builds
+into a temporary folder that is renamed into place, the others then find the finished entry.
 
 Staging folders (`.<digest>.<random>.building`, and `.stale` ones being removed) exist only while their
 builder holds the key's lock; a builder that died (SIGKILL, power loss) releases it, so every cache access
@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 from ..artifacts import sidecar_path
 from .builder import BuildOptions, build_engine, inspect_onnx
 from .env import import_trt, require_gpu
+from .runner import compress_engine
 
 ENGINE, KEY = "engine.plan", "key.json"
 KEY_FORMAT = "agileir-engine-cache/1"
@@ -160,6 +161,8 @@ def cached_engine(onnx_path: str | Path, options: BuildOptions = BuildOptions(),
             cache_file = cache / f"timing-{key.flavour}.cache" if options.flavour == "tensorrt" else None
             build_options = replace(options, timing_cache=cache_file)
             build_engine(onnx_path, staging / ENGINE, build_options, echo=echo)
+            if options.flavour == "rtx":  # a TensorRT-RTX plan is ~7x redundant CUDA source (runner.compress_engine)
+                compress_engine(staging / ENGINE)
             (staging / KEY).write_text(json.dumps(key.to_dict(), indent=2) + "\n")
             if entry.exists():  # stale or foreign: moved aside, then removed, never loaded
                 stale = cache / f".{key.digest}.{secrets.token_hex(4)}.stale"
