@@ -33,8 +33,9 @@ def engine_step(onnx_files: list[Path], target: EngineTarget = EngineTarget(),
     step = EngineStep()
     if target.flavour == "rtx":
         require_tensorrt("rtx")
-        options = BuildOptions(flavour="rtx", compute_capabilities=target.compute_capabilities)
         for path in onnx_files:
+            options = BuildOptions(flavour="rtx", compute_capabilities=target.compute_capabilities,
+                                   plugin_library=_plugin_library(path, "rtx", echo))
             sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
             step.built.append(path.with_suffix(".plan"))
             echo(f"engine: {path.with_suffix('.plan')} (TensorRT-RTX, {sidecar['precision']}, {sidecar['form']} "
@@ -47,10 +48,19 @@ def engine_step(onnx_files: list[Path], target: EngineTarget = EngineTarget(),
         step.reason, step.commands = str(e), build_commands(onnx_files)
         return step
     for path in onnx_files:
-        sidecar = build_engine(path, path.with_suffix(".plan"), echo=echo)
+        options = BuildOptions(plugin_library=_plugin_library(path, "tensorrt", echo))
+        sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
         step.built.append(path.with_suffix(".plan"))
         echo(f"engine: {path.with_suffix('.plan')} ({sidecar.get('precision', '?')}, {sidecar.get('form', '?')} form)")
     return step
+
+
+def _plugin_library(onnx_path: Path, flavour: str, echo) -> Path | None:
+    """The GSWA plugin library a plugin-form graph needs (found, or built on first use); None for other forms."""
+    from ..runtime.tensorrt.builder import inspect_onnx
+    from ..runtime.tensorrt.env import plugin_library_for
+
+    return plugin_library_for(inspect_onnx(onnx_path).form, flavour, echo=echo)
 
 
 def build_commands(onnx_files: list[Path]) -> list[str]:
