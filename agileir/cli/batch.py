@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import click
 
-from .common import CheckFailed, artifact_inputs, friendly_errors, require_module, runner_options
+from .common import CheckFailed, MissingDependency, artifact_inputs, friendly_errors, require_module, runner_options
 from .options import tiling_options
 
 
@@ -49,13 +49,17 @@ def _batch_options(fn):
 def batch_cmd(model, input_, output, options, tiling, runner):
     """Upscale every image of INPUT (folder, glob, or a .txt list of paths/URIs) into the folder OUTPUT with
     MODEL, as `agileir-infer` would (same tiling defaults, same names, every output checked against every input
-    before any work), on Ray Data. Exit code 1 when an image failed (see the manifest)."""
+    before any work), on Ray Data. Exit codes: 1 an image failed (see the manifest), 2 bad input or a full disk,
+    3 a missing package or an unreachable --ray-address, 130/143 interrupted (Ray shut down, no partial file)."""
     require_module("ray.data", "batch", "agileir batch", "ray[data]")
-    from ..cluster.ray_batch import run_batch
+    from ..cluster.ray_batch import ClusterUnavailable, run_batch
 
     spec = replace(runner, artifact=model, threads=max(1, int(options.cpus_per_actor)))
-    result = run_batch(spec, input_, output, tiling, options, tuple(artifact_inputs(model)),
-                       echo=lambda s: click.echo(s, err=True))
+    try:
+        result = run_batch(spec, input_, output, tiling, options, tuple(artifact_inputs(model)),
+                           echo=lambda s: click.echo(s, err=True))
+    except ClusterUnavailable as e:
+        raise MissingDependency(str(e)) from None
     for item in result.items:
         for note in item["notes"]:
             click.echo(note, err=True)
