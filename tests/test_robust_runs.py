@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,6 +187,30 @@ def test_infer_full_disk_is_exit_2(model, tmp_path, small_disk):
 
 def _need_ray():
     pytest.importorskip("ray.data", reason="agileir batch needs ray[data] (pip install 'agileir[batch]')")
+
+
+@pytest.mark.parametrize("args", [["--tile", "-5"], ["--actors", "4", "--num-cpus", "2"],
+                                  ["--ray-address", "head-without-port"]])
+def test_batch_options_are_refused_before_ray_starts(model, tmp_path, args):
+    """Exit 2 in seconds, nothing created (4 actors on a 2-CPU local instance used to wait forever)."""
+    _need_ray()
+    _noise_images(tmp_path / "in", 1, 8)
+    r = _agileir("batch", model, tmp_path / "in", tmp_path / "out", *args, timeout=60)
+    errors = _errors(r.stderr)
+    assert r.returncode == 2 and len(errors) == 1 and args[0] in errors[0], r.stderr
+    assert "Ray" not in r.stderr.replace("Ray instance", "")  # no Ray log line: it never started
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU")
+def test_batch_gpu_actors_without_a_gpu_are_exit_3_not_a_wait(model, tmp_path):
+    _need_ray()
+    _noise_images(tmp_path / "in", 1, 8)
+    r = _agileir("batch", model, tmp_path / "in", tmp_path / "out", "--gpus-per-actor", "1", "--num-cpus", "2",
+                 timeout=90)
+    errors = _errors(r.stderr)
+    assert r.returncode == 3 and len(errors) == 1 and "GPU" in errors[0], r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_batch_unreachable_cluster_is_exit_3_quickly_with_nothing_created(model, tmp_path):

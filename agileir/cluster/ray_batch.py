@@ -354,12 +354,14 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: Tiling
     hashes = recorded_hashes(manifest) if options.resume else {}
     for row in rows:
         row["sha256"] = hashes.get(os.path.abspath(row["output"]), "")
+    _check_local_cpus(options)
     check_cluster(options.address, options.connect_timeout_s)
     echo(f"model: {probe.description} via {backend}, x{scale}; {len(rows)} images, {options.actors} actor(s) "
          f"({options.cpus_per_actor:g} CPU{', %g GPU' % gpus if gpus else ''} each)")
 
     start = time.perf_counter()
     with _ray_session(options, [r["output"] for r in rows]):
+        _check_gpus(options, gpus)
         out_dir.mkdir(parents=True, exist_ok=True)
         items, full = _run_dataset(rows, spec, tiling, options, gpus)
     seconds = time.perf_counter() - start
@@ -374,6 +376,30 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: Tiling
         pass
     raise OSError(errno.ENOSPC, f"no space left on the device writing {full['output']}: the run stopped after "
                                 f"{len(items)} of {len(rows)} images")
+
+
+def _check_local_cpus(options: BatchOptions) -> None:
+    """A local instance too small for the actor pool would wait forever: refused (ValueError) before it starts."""
+    if options.address:
+        return
+    cpus = local_ray_cpus(options.actors, options.cpus_per_actor, options.num_cpus)
+    need = options.actors * options.cpus_per_actor + 0.5  # the decode/encode tasks take 0.5 each
+    if need > cpus:
+        raise ValueError(f"--actors {options.actors} x --cpus-per-actor {options.cpus_per_actor:g} and the "
+                         f"decode/encode tasks need {need:g} CPUs, but the local Ray instance has --num-cpus {cpus}")
+
+
+def _check_gpus(options: BatchOptions, gpus: float) -> None:
+    """A local instance without the GPUs the actors ask for would wait forever (ClusterUnavailable instead).
+    A cluster (`--ray-address`) may add nodes on demand, so it is not checked."""
+    import ray
+
+    if options.address or not gpus:
+        return
+    have = float(ray.cluster_resources().get("GPU", 0))
+    if have < gpus:
+        raise ClusterUnavailable(f"each actor needs {gpus:g} GPU, and the local Ray instance sees {have:g} "
+                                 "(--gpus-per-actor 0 runs a checkpoint or ONNX model on the CPU)")
 
 
 @contextmanager
