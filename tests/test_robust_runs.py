@@ -252,6 +252,10 @@ def test_batch_resume_trusts_only_the_recorded_sha256(tmp_path):
     manifest.write_text(json.dumps({"items": [{"output": str(out), "status": "ok", "sha256": good},
                                               {"output": "other.png", "status": "failed", "sha256": None}]}))
     assert recorded_hashes(manifest) == {str(out): good}
+    header = {"model": "m.onnx", "backend": "onnxruntime", "scale": 3, "tile": "auto", "tile_overlap": 16}
+    manifest.write_text(json.dumps({**header, "items": [{"output": str(out), "status": "ok", "sha256": good}]}))
+    assert recorded_hashes(manifest, header) == {str(out): good}
+    assert recorded_hashes(manifest, {**header, "tile": "64"}) == {}  # other tiling, other bytes: redo all
 
 
 def test_batch_full_disk_stops_the_run_with_exit_2(model, tmp_path, small_disk):

@@ -121,11 +121,18 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def recorded_hashes(manifest: Path) -> dict[str, str]:
-    """output path -> the sha256 a previous run's manifest recorded for it (outputs it wrote or kept)."""
+RESUME_KEYS = ("model", "backend", "scale", "tile", "tile_overlap")  # a rerun with other ones redoes everything
+
+
+def recorded_hashes(manifest: Path, header: dict | None = None) -> dict[str, str]:
+    """output path -> the sha256 a previous run's manifest recorded for it (outputs it wrote or kept); none
+    when that run's RESUME_KEYS differ from `header`'s (another model or tiling writes other bytes)."""
     try:
-        items = json.loads(manifest.read_text()).get("items", [])
+        previous = json.loads(manifest.read_text())
+        items = previous.get("items", [])
     except (OSError, ValueError, AttributeError):
+        return {}
+    if header is not None and any(previous.get(k) != header.get(k) for k in RESUME_KEYS):
         return {}
     return {os.path.abspath(item["output"]): str(item["sha256"]) for item in items
             if isinstance(item, dict) and item.get("sha256") and item.get("status") in ("ok", "skipped")}
@@ -351,7 +358,10 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: Tiling
     rows = plan_outputs(resolve_inputs(source), out_dir, scale, protected)
     manifest = Path(options.manifest) if options.manifest else out_dir / "manifest.json"
     check_outputs([manifest], [Path(_local(r["input"])) for r in rows if not is_uri(r["input"])] + list(protected))
-    hashes = recorded_hashes(manifest) if options.resume else {}
+    header = {"format": MANIFEST_FORMAT, "model": spec.artifact, "backend": backend, "scale": scale,
+              "tile": tiling.tile_text, "tile_overlap": tiling.overlap, "actors": options.actors, "source": source,
+              "output": str(out_dir)}
+    hashes = recorded_hashes(manifest, header) if options.resume else {}
     for row in rows:
         row["sha256"] = hashes.get(os.path.abspath(row["output"]), "")
     _check_local_cpus(options)
@@ -365,9 +375,6 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: Tiling
         out_dir.mkdir(parents=True, exist_ok=True)
         items, full = _run_dataset(rows, spec, tiling, options, gpus)
     seconds = time.perf_counter() - start
-    header = {"format": MANIFEST_FORMAT, "model": spec.artifact, "backend": backend, "scale": scale,
-              "tile": tiling.tile_text, "tile_overlap": tiling.overlap, "actors": options.actors, "source": source,
-              "output": str(out_dir)}
     if full is None:
         return _finish(items, seconds, manifest, header)
     try:  # what was done, so that a rerun after freeing space resumes
