@@ -114,6 +114,10 @@ def test_a_truncated_video_is_reported_and_strict_refuses_it(model, tmp_path):
     ok = upscale_video(_upscaler(), whole, tmp_path / "whole_x3.mkv")
     assert (ok.frames, ok.decode_errors, ok.missing_frames) == (6, 0, 0)
     assert not [n for n in ok.notes if n.startswith("warning:")]  # an intact video: no false alarm
+    from test_video import make_video  # 12 frames and a longer AAC track: the container outlasts the video
+
+    with_audio = upscale_video(_upscaler(), make_video(tmp_path / "av.mkv", "matroska"), tmp_path / "av_x3.mkv")
+    assert (with_audio.frames, with_audio.decode_errors, with_audio.missing_frames) == (12, 0, 0)
 
     damaged = upscale_video(_upscaler(), cut, tmp_path / "cut_x3.mkv")
     assert damaged.frames < 6 and damaged.missing_frames == 6 - damaged.frames

@@ -108,12 +108,30 @@ def _stream_name(s) -> str:
     return f"{s.index}:{s.type}:{s.codec_context.name if s.codec_context else '?'}"
 
 
+def _video_seconds(container, stream) -> float | None:
+    """The video stream's own duration: from the stream, else its DURATION tag (Matroska), else the container's
+    when the video is its only stream (the container's lasts as long as its longest stream: audio often)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if container.duration and len(container.streams) == 1:
+        return container.duration / 1_000_000
+    return None
+
+
 def _estimate_total(container, stream, rate: Fraction | None, start: float, frames: int | None) -> int | None:
     total = None
+    seconds = _video_seconds(container, stream)
     if stream.frames:
         total = int(stream.frames)
-    elif container.duration and rate:
-        total = int(round(container.duration / 1_000_000 * float(rate)))
+    elif seconds and rate:
+        total = int(round(seconds * float(rate)))
     if total is not None and start and rate:
         total = max(0, total - int(round(start * float(rate))))
     if frames is not None:
