@@ -411,22 +411,17 @@ def _check_gpus(options: BatchOptions, gpus: float) -> None:
 
 @contextmanager
 def _ray_session(options: BatchOptions, outputs: list[str]):
-    """Ray for the job (started or joined), shut down after it, also on SIGINT/SIGTERM, and then the temporary
-    files of `outputs` that stopped workers left behind removed."""
+    """Ray for the job (started or joined), shut down after it, also on SIGINT/SIGTERM or a run cut short by a
+    full disk, and then the temporary files of `outputs` that stopped workers left behind removed."""
     import ray
 
     started = init_ray(options.address, local_ray_cpus(options.actors, options.cpus_per_actor, options.num_cpus))
     try:
         yield
-    except BaseException:
-        if started:
-            ray.shutdown()
-            started = False
-        remove_temporaries(outputs)
-        raise
     finally:
         if started:
             ray.shutdown()
+        remove_temporaries(outputs)
 
 
 def _run_dataset(rows: list[dict], spec: RunnerSpec, tiling: TilingOptions, options: BatchOptions,
