@@ -390,7 +390,7 @@ class _Transcode:
         if done == 0:
             raise VideoError(f"{self.src}: no frame to upscale (start {self.encoding.start} s is past the end?)")
         if self.strict and self.damage():
-            raise VideoError(self.damage()[0][len("warning: "):] + " (--strict: no output written)")
+            raise VideoError(self.damage()[0][len("warning: "):] + " (strict: nothing written)")
         return done
 
 
