@@ -1,4 +1,5 @@
 """`agileir batch` on a local Ray instance: same bytes as agileir-infer, a corrupt file reported, resume."""
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -64,11 +65,21 @@ def test_batch_matches_infer_and_reports_the_corrupt_file(job):
     assert {by_name[f"img{i}.png"]["status"] for i in range(5)} == {"ok"}
     assert all(item["notes"] == [] for item in manifest["items"])  # small images: whole, no tiling note
 
-    # resume: a complete output is skipped, a truncated one is redone
+    assert all(by_name[f"img{i}.png"]["sha256"] == hashlib.sha256((out / f"img{i}_x3.png").read_bytes()).hexdigest()
+               for i in range(5))
+
+    # resume: an output matching its recorded sha256 is skipped; a truncated one and one of the right size with
+    # other content (a stale file) are redone
     (out / "img1_x3.png").write_bytes((out / "img1_x3.png").read_bytes()[:50])
+    (out / "img0_x3.png").write_bytes((out / "img2_x3.png").read_bytes())
+    (out / "img2_x3.png").write_bytes((job / "ref" / "img0_x3.png").read_bytes())  # swapped: sizes differ
+    stale = (out / "img4_x3.png")
+    pixels = np.array(PILImage.open(stale))
+    PILImage.fromarray(255 - pixels).save(stale)  # right size, PNG, wrong content
     again = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2")
-    assert again.returncode == 1 and "1 upscaled, 4 skipped (already done), 1 failed" in again.stdout, again.stdout
-    assert (out / "img1_x3.png").read_bytes() == (job / "ref" / "img1_x3.png").read_bytes()
+    assert again.returncode == 1 and "4 upscaled, 1 skipped (already done), 1 failed" in again.stdout, again.stdout
+    for p in refs:
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
 
 
 def test_an_output_that_is_an_input_is_refused_before_any_work(job, tmp_path):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (CheckFailed, CliError, artifact_inputs, friendly_errors, is_disk_full, overwrite_option,
-                     require_module, runner_options)
+from .common import (CheckFailed, MissingDependency, artifact_inputs, friendly_errors, overwrite_option, require_module,
+                     runner_options)
 from .options import tiling_options
 
 
@@ -52,17 +52,21 @@ def _batch_options(fn):
 def batch_cmd(model, input_, output, options, tiling, runner, overwrite):
     """Upscale every image of INPUT (folder, glob, or a .txt list of paths/URIs) into the folder OUTPUT with
     MODEL, as `agileir-infer` would (same tiling defaults, same names, every output checked against every input
-    before any work), on Ray Data. Exit code 1 when an image failed (see the manifest)."""
+    before any work), on Ray Data. Exit codes: 1 an image failed (see the manifest), 2 bad input or a full disk,
+    3 a missing package or an unreachable --ray-address, 130/143 interrupted (Ray shut down, no partial file)."""
     require_module("ray.data", "batch", "agileir batch", "ray[data]")
-    from ..cluster.ray_batch import run_batch
+    from ..cluster.ray_batch import ClusterUnavailable, run_batch
     from ..io.gate import OutputGate
 
     manifest = Path(options.manifest) if options.manifest else Path(output) / "manifest.json"
     gate = OutputGate([*artifact_inputs(model), *_local_inputs(input_)], overwrite)
     gate.claim(manifest, "batch manifest", "--manifest")
     spec = replace(runner, artifact=model, threads=max(1, int(options.cpus_per_actor)))
-    result = run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)),
-                       tuple(artifact_inputs(model)), echo=lambda s: click.echo(s, err=True))
+    try:
+        result = run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)),
+                           tuple(artifact_inputs(model)), echo=lambda s: click.echo(s, err=True))
+    except ClusterUnavailable as e:
+        raise MissingDependency(str(e)) from None
     gate.record(manifest, "batch manifest")
     for item in result.items:
         for note in item["notes"]:
@@ -70,10 +74,6 @@ def batch_cmd(model, input_, output, options, tiling, runner, overwrite):
         if item["status"] == "failed":
             click.echo(f"failed: {item['input']}: {item['error']}", err=True)
     click.echo(result.summary())
-    disk_full = next((item for item in result.items
-                      if item["status"] == "failed" and is_disk_full(item["error"] or "")), None)
-    if disk_full is not None:  # the machine's problem, not a bad file: exit 2 as in every command
-        raise CliError(f"{disk_full['error']} (writing the output of {disk_full['input']}; see {manifest})")
     if result.failed:
         raise CheckFailed(f"{result.failed} image(s) failed (see {result.manifest})")
 

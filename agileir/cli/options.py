@@ -7,6 +7,7 @@ Each group adds its options to a command and hands the command one object: `tili
 from __future__ import annotations
 
 import functools
+import math
 
 import click
 
@@ -14,6 +15,20 @@ from ..upscale.options import EncodingOptions, PipelineOptions, TilingOptions
 from .common import CliError
 
 TILING, ENCODING, PIPELINE = TilingOptions(), EncodingOptions(), PipelineOptions()
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds >= 0 (click's FloatRange lets inf and nan through)."""
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0:
+            self.fail(f"{value!r} is not a finite number of seconds >= 0", param, ctx)
+        return seconds
 
 
 def tiling_options(fn):
@@ -52,7 +67,7 @@ def encoding_options(fn):
                      help="constant rate factor (x264/x265/vpx/av1 encoders; 0 is lossless for x264)"),
         click.option("--pix-fmt", default=ENCODING.pix_fmt, show_default=True,
                      help="encoded pixel format, e.g. yuv444p, rgb24"),
-        click.option("--start", default=ENCODING.start, show_default=True, type=click.FloatRange(0),
+        click.option("--start", default=ENCODING.start, show_default=True, type=Seconds(),
                      help="first second to upscale"),
         click.option("--frames", type=click.IntRange(1), help="number of frames to upscale (a trial run) "
                                                               "[default: all]"),
@@ -79,4 +94,4 @@ def pipeline_options(batch_help: str = "images or frames of one size per model c
     return decorate
 
 
-__all__ = ["encoding_options", "pipeline_options", "tiling_options"]
+__all__ = ["Seconds", "encoding_options", "pipeline_options", "tiling_options"]

@@ -14,9 +14,12 @@ def default_video_output(inp: Path, scale: int) -> Path:
     return inp.with_name(f"{inp.stem}_x{scale}.mkv")
 
 
-def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, needed_by: str) -> None:
+def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, needed_by: str,
+              strict: bool = False) -> None:
     """The video run of `agileir video` and `agileir-infer` on a video: output checked before the model loads,
-    one agileir.upscale.video.upscale_video call, a progress line on stderr and the summary on stdout."""
+    one agileir.upscale.video.upscale_video call, a progress line on stderr (ended by a newline before any
+    other line, an error's too), `warning:` lines for a damaged input, the summary on stdout. `strict`: a
+    damaged input is an error (exit 2), nothing written."""
     require_module("av", "video", needed_by)
     from ..io.outputs import check_outputs
     from ..runtime import load_runner
@@ -31,13 +34,20 @@ def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, n
     click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
     out = Path(output) if output else default_video_output(inp, runner.scale)
 
+    shown = []
+
     def progress(p: VideoProgress) -> None:
         total = f"/{p.total}" if p.total is not None else ""
         eta = f", ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
         click.echo(f"\rframe {p.frames}{total}  {p.fps:.2f} frames/s{eta}   ", err=True, nl=False)
+        shown.append(True)
 
-    result = upscale_video(Upscaler(runner, tiling), inp, out, encoding, pipeline, progress, tuple(protected))
-    click.echo("", err=True)
+    try:
+        result = upscale_video(Upscaler(runner, tiling), inp, out, encoding, pipeline, progress, tuple(protected),
+                               strict)
+    finally:
+        if shown:  # end the progress line, so that an error or warning starts a line of its own
+            click.echo("", err=True)
     for note in result.notes:
         click.echo(note, err=True)
     copied = f", copied {', '.join(result.copied_streams)}" if result.copied_streams else ""
@@ -52,15 +62,19 @@ def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, n
 @encoding_options
 @tiling_options
 @pipeline_options("frames per model call (the memory budget is shared by them)", fail_fast=False)
+@click.option("--strict", is_flag=True, help="a damaged input (packets that fail to decode, frames missing against "
+                                            "the container's count) is an error (exit 2, no output) instead of a "
+                                            "warning")
 @runner_options()
 @friendly_errors
-def video_cmd(paths, output, encoding, tiling, pipeline, runner):
-    """Upscale the video INPUT with MODEL (default: bundled AgileIR-light x4)."""
+def video_cmd(paths, output, encoding, tiling, pipeline, strict, runner):
+    """Upscale the video INPUT with MODEL (default: bundled AgileIR-light x4). Exit codes: 2 bad input or
+    options, a full disk, a damaged input with --strict; 3 a missing package; 130/143 interrupted."""
     require_module("av", "video", "agileir video")
     model_path, inp = model_and_input(paths)
     if not inp.is_file():
         raise CliError(f"input not found: {inp}")
-    run_video(replace(runner, artifact=model_path), inp, output, tiling, encoding, pipeline, "agileir video")
+    run_video(replace(runner, artifact=model_path), inp, output, tiling, encoding, pipeline, "agileir video", strict)
 
 
 def register(group: click.Group) -> None:

@@ -19,12 +19,21 @@ Rules:
 * `dst` is written atomically (temporary file beside it, renamed when complete; the container format comes
   from `dst`'s suffix or `format`), so a failed or interrupted run leaves no partial file.
 * Decode, inference and encode overlap (agileir.upscale.pipeline): memory is bounded by `queue_size`.
+* Damage is counted, not hidden: a packet that fails to decode is skipped (the run goes on) and counted in
+  `VideoResult.decode_errors`; a demuxer error (a truncated file) ends the input there; frames missing against
+  the container's count (the stream's frame count, else its duration x frame rate; whole-video runs from 0 s)
+  are `VideoResult.missing_frames`. Either adds a `warning:` line to `notes`; with `strict` it is a VideoError
+  and no output is written.
+* Pixel formats with subsampled chroma (yuv420p: 2x2, yuv422p: 2x1, yuv411p: 4x1) need an output size the
+  subsampling divides; an input whose upscaled size does not (a 33x25 video at x3 -> 99x75) is refused before
+  any work, naming the pixel format (no padding: the output is always exactly `scale x` the input).
 
 `av` is imported inside the functions: this module (VIDEO_SUFFIXES, is_video_path) imports without it.
 """
 from __future__ import annotations
 
 import collections
+import math
 import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -90,19 +99,39 @@ class VideoResult:
     time_base: Fraction | None
     copied_streams: list[str] = field(default_factory=list)  # "1:audio:aac"
     dropped_streams: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # "note: ..." lines (automatic tiling)
+    notes: list[str] = field(default_factory=list)  # "note: ..." / "warning: ..." lines (tiling, damage)
+    decode_errors: int = 0  # packets that failed to decode (skipped) or a demuxer error that ended the input
+    missing_frames: int = 0  # frames the container announces that were not decoded (None known: 0)
 
 
 def _stream_name(s) -> str:
     return f"{s.index}:{s.type}:{s.codec_context.name if s.codec_context else '?'}"
 
 
+def _video_seconds(container, stream) -> float | None:
+    """The video stream's own duration: from the stream, else its DURATION tag (Matroska), else the container's
+    when the video is its only stream (the container's lasts as long as its longest stream: audio often)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if container.duration and len(container.streams) == 1:
+        return container.duration / 1_000_000
+    return None
+
+
 def _estimate_total(container, stream, rate: Fraction | None, start: float, frames: int | None) -> int | None:
     total = None
+    seconds = _video_seconds(container, stream)
     if stream.frames:
         total = int(stream.frames)
-    elif container.duration and rate:
-        total = int(round(container.duration / 1_000_000 * float(rate)))
+    elif seconds and rate:
+        total = int(round(seconds * float(rate)))
     if total is not None and start and rate:
         total = max(0, total - int(round(start * float(rate))))
     if frames is not None:
@@ -126,8 +155,10 @@ def _checked_format(dst: Path, encoding: EncodingOptions) -> str:
     fmt = encoding.format or VIDEO_SUFFIXES.get(dst.suffix.lower())
     if fmt is None:
         raise VideoError(f"{dst}: unknown container suffix (one of {', '.join(sorted(VIDEO_SUFFIXES))}, or pass format)")
-    if encoding.start < 0 or (encoding.frames is not None and encoding.frames < 1):
-        raise VideoError("start must be >= 0 and frames >= 1")
+    if not math.isfinite(encoding.start) or encoding.start < 0:
+        raise VideoError(f"start must be a finite number of seconds >= 0, got {encoding.start}")
+    if encoding.frames is not None and encoding.frames < 1:
+        raise VideoError(f"frames must be >= 1, got {encoding.frames}")
     try:
         encoder = av.Codec(encoding.codec, "w")
     except (av.error.FFmpegError, ValueError, KeyError):
@@ -140,15 +171,29 @@ def _checked_format(dst: Path, encoding: EncodingOptions) -> str:
     return fmt
 
 
+def check_subsampling(pix_fmt: str, width: int, height: int, codec: str = "") -> None:
+    """VideoError when `pix_fmt`'s chroma subsampling does not divide the output size (encoders refuse it)."""
+    import av
+
+    fmt = av.VideoFormat(pix_fmt)
+    step_w, step_h = 64 // max(1, fmt.chroma_width(64)), 64 // max(1, fmt.chroma_height(64))
+    if width % step_w or height % step_h:
+        raise VideoError(f"{codec + ' with ' if codec else ''}pixel format {pix_fmt} (chroma subsampled "
+                         f"{step_w}x{step_h}) needs an output size divisible by {step_w}x{step_h}, and this video "
+                         f"upscales to {width}x{height}: choose a pixel format without chroma subsampling "
+                         f"(--pix-fmt yuv444p, or rgb24/bgr0 where the codec takes it)")
+
+
 class _Transcode:
     """One run over an open input: its frames through the pipeline, encoded into the output, audio and
     subtitle packets copied (demuxed in the feeder thread, muxed in time order with the frames)."""
 
     def __init__(self, inp, src: Path, upscaler: Upscaler, encoding: EncodingOptions,
-                 pipeline: PipelineOptions) -> None:
+                 pipeline: PipelineOptions, strict: bool = False) -> None:
         if not inp.streams.video:
             raise VideoError(f"{src}: no video stream")
         self.inp, self.src, self.upscaler, self.encoding, self.pipeline = inp, src, upscaler, encoding, pipeline
+        self.strict = strict
         self.vin = vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
         self.side = [s for s in inp.streams if s.type in ("audio", "subtitle")]
@@ -159,40 +204,87 @@ class _Transcode:
         self.total = _estimate_total(inp, vin, self.rate, encoding.start, encoding.frames)
         self.frame_s = float(1 / self.rate) if self.rate else 0.0
         self.pending_side: collections.deque = collections.deque()
+        self.decode_errors = 0
+        self.decoded = 0
         self.offset_pts: int | None = None
         self.offset_s: float = 0.0
         self.end_s: float | None = None
         h, w = int(vin.codec_context.height), int(vin.codec_context.width)
+        check_subsampling(encoding.pix_fmt, w * upscaler.scale, h * upscaler.scale, encoding.codec)
         self.plan: TilePlan = upscaler.plan(h, w, share=pipeline.batch)
         self.notes = [self.plan.message(src.name, h, w)] if self.plan.auto else []
         if encoding.start > 0:
             inp.seek(int(encoding.start / self.tb), stream=vin, backward=True, any_frame=False)
 
     def frames(self):
-        """The decoded frames of the range; side packets met on the way are queued for mux_side."""
-        n, start, limit = 0, self.encoding.start, self.encoding.frames
-        for packet in self.inp.demux(self.vin, *self.side):
+        """The decoded frames of the range; side packets met on the way are queued for mux_side. A packet that
+        fails to decode is counted and skipped; a demuxer error (truncated file) is counted and ends the input."""
+        import av
+
+        packets = self.inp.demux(self.vin, *self.side)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError:
+                self.decode_errors += 1  # the demuxer cannot go on: the rest of the file is lost
+                return
             if packet.stream.index != self.vin.index:
-                if packet.dts is not None and packet.size:
-                    if self.end_s is not None and packet.pts is not None \
-                            and float(packet.pts * packet.time_base) > self.end_s + 1.0:
-                        return
-                    self.pending_side.append(packet)
+                if not self._queue_side(packet):
+                    return
                 continue
             if self.end_s is not None:
                 continue
-            for frame in packet.decode():
-                t = frame.time
-                if t is not None and t < start - 1e-6:
-                    continue
-                if self.offset_pts is None:
-                    self.offset_pts = (frame.pts or 0) if start > 0 else 0
-                    self.offset_s = float(self.offset_pts * self.tb)
-                yield frame
-                n += 1
-                if limit is not None and n >= limit:
-                    self.end_s = (t if t is not None else 0.0) + self.frame_s
-                    break
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                self.decode_errors += 1
+                continue
+            for frame in decoded:
+                if self._in_range(frame):
+                    yield frame
+                    if self.end_s is not None:
+                        break
+
+    def _queue_side(self, packet) -> bool:
+        """Queue a side-stream packet for mux_side; False once packets are 1 s past the range's end."""
+        if packet.dts is not None and packet.size:
+            if self.end_s is not None and packet.pts is not None \
+                    and float(packet.pts * packet.time_base) > self.end_s + 1.0:
+                return False
+            self.pending_side.append(packet)
+        return True
+
+    def _in_range(self, frame) -> bool:
+        """Whether `frame` is one of the range's; counts it, fixes the output's time offset and the range's end."""
+        t, start, limit = frame.time, self.encoding.start, self.encoding.frames
+        if t is not None and t < start - 1e-6:
+            return False
+        if self.offset_pts is None:
+            self.offset_pts = (frame.pts or 0) if start > 0 else 0
+            self.offset_s = float(self.offset_pts * self.tb)
+        self.decoded += 1
+        if limit is not None and self.decoded >= limit:
+            self.end_s = (t if t is not None else 0.0) + self.frame_s
+        return True
+
+    def damage(self) -> list[str]:
+        """`warning:` lines for decode errors and frames missing against the container's count."""
+        lines = []
+        if self.decode_errors:
+            lines.append(f"warning: {self.src.name}: {self.decode_errors} packet(s) could not be decoded "
+                         f"(damaged or truncated video); their frames are missing from the output")
+        if self.missing_frames:
+            lines.append(f"warning: {self.src.name}: {self.missing_frames} of {self.total} frames the container "
+                         f"announces were not decoded (truncated or damaged video)")
+        return lines
+
+    @property
+    def missing_frames(self) -> int:
+        if self.total is None or self.encoding.start > 0:  # after a seek the count is an estimate
+            return 0
+        return max(0, self.total - self.decoded)
 
     def decode(self, frame):
         pts = None if frame.pts is None else frame.pts - self.offset_pts
@@ -297,14 +389,17 @@ class _Transcode:
                 progress(VideoProgress(done, total, fps, eta, elapsed))
         if done == 0:
             raise VideoError(f"{self.src}: no frame to upscale (start {self.encoding.start} s is past the end?)")
+        if self.strict and self.damage():
+            raise VideoError(self.damage()[0][len("warning: "):] + " (strict: nothing written)")
         return done
 
 
 def upscale_video(upscaler: Upscaler, src: str | Path, dst: str | Path, encoding: EncodingOptions | None = None,
                   pipeline: PipelineOptions | None = None, progress: Callable[[VideoProgress], None] | None = None,
-                  protected: tuple[str | Path, ...] = ()) -> VideoResult:
+                  protected: tuple[str | Path, ...] = (), strict: bool = False) -> VideoResult:
     """Upscale `src` into `dst` with `upscaler` (see the module docstring for the rules). `protected`: further
-    files the run reads (the model), which `dst` may not replace.
+    files the run reads (the model), which `dst` may not replace. `strict`: a damaged input (decode errors,
+    missing frames) is a VideoError and nothing is written, instead of `warning:` lines in the result's notes.
 
     Raises VideoError for bad input or options, agileir.upscale.pipeline.PipelineInterrupted on SIGINT/SIGTERM
     (no output then)."""
@@ -319,12 +414,12 @@ def upscale_video(upscaler: Upscaler, src: str | Path, dst: str | Path, encoding
     except (av.error.FFmpegError, OSError) as e:
         raise VideoError(f"cannot open video {src}: {e}") from None
     with inp:
-        run = _Transcode(inp, src, upscaler, encoding, pipeline)
+        run = _Transcode(inp, src, upscaler, encoding, pipeline, strict)
         began = time.perf_counter()
         done = write_output(dst, lambda path: run.write(path, fmt, progress))
         seconds = time.perf_counter() - began
     return VideoResult(dst, done, seconds, done / seconds if seconds > 0 else 0.0, run.size, run.rate, run.tb,
-                       run.copied, run.dropped, run.notes)
+                       run.copied, run.dropped, run.notes + run.damage(), run.decode_errors, run.missing_frames)
 
-__all__ = ["CRF_CODECS", "VIDEO_SUFFIXES", "VideoError", "VideoProgress", "VideoResult", "is_video_path",
-           "upscale_video"]
+__all__ = ["CRF_CODECS", "VIDEO_SUFFIXES", "VideoError", "VideoProgress", "VideoResult", "check_subsampling",
+           "is_video_path", "upscale_video"]
