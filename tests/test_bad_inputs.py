@@ -15,6 +15,7 @@ from PIL import Image
 
 import bad_inputs as B
 from agileir.cli import main
+from agileir.io.gate import LEDGER
 from conftest import BENCHMARKS
 from test_models import TINY_AGILEIR
 
@@ -235,7 +236,7 @@ def test_same_stem_gets_distinct_outputs(models, tmp_path):
     Image.open(B.good_png(tmp_path / "x.png", seed=5)).save(d / "a.jpg")
     r = run(["infer", models["good"], d, "-o", tmp_path / "out"])
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"a_jpg_x{SCALE}.png", f"a_x{SCALE}.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [LEDGER, f"a_jpg_x{SCALE}.png", f"a_x{SCALE}.png"]
 
 
 def test_planned_names_that_collide_are_refused_before_work(models, tmp_path):
@@ -265,7 +266,7 @@ def test_folder_run_skips_bad_files_and_exits_1(models, tmp_path):
     before = B.snapshot(d)
     r = run(["infer", models["good"], d, "-o", tmp_path / "out"])
     assert r.exit_code == 1, r.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"a_x{SCALE}.png", f"c_x{SCALE}.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [LEDGER, f"a_x{SCALE}.png", f"c_x{SCALE}.png"]
     assert "2 written, 1 failed" in r.stderr and "b.png" in r.stderr
     assert "Traceback" not in r.output
     unchanged(before)
@@ -275,7 +276,7 @@ def test_fail_fast_stops_at_the_first_bad_file(models, tmp_path):
     d = _mixed_folder(tmp_path)
     r = run(["infer", models["good"], d, "-o", tmp_path / "out", "--fail-fast"])
     assert_error(r, 2, tmp_path, contains="b.png")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"a_x{SCALE}.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [LEDGER, f"a_x{SCALE}.png"]
 
 
 def test_failed_folder_run_leaves_no_empty_folder(models, tmp_path):
@@ -480,20 +481,20 @@ def test_batch_without_ray_client_is_exit_3(models, tmp_path):
 
 def test_batch_disk_full_is_exit_2_not_1(models, tmp_path, monkeypatch):
     """A file that failed for a full disk is the machine's problem: exit 2 like infer, not 1 (a bad file).
-    The Ray job is replaced by its recorded result: what is tested is the command's mapping."""
+    The Ray job is replaced by what run_batch does on ENOSPC (the manifest written, then the OSError raised):
+    what is tested is the command's mapping; tests/test_robust_runs.py runs a real full disk."""
     pytest.importorskip("ray.data")
+    import errno
+
     import agileir.cluster.ray_batch as ray_batch
 
-    def full_disk_run(spec, source, out_dir, tiling, options, protected=(), echo=None):
-        manifest = Path(options.manifest)
-        manifest.write_text('{"format": "%s"}\n' % ray_batch.MANIFEST_FORMAT)
-        items = [{"input": "in/a.png", "output": "out/a_x4.png", "status": "ok", "error": None, "notes": []},
-                 {"input": "in/b.png", "output": "out/b_x4.png", "status": "failed", "notes": [],
-                  "error": "[Errno 28] No space left on device: 'out/b_x4.png'"}]
-        return ray_batch.BatchResult(items, 1.0, manifest, {"ok": 1, "failed": 1})
+    def full_disk_run(spec, source, out_dir, tiling, options, gate=None, echo=None):
+        Path(options.manifest).write_text('{"format": "%s"}\n' % ray_batch.MANIFEST_FORMAT)
+        raise OSError(errno.ENOSPC, "no space left on the device writing out/b_x4.png: the run stopped after 1 of "
+                                    "2 images")
 
     monkeypatch.setattr(ray_batch, "run_batch", full_disk_run)
     (tmp_path / "in").mkdir()
     r = run(["batch", models["good"], tmp_path / "in", tmp_path / "out", "--manifest", tmp_path / "m.json"])
-    assert_error(r, 2, tmp_path, contains="No space left on device")
-    assert "b.png" in r.stderr.splitlines()[-1]
+    assert_error(r, 2, tmp_path, contains="no space left")
+    assert "b_x4.png" in r.stderr.splitlines()[-1]

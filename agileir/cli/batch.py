@@ -52,22 +52,22 @@ def _batch_options(fn):
 def batch_cmd(model, input_, output, options, tiling, runner, overwrite):
     """Upscale every image of INPUT (folder, glob, or a .txt list of paths/URIs) into the folder OUTPUT with
     MODEL, as `agileir-infer` would (same tiling defaults, same names, every output checked against every input
-    before any work), on Ray Data. Exit codes: 1 an image failed (see the manifest), 2 bad input or a full disk,
-    3 a missing package or an unreachable --ray-address, 130/143 interrupted (Ray shut down, no partial file)."""
+    before any work), on Ray Data. A rerun skips or replaces the files it wrote; an existing file agileir did not
+    write is refused unless --overwrite. Exit codes: 1 an image failed (see the manifest), 2 bad input, an output
+    refused or a full disk, 3 a missing package or an unreachable --ray-address, 130/143 interrupted (Ray shut
+    down, no partial file)."""
     require_module("ray.data", "batch", "agileir batch", "ray[data]")
     from ..cluster.ray_batch import ClusterUnavailable, run_batch
     from ..io.gate import OutputGate
 
     manifest = Path(options.manifest) if options.manifest else Path(output) / "manifest.json"
     gate = OutputGate([*artifact_inputs(model), *_local_inputs(input_)], overwrite)
-    gate.claim(manifest, "batch manifest", "--manifest")
     spec = replace(runner, artifact=model, threads=max(1, int(options.cpus_per_actor)))
-    try:
-        result = run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)),
-                           tuple(artifact_inputs(model)), echo=lambda s: click.echo(s, err=True))
+    try:  # run_batch claims the manifest and every image in `gate` before any work, and records what it writes
+        result = run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)), gate,
+                           echo=lambda s: click.echo(s, err=True))
     except ClusterUnavailable as e:
         raise MissingDependency(str(e)) from None
-    gate.record(manifest, "batch manifest")
     for item in result.items:
         for note in item["notes"]:
             click.echo(note, err=True)

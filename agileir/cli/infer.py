@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .common import CheckFailed, CliError, artifact_inputs, friendly_errors, model_and_input, runner_options
+from .common import (CheckFailed, CliError, artifact_inputs, friendly_errors, model_and_input, overwrite_option,
+                     runner_options)
 from .options import encoding_options, pipeline_options, tiling_options
 from .video import run_video
 
@@ -106,45 +107,51 @@ def _check_output_kind(output: str | None, inp: Path) -> None:
 @encoding_options
 @runner_options("override the backend chosen from the model file type; tensorrt / rtx on an .onnx file build "
                 "(or reuse) a cached engine")
+@overwrite_option
 @friendly_errors
-def infer_cmd(paths, output, tiling, hr_dir, pipeline, encoding, runner):
+def infer_cmd(paths, output, tiling, hr_dir, pipeline, encoding, runner, overwrite):
     """Upscale INPUT (an image, a folder or a video) with MODEL (default: bundled AgileIR-light x4).
 
     A video (.mp4, .mkv, .mov, .webm, ...; needs the `video` extra) is upscaled frame by frame with its audio and
     subtitles copied (--codec, --crf, --pix-fmt, --start, --frames; docs/video.md). A folder run writes
     NAME_x{s}.png per image (NAME_EXT_x{s}.png when two inputs share a name), skips unreadable files and reports
-    them at the end (exit 1); no output may be an input of the run."""
+    them at the end (exit 1). No output may be an input of the run; a rerun replaces the files it wrote, and an
+    existing file agileir did not write is refused (exit 2) unless --overwrite."""
+    from ..io.gate import OutputGate
     from ..io.images import list_images
-    from ..io.outputs import OutputFolder, check_outputs, folder_outputs, input_files
+    from ..io.outputs import OutputFolder, folder_outputs, input_files
     from ..runtime import load_runner
     from ..upscale.files import upscale_file, upscale_files
     from ..upscale.upscaler import Upscaler
     from ..upscale.video import is_video_path
+    from ..upscale.writing import IMAGE, RunOutputs
 
     model_path, inp = model_and_input(paths)  # cheap checks first: inputs, output names and kinds
     if not inp.exists():
         raise CliError(f"input not found: {inp}")
     spec = replace(runner, artifact=model_path)
     if inp.is_file() and is_video_path(inp):
-        return run_video(spec, inp, output, tiling, encoding, pipeline, "agileir-infer")
+        return run_video(spec, inp, output, tiling, encoding, pipeline, "agileir-infer", overwrite=overwrite)
     images, is_dir = list_images(inp), inp.is_dir()
-    inputs = artifact_inputs(model_path) + images + input_files(hr_dir)
+    gate = OutputGate(artifact_inputs(model_path) + images + input_files(hr_dir), overwrite)
     _check_output_kind(output, inp)
-    if output and not is_dir:
-        check_outputs([(output, inp)], inputs)
+    if output and not is_dir:  # before the model loads; a folder's names need the model's scale
+        gate.claim(output, IMAGE, f"output of {inp}")
     max_side = _largest_side(images) if spec.backend in ("tensorrt", "rtx") else None
     loaded = load_runner(spec, batch=pipeline.batch, max_side=max_side, echo=lambda m: click.echo(m, err=True))
     click.echo(f"model: {loaded.description} via {loaded.backend}, x{loaded.scale}", err=True)
     out = Path(output) if output else _default_output(inp, loaded.scale)
     plan = folder_outputs(images, out, loaded.scale) if is_dir else {inp: out}
-    check_outputs([(dst, src) for src, dst in plan.items()], inputs)  # every output, before any work
+    if is_dir or not output:
+        for src, dst in plan.items():  # every output, before any work
+            gate.claim(dst, IMAGE, f"output of {src}")
     upscaler, report = Upscaler(loaded, tiling), _Report(hr_dir, loaded.scale, len(plan))
     try:
         if is_dir:
-            result = upscale_files(upscaler, plan, pipeline, OutputFolder(out), on_item=report)
+            result = upscale_files(upscaler, plan, pipeline, RunOutputs(gate, OutputFolder(out)), on_item=report)
         else:
             result = None
-            upscale_file(upscaler, inp, out, on_item=report)
+            upscale_file(upscaler, inp, out, RunOutputs(gate), on_item=report)
     finally:
         report.bar.close()
     return report.summary(result, is_dir)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, artifact_inputs, friendly_errors, model_and_input, require_module, runner_options
+from .common import (CliError, artifact_inputs, friendly_errors, model_and_input, overwrite_option, require_module,
+                     runner_options)
 from .options import encoding_options, pipeline_options, tiling_options
 
 
@@ -15,24 +16,26 @@ def default_video_output(inp: Path, scale: int) -> Path:
 
 
 def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, needed_by: str,
-              strict: bool = False) -> None:
-    """The video run of `agileir video` and `agileir-infer` on a video: output checked before the model loads,
-    one agileir.upscale.video.upscale_video call, a progress line on stderr (ended by a newline before any
-    other line, an error's too), `warning:` lines for a damaged input, the summary on stdout. `strict`: a
-    damaged input is an error (exit 2), nothing written."""
+              strict: bool = False, overwrite: bool = False) -> None:
+    """The video run of `agileir video` and `agileir-infer` on a video: output claimed in the run's output gate
+    before the model loads (the default name, which needs the scale, right after), one
+    agileir.upscale.video.upscale_video call, a progress line on stderr (ended by a newline before any other
+    line, an error's too), `warning:` lines for a damaged input, the summary on stdout. `strict`: a damaged input
+    is an error (exit 2), nothing written. `overwrite`: an existing file agileir did not write is replaced."""
     require_module("av", "video", needed_by)
-    from ..io.outputs import check_outputs
+    from ..io.gate import OutputGate
     from ..runtime import load_runner
     from ..upscale.upscaler import Upscaler
     from ..upscale.video import VideoProgress, upscale_video, video_frame_size
+    from ..upscale.writing import VIDEO, RunOutputs
 
-    protected = artifact_inputs(spec.artifact)
-    if output:  # before the model loads (the default name needs the scale; upscale_video checks it)
-        check_outputs([(output, inp)], protected + [inp])
+    gate = OutputGate([*artifact_inputs(spec.artifact), inp], overwrite)
+    if output:
+        gate.claim(output, VIDEO, f"output of {inp}")
     h, w = video_frame_size(inp)
     runner = load_runner(spec, max_side=max(h, w), batch=pipeline.batch, echo=lambda m: click.echo(m, err=True))
     click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
-    out = Path(output) if output else default_video_output(inp, runner.scale)
+    out = Path(output) if output else gate.claim(default_video_output(inp, runner.scale), VIDEO, f"output of {inp}")
 
     shown = []
 
@@ -43,7 +46,7 @@ def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, n
         shown.append(True)
 
     try:
-        result = upscale_video(Upscaler(runner, tiling), inp, out, encoding, pipeline, progress, tuple(protected),
+        result = upscale_video(Upscaler(runner, tiling), inp, out, encoding, pipeline, progress, RunOutputs(gate),
                                strict)
     finally:
         if shown:  # end the progress line, so that an error or warning starts a line of its own
@@ -66,15 +69,19 @@ def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, n
                                             "the container's count) is an error (exit 2, no output) instead of a "
                                             "warning")
 @runner_options()
+@overwrite_option
 @friendly_errors
-def video_cmd(paths, output, encoding, tiling, pipeline, strict, runner):
-    """Upscale the video INPUT with MODEL (default: bundled AgileIR-light x4). Exit codes: 2 bad input or
-    options, a full disk, a damaged input with --strict; 3 a missing package; 130/143 interrupted."""
+def video_cmd(paths, output, encoding, tiling, pipeline, strict, runner, overwrite):
+    """Upscale the video INPUT with MODEL (default: bundled AgileIR-light x4). A rerun replaces the video it
+    wrote; an existing file agileir did not write is refused unless --overwrite, the input always. Exit codes:
+    2 bad input or options, an output refused, a full disk, a damaged input with --strict; 3 a missing package;
+    130/143 interrupted."""
     require_module("av", "video", "agileir video")
     model_path, inp = model_and_input(paths)
     if not inp.is_file():
         raise CliError(f"input not found: {inp}")
-    run_video(replace(runner, artifact=model_path), inp, output, tiling, encoding, pipeline, "agileir video", strict)
+    run_video(replace(runner, artifact=model_path), inp, output, tiling, encoding, pipeline, "agileir video", strict,
+              overwrite)
 
 
 def register(group: click.Group) -> None:

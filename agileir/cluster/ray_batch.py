@@ -10,15 +10,17 @@
 Per image the work is the one `agileir-infer` does (`read_image` / `decode_image`, then
 `agileir.upscale.upscaler.Upscaler.upscale_image` with the same TilingOptions and defaults, written through
 `agileir.upscale.writing.write_upscaled`, named by `outputs.output_names`), so outputs are bit-identical for the
-same runner. Every output is planned and checked against every local input and the model files before any work
-(`outputs.check_outputs`, as agileir-infer does): a run that would replace an input is refused. A failing image
+same runner. The manifest and every output are claimed in the run's output gate (agileir.io.gate.OutputGate, as
+agileir-infer does) before any work: a run that would replace an input, or an existing file agileir did not write
+(unless the gate overwrites), is refused; the encode tasks record each image they write (the gate pickles), so
+a rerun may replace or skip them. A failing image
 becomes a row with status "failed" and its error; it never stops the job, except a write that fails for lack of
 space (ENOSPC), which would fail for every image: the run stops and raises that OSError. The manifest records
 each output's sha256; a rerun skips ("skipped") an output only when its bytes still match that hash, so a
 stale or damaged file is redone.
 
-Before anything is created (no output folder, no Ray instance) the model is probed, every output planned and
-checked, and a `--ray-address` cluster checked to be reachable (ClusterUnavailable, within
+Before anything is created (no output folder, no Ray instance) the manifest is claimed, the model probed,
+every output planned and claimed, and a `--ray-address` cluster checked to be reachable (ClusterUnavailable, within
 `connect_timeout_s`). SIGINT/SIGTERM stop the job: Ray is shut down and the temporary files of this run's
 outputs removed, then the interrupt propagates.
 
@@ -40,13 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..io.atomic import TEMP_MARK, is_temp_file, write_json
+from ..io.atomic import TEMP_MARK, is_temp_file
+from ..io.gate import OutputGate
 from ..io.images import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image
-from ..io.outputs import OutputFolder, check_outputs, output_names
+from ..io.outputs import OutputFolder, output_names
 from ..runtime import RunnerSpec
 from ..upscale.options import TilingOptions
+from ..upscale.writing import IMAGE
 
 MANIFEST_FORMAT = "agileir-batch/1"
+MANIFEST_KIND = "batch manifest"  # its kind of output in the gate
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 
@@ -85,10 +90,12 @@ def resolve_inputs(source: str) -> list[str]:
     raise ImageError(f"{source}: no such folder, list file or pattern")
 
 
-def plan_outputs(inputs: list[str], out_dir: Path, scale: int, protected: tuple[str | Path, ...] = ()) -> list[dict]:
-    """One row per input with its output path. Refused before any work (ValueError / OutputConflict): two
-    inputs that would write the same output, and an output that is any local input of the run or a `protected`
-    file (the model), by path, symlink or hard link."""
+def plan_outputs(inputs: list[str], out_dir: Path, scale: int, gate: OutputGate | None = None) -> list[dict]:
+    """One row per input with its output path, claimed in `gate` (None: a gate of this call, without overwrite)
+    with every local input added to its inputs. Refused before any work (ValueError / OutputConflict): two
+    inputs that would write the same output, an output that is any input of the gate (local inputs, the model
+    files), by path, symlink or hard link, and an existing file agileir did not write unless the gate
+    overwrites."""
     rows: list[dict] = []
     seen: dict[Path, str] = {}
     for src, name in zip(inputs, output_names(inputs, scale)):
@@ -97,9 +104,15 @@ def plan_outputs(inputs: list[str], out_dir: Path, scale: int, protected: tuple[
             raise ValueError(f"{src} and {seen[dst]} would both write {dst.name}; give them distinct names")
         seen[dst] = src
         rows.append({"input": src, "output": str(dst)})
-    local = [Path(_local(src)) for src in inputs if not is_uri(src)]
-    check_outputs([(row["output"], row["input"]) for row in rows], local + [Path(p) for p in protected])
+    gate = gate if gate is not None else OutputGate()
+    gate.add_inputs(*_local_inputs(inputs))
+    for row in rows:
+        gate.claim(row["output"], IMAGE, f"output of {row['input']}")
     return rows
+
+
+def _local_inputs(inputs: list[str]) -> list[Path]:
+    return [Path(_local(src)) for src in inputs if not is_uri(src)]
 
 
 def read_bytes(uri: str) -> bytes:
@@ -205,18 +218,19 @@ class UpscaleActor:
                 "image": results}
 
 
-def encode_row(row: dict) -> dict:
-    """CPU task: write the upscaled image as an atomic PNG and hash it; `errno` keeps an OSError's code (ENOSPC
-    stops the run)."""
+def encode_row(row: dict, gate: OutputGate | None = None) -> dict:
+    """CPU task: write the upscaled image as an atomic PNG, recorded through `gate` (the run's, the output claimed
+    in it; None: unrecorded), and hash it; `errno` keeps an OSError's code (ENOSPC stops the run)."""
     start = time.perf_counter()
     out = {k: row[k] for k in ("input", "output", "status", "error", "notes")}
     out["sha256"], out["errno"] = row.get("sha256", ""), 0
     if out["status"] == "pending":
         try:
-            from ..upscale.writing import write_upscaled
+            from ..upscale.writing import RunOutputs, write_upscaled
 
             output = Path(row["output"])
-            write_upscaled(output, pickle.loads(row["image"]), OutputFolder(output.parent))
+            outputs = RunOutputs(gate, OutputFolder(output.parent)) if gate is not None else None
+            write_upscaled(output, pickle.loads(row["image"]), outputs)
             out["status"], out["sha256"] = "ok", file_sha256(output)
         except Exception as e:
             out["status"], out["error"] = "failed", _first_line(e)
@@ -340,24 +354,30 @@ class BatchOptions:
 
 
 def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: TilingOptions | None = None,
-              options: BatchOptions | None = None, protected: tuple[str | Path, ...] = (),
+              options: BatchOptions | None = None, gate: OutputGate | None = None,
               echo: Callable[[str], Any] = print) -> BatchResult:
     """Upscale every image of `source` into `out_dir` with the runner `spec` describes, on Ray Data; writes the
-    manifest, returns the result. Every output is checked against the inputs and `protected` (the model files),
-    and the cluster's address, before anything is created. Raises ClusterUnavailable, OSError (ENOSPC: the run
-    stopped, the manifest holds what was done), KeyboardInterrupt (Ray shut down, no temporary file left)."""
+    manifest, returns the result. `gate`: the run's output gate, the model files among its inputs (None: a gate
+    of this call with the model file, without overwrite); the local inputs are added to it, and the manifest
+    (before the model loads) and every output are claimed in it before anything is created, the cluster's
+    address checked too; every file written is recorded in it. Raises OutputConflict, ClusterUnavailable,
+    OSError (ENOSPC: the run stopped, the manifest holds what was done), KeyboardInterrupt (Ray shut down, no
+    temporary file left)."""
     from ..runtime import load_runner
 
     tiling, options = tiling or TilingOptions(), options or BatchOptions()
     out_dir = Path(out_dir)
+    inputs = resolve_inputs(source)
+    if gate is None:  # the model, and a list file the inputs come from
+        gate = OutputGate([spec.artifact, *(p for p in _local_inputs([source]) if p.is_file())])
+    gate.add_inputs(*_local_inputs(inputs))
+    manifest = gate.claim(options.manifest or out_dir / "manifest.json", MANIFEST_KIND, "--manifest")
     probe = load_runner(spec, activate=False, echo=lambda _: None)
     scale, backend = probe.scale, probe.backend
     gpus = options.gpus_per_actor
     if gpus is None:
         gpus = 1.0 if backend in ("tensorrt", "rtx") else 0.0  # an engine of either flavour needs a GPU
-    rows = plan_outputs(resolve_inputs(source), out_dir, scale, protected)
-    manifest = Path(options.manifest) if options.manifest else out_dir / "manifest.json"
-    check_outputs([manifest], [Path(_local(r["input"])) for r in rows if not is_uri(r["input"])] + list(protected))
+    rows = plan_outputs(inputs, out_dir, scale, gate)
     header = {"format": MANIFEST_FORMAT, "model": spec.artifact, "backend": backend, "scale": scale,
               "tile": tiling.tile_text, "tile_overlap": tiling.overlap, "actors": options.actors, "source": source,
               "output": str(out_dir)}
@@ -373,12 +393,12 @@ def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: Tiling
     with _ray_session(options, [r["output"] for r in rows]):
         _check_gpus(options, gpus)
         out_dir.mkdir(parents=True, exist_ok=True)
-        items, full = _run_dataset(rows, spec, tiling, options, gpus)
+        items, full = _run_dataset(rows, spec, tiling, options, gpus, gate)
     seconds = time.perf_counter() - start
     if full is None:
-        return _finish(items, seconds, manifest, header)
+        return _finish(items, seconds, manifest, header, gate)
     try:  # what was done, so that a rerun after freeing space resumes
-        _finish(items, seconds, manifest, header)
+        _finish(items, seconds, manifest, header, gate)
     except OSError:
         pass
     raise OSError(errno.ENOSPC, f"no space left on the device writing {full['output']}: the run stopped after "
@@ -425,8 +445,9 @@ def _ray_session(options: BatchOptions, outputs: list[str]):
 
 
 def _run_dataset(rows: list[dict], spec: RunnerSpec, tiling: TilingOptions, options: BatchOptions,
-                 gpus: float) -> tuple[list[dict], dict | None]:
-    """The Ray Data job; returns its rows by input, and the row whose write hit ENOSPC (the job stops there)."""
+                 gpus: float, gate: OutputGate) -> tuple[list[dict], dict | None]:
+    """The Ray Data job, its encode tasks writing through `gate` (every output claimed in it); returns its rows
+    by input, and the row whose write hit ENOSPC (the job stops there)."""
     import ray
 
     ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
@@ -434,7 +455,7 @@ def _run_dataset(rows: list[dict], spec: RunnerSpec, tiling: TilingOptions, opti
     pool = ray.data.ActorPoolStrategy(size=options.actors)  # Ray >= 2.51's spelling of concurrency=actors
     ds = ds.map_batches(UpscaleActor, fn_constructor_kwargs={"spec": spec, "tiling": tiling}, compute=pool,
                         batch_size=1, num_cpus=options.cpus_per_actor, num_gpus=gpus or None, batch_format="numpy")
-    ds = ds.map(encode_row, num_cpus=0.5)
+    ds = ds.map(encode_row, fn_kwargs={"gate": gate}, num_cpus=0.5)
     items, full = [], None
     for row in ds.iter_rows():
         items.append(row)
@@ -444,13 +465,13 @@ def _run_dataset(rows: list[dict], spec: RunnerSpec, tiling: TilingOptions, opti
     return sorted(items, key=lambda r: r["input"]), full
 
 
-def _finish(rows: list[dict], seconds: float, manifest: Path, header: dict) -> BatchResult:
+def _finish(rows: list[dict], seconds: float, manifest: Path, header: dict, gate: OutputGate) -> BatchResult:
     items = [{"input": r["input"], "output": r["output"], "status": r["status"], "error": r["error"] or None,
               "notes": [n for n in str(r["notes"]).split("\n") if n], "sha256": r.get("sha256") or None,
               "seconds": float(r["seconds"])} for r in rows]
     counts: dict[str, int] = {}
     for r in items:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    write_json(manifest, {**header, "seconds": round(seconds, 3), "counts": counts, "items": items})
+    payload = {**header, "seconds": round(seconds, 3), "counts": counts, "items": items}
+    gate.write_json(manifest, payload, MANIFEST_KIND)  # its folder made, if need be
     return BatchResult(items, seconds, manifest, counts)

@@ -1,9 +1,14 @@
 """Image and folder runs on the staged pipeline: read_image -> plan tiles -> upscale (batched by size) -> write.
 
     upscaler = Upscaler(runner, TilingOptions())
-    plan = folder_outputs(images, out_dir, upscaler.scale)          # agileir.io.outputs: names, checked first
-    result = upscale_files(upscaler, plan, PipelineOptions(batch=4), OutputFolder(out_dir), on_item=print)
+    plan = folder_outputs(images, out_dir, upscaler.scale)          # agileir.io.outputs: the names
+    outputs = RunOutputs(OutputGate([model, *images], overwrite), OutputFolder(out_dir))
+    for src, dst in plan.items():                                   # agileir.io.gate: claimed before any work
+        outputs.gate.claim(dst, IMAGE, f"output of {src}")
+    result = upscale_files(upscaler, plan, PipelineOptions(batch=4), outputs, on_item=print)
     item = upscale_file(upscaler, src, dst)                         # one image (this thread): failures raised
+
+Without `outputs` a call makes a gate of its own (RunOutputs.claimed: the sources its inputs, no --overwrite).
 
 Each output equals the serial loop's (`read_image` -> `Upscaler.upscale_image` -> `write_image`); with batch > 1
 the model sees a (B, 3, h, w) batch, so floating-point results may differ from batch 1 in the last bits (tested:
@@ -13,7 +18,7 @@ budget shared by the `batch` images of one call); images batched together have o
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -25,7 +30,7 @@ from .memory import TilePlan
 from .options import PipelineOptions
 from .pipeline import ItemResult, run_pipeline
 from .upscaler import Upscaler, image_notes
-from .writing import write_upscaled
+from .writing import IMAGE, RunOutputs, write_upscaled
 
 
 @dataclass
@@ -75,7 +80,7 @@ def _decode(upscaler: Upscaler, src: Path, share: int) -> tuple[_Decoded, list[s
     return _Decoded(image, tiles), image_notes(Path(src).name, image, tiles)
 
 
-def _stages(upscaler: Upscaler, plan: Mapping[Path, Path], options: PipelineOptions, folder: OutputFolder | None,
+def _stages(upscaler: Upscaler, plan: Mapping[Path, Path], options: PipelineOptions, outputs: RunOutputs,
             info: dict[Path, tuple[bool, list[str]]]):
     lock = threading.Lock()
 
@@ -91,7 +96,7 @@ def _stages(upscaler: Upscaler, plan: Mapping[Path, Path], options: PipelineOpti
         return upscaler.upscale_images([v.image for v in value], value[0].plan)
 
     def encode(src: Path, result: Upscaled):
-        return result, write_upscaled(plan[src], result, folder)
+        return result, write_upscaled(plan[src], result, outputs)
 
     return decode, infer, encode
 
@@ -109,18 +114,22 @@ def _item(r: ItemResult, plan: Mapping[Path, Path], options: PipelineOptions,
 
 
 def upscale_files(upscaler: Upscaler, plan: Mapping[Path, Path], options: PipelineOptions | None = None,
-                  folder: OutputFolder | None = None,
+                  outputs: RunOutputs | None = None,
                   on_item: Callable[[ImageItem], None] | None = None) -> FilesResult:
     """Upscale every source of `plan` (source -> output path, in the order to report) into its output.
 
     Decode, model and PNG encode overlap (agileir.upscale.pipeline); `on_item` sees each ImageItem in input
     order as it completes. A file that cannot be read is skipped (item.skipped) unless `options.fail_fast`; a
     failure of the model or the write would repeat for every file, so it ends the run: the item is reported,
-    then its exception raised. `folder` (agileir.io.outputs.OutputFolder) is created with the first file
-    written, swept of stale temporary files first, and removed again if nothing was written."""
+    then its exception raised. `outputs`: the run's gate, every output of `plan` claimed in it (None: a gate of
+    this call, RunOutputs.claimed), each written file recorded; its folder (agileir.io.outputs.OutputFolder)
+    is created with the first file written, swept of stale temporary files first, and removed again if nothing
+    was written."""
     options = options or PipelineOptions()
+    outputs = outputs if outputs is not None else RunOutputs.claimed(plan.items(), IMAGE)
+    folder = outputs.folder
     info: dict[Path, tuple[bool, list[str]]] = {}  # filled by the decode threads
-    decode, infer, encode = _stages(upscaler, plan, options, folder, info)
+    decode, infer, encode = _stages(upscaler, plan, options, outputs, info)
     if folder is not None and folder.path.is_dir():
         sweep_stale(folder.path)
     items: list[ImageItem] = []
@@ -142,19 +151,21 @@ def upscale_files(upscaler: Upscaler, plan: Mapping[Path, Path], options: Pipeli
     return FilesResult(items)
 
 
-def upscale_file(upscaler: Upscaler, src: Path, dst: Path, folder: OutputFolder | None = None,
+def upscale_file(upscaler: Upscaler, src: Path, dst: Path, outputs: RunOutputs | None = None,
                  on_item: Callable[[ImageItem], None] | None = None) -> ImageItem:
     """One image, the steps of a folder run in this thread (so SIGINT/SIGTERM interrupt the write itself and no
-    output is left); any failure, an unreadable file too, is raised. `folder`: default dst's parent, created
-    on the write and removed again if the run fails."""
+    output is left); any failure, an unreadable file too, is raised. `outputs`: the run's gate with `dst`
+    claimed (None: a gate of this call, RunOutputs.claimed); its folder, default dst's parent, is created on the
+    write and removed again if the run fails."""
     src, dst = Path(src), Path(dst)
-    folder = folder if folder is not None else OutputFolder(dst.parent)
+    outputs = outputs if outputs is not None else RunOutputs.claimed([(src, dst)], IMAGE)
+    folder = outputs.folder if outputs.folder is not None else OutputFolder(dst.parent)
     if folder.path.is_dir():
         sweep_stale(folder.path)
     try:
         decoded, notes = _decode(upscaler, src, 1)
         result = upscaler.upscale_image(decoded.image, decoded.plan)
-        bits = write_upscaled(dst, result, folder)
+        bits = write_upscaled(dst, result, replace(outputs, folder=folder))
     finally:
         folder.discard_if_unused()
     item = ImageItem(src, dst, True, notes, decoded.image.is_grayscale, bits, result=result)

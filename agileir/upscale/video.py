@@ -8,8 +8,9 @@ Rules:
 * Every frame of the first video stream goes through `Upscaler.upscale_frames` (agileir.upscale.upscaler: the
   runner, tiling planned once from the frame size and the memory budget shared by the `batch` frames of one
   call), as RGB 8-bit; the output is encoded with the EncodingOptions' `codec` / `crf` / `pix_fmt`.
-* The output is checked against the input and `protected` files before any work
-  (agileir.io.outputs.check_outputs: the same path, a symlink or a hard link of one is refused).
+* The output goes through the run's output gate (agileir.io.gate, `RunOutputs`): claimed before any work (the
+  input, a symlink or a hard link of it, is refused; so is an existing file agileir did not write, unless the
+  gate overwrites), recorded as agileir's video once written, so a rerun replaces it.
 * Frame rate and timestamps are kept: the output stream gets the input's average rate and time base, each
   frame keeps its pts (shifted so the output starts at 0 when `start` > 0). Containers impose their own time
   base (Matroska: 1/1000), so the frame *times* are what is kept, to the container's precision.
@@ -44,12 +45,12 @@ import numpy as np
 
 from ..io.atomic import atomic_path
 from ..io.images import to_uint8
-from ..io.outputs import OutputConflict, check_outputs
+from ..io.outputs import OutputConflict
 from .memory import TilePlan
 from .options import EncodingOptions, PipelineOptions
 from .pipeline import run_pipeline
 from .upscaler import Upscaler
-from .writing import write_output
+from .writing import VIDEO, RunOutputs, write_output
 
 # output suffix -> FFmpeg muxer (the temporary name has no usable suffix, so the format is always explicit)
 VIDEO_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -139,11 +140,14 @@ def _estimate_total(container, stream, rate: Fraction | None, start: float, fram
     return total
 
 
-def _check_paths(src: Path, dst: Path, protected: tuple[Path, ...]) -> None:
+def _checked_outputs(src: Path, dst: Path, outputs: RunOutputs | None) -> RunOutputs:
+    """`outputs`, or (None) a gate of this call with `dst` claimed (OutputConflict becomes a VideoError)."""
     if not src.is_file():
         raise FileNotFoundError(f"input not found: {src}")
+    if outputs is not None:
+        return outputs
     try:
-        check_outputs([(dst, src)], [src, *protected])
+        return RunOutputs.claimed([(src, dst)], VIDEO)
     except OutputConflict as e:
         raise VideoError(str(e)) from None
 
@@ -396,10 +400,11 @@ class _Transcode:
 
 def upscale_video(upscaler: Upscaler, src: str | Path, dst: str | Path, encoding: EncodingOptions | None = None,
                   pipeline: PipelineOptions | None = None, progress: Callable[[VideoProgress], None] | None = None,
-                  protected: tuple[str | Path, ...] = (), strict: bool = False) -> VideoResult:
-    """Upscale `src` into `dst` with `upscaler` (see the module docstring for the rules). `protected`: further
-    files the run reads (the model), which `dst` may not replace. `strict`: a damaged input (decode errors,
-    missing frames) is a VideoError and nothing is written, instead of `warning:` lines in the result's notes.
+                  outputs: RunOutputs | None = None, strict: bool = False) -> VideoResult:
+    """Upscale `src` into `dst` with `upscaler` (see the module docstring for the rules). `outputs`: the run's
+    gate, its inputs `src` and the model files, `dst` claimed in it as a video (None: a gate of this call,
+    RunOutputs.claimed). `strict`: a damaged input (decode errors, missing frames) is a VideoError and nothing is
+    written, instead of `warning:` lines in the result's notes.
 
     Raises VideoError for bad input or options, agileir.upscale.pipeline.PipelineInterrupted on SIGINT/SIGTERM
     (no output then)."""
@@ -407,7 +412,7 @@ def upscale_video(upscaler: Upscaler, src: str | Path, dst: str | Path, encoding
 
     encoding, pipeline = encoding or EncodingOptions(), pipeline or PipelineOptions()
     src, dst = Path(src), Path(dst)
-    _check_paths(src, dst, tuple(Path(p) for p in protected))
+    outputs = _checked_outputs(src, dst, outputs)
     fmt = _checked_format(dst, encoding)
     try:
         inp = av.open(str(src))
@@ -416,7 +421,7 @@ def upscale_video(upscaler: Upscaler, src: str | Path, dst: str | Path, encoding
     with inp:
         run = _Transcode(inp, src, upscaler, encoding, pipeline, strict)
         began = time.perf_counter()
-        done = write_output(dst, lambda path: run.write(path, fmt, progress))
+        done = write_output(dst, lambda path: run.write(path, fmt, progress), outputs, VIDEO)
         seconds = time.perf_counter() - began
     return VideoResult(dst, done, seconds, done / seconds if seconds > 0 else 0.0, run.size, run.rate, run.tb,
                        run.copied, run.dropped, run.notes + run.damage(), run.decode_errors, run.missing_frames)
