@@ -69,14 +69,21 @@ def test_batch_matches_infer_and_reports_the_corrupt_file(job):
                for i in range(5))
 
     # resume: an output matching its recorded sha256 is skipped; a truncated one and one of the right size with
-    # other content (a stale file) are redone
+    # other content (a stale file) are redone. Changed outside agileir, they are no longer its own outputs
+    # (agileir/io/gate.py): replacing them takes --overwrite, refused before any work without it
     (out / "img1_x3.png").write_bytes((out / "img1_x3.png").read_bytes()[:50])
     (out / "img0_x3.png").write_bytes((out / "img2_x3.png").read_bytes())
     (out / "img2_x3.png").write_bytes((job / "ref" / "img0_x3.png").read_bytes())  # swapped: sizes differ
     stale = (out / "img4_x3.png")
     pixels = np.array(PILImage.open(stale))
     PILImage.fromarray(255 - pixels).save(stale)  # right size, PNG, wrong content
-    again = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2")
+    changed = {p.name: p.read_bytes() for p in out.iterdir()}
+    refused = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2")
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1 and "img0_x3.png" in errors[0], refused.stderr
+    assert "not written by agileir" in errors[0] and "--overwrite" in errors[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == changed
+    again = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2", "--overwrite")
     assert again.returncode == 1 and "4 upscaled, 1 skipped (already done), 1 failed" in again.stdout, again.stdout
     for p in refs:
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name

@@ -8,9 +8,11 @@ Exit codes: a full disk is 2 and a missing `ray[client]` is 3 (cli/common.py's o
 from __future__ import annotations
 
 import errno
+import importlib.util
 import json
 import os
 import shutil
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ from PIL import Image
 import bad_inputs as B
 from agileir.cli import main
 from agileir.cli.common import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, cli_error_for, is_disk_full
-from agileir.io.gate import LEDGER, OutputConflict, OutputGate, read_ledger, toolkit_kind
+from agileir.io.gate import LEDGER, OVERWRITE_HINT, OutputConflict, OutputGate, read_ledger, toolkit_kind
 from agileir.models import build_model, save_safetensors
 from test_models import TINY_SWINIR
 
@@ -139,7 +141,30 @@ def files(tmp_path_factory):
     (root / "in").mkdir()
     Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(root / "in" / "b.png")
     (root / "files.txt").write_text(str(root / "in" / "b.png") + "\n")
+    (root / "pair").mkdir()  # a.png's output a_x3.png is an input of a run over the folder
+    Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(root / "pair" / "a.png")
+    Image.fromarray((rng.random((24, 24, 3)) * 255).astype(np.uint8)).save(root / "pair" / "a_x3.png")
+    if importlib.util.find_spec("av") is not None:
+        _make_clip(root / "clip.mkv")
     return root
+
+
+def _make_clip(path, frames=3, size=8):
+    """A tiny FFV1 video (`size` x `size` noise, 24 fps)."""
+    import av
+
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = size, size, "yuv444p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray((rng.random((size, size, 3)) * 255).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
 
 
 def test_export_records_sha256_and_its_files_as_its_own(files):
@@ -169,8 +194,13 @@ COMMANDS = {
                        ["x/model.onnx", "x/export.json", "x/model.fp16.onnx", "x/model.int8.onnx", "x/calibration.json",
                         "x/model.plan", "x/model.json", "x/model.int8.json"]),
     "build": (["build", "{f}/exp/model.onnx", "--target", "rtx", "-o", "{t}/e.plan"], ["e.plan", "e.json"]),
-    "batch": (["batch", "{f}/tiny.safetensors", "{f}/in", "{t}/out", "--manifest", "{t}/m.json"], ["m.json"]),
+    "batch": (["batch", "{f}/tiny.safetensors", "{f}/in", "{t}/out", "--manifest", "{t}/m.json"],
+              ["m.json", "out/b_x3.png"]),
     "batch, default manifest": (["batch", "{f}/tiny.safetensors", "{f}/in", "{t}/out"], ["out/manifest.json"]),
+    "agileir-infer image": (["infer", "{f}/tiny.safetensors", "{f}/in/b.png", "-o", "{t}/o.png"], ["o.png"]),
+    "agileir-infer folder": (["infer", "{f}/tiny.safetensors", "{f}/in", "-o", "{t}/out"], ["out/b_x3.png"]),
+    "agileir-infer video": (["infer", "{f}/tiny.safetensors", "{f}/clip.mkv", "-o", "{t}/v.mkv"], ["v.mkv"]),
+    "video": (["video", "{f}/tiny.safetensors", "{f}/clip.mkv", "-o", "{t}/v.mkv"], ["v.mkv"]),
     "triton": (["triton", "{f}/exp", "-o", "{t}/repo"], ["repo/README.md", "repo/agileir_x3/config.pbtxt",
                                                        "repo/agileir_x3/1/model.onnx"]),
 }
@@ -180,6 +210,8 @@ CASES = [(command, target) for command, (_, targets) in sorted(COMMANDS.items())
 @pytest.mark.parametrize("command,target", CASES, ids=[f"{c}: {t}" for c, t in CASES])
 def test_user_file_is_refused_before_any_work(files, tmp_path, command, target):
     args, _ = COMMANDS[command]
+    if "{f}/clip.mkv" in args:
+        pytest.importorskip("av", reason="PyAV is not installed (pip install 'agileir[video]')")
     target = tmp_path / target
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(USER_TEXT)
@@ -198,12 +230,23 @@ INPUT_TARGETS = {  # the issue's data-loss cases: an output onto an input of the
                                                           "--manifest", f / "files.txt"], f / "files.txt"),
     "triton -o the export folder": lambda f, t: (["triton", f / "exp", "-o", f / "exp", "--overwrite"],
                                                  None),
+    "agileir-infer -o onto the input image": lambda f, t: (["infer", f / "tiny.safetensors", f / "in" / "b.png",
+                                                           "-o", f / "in" / "b.png"], f / "in" / "b.png"),
+    "agileir-infer folder into itself (a_x3.png an input)": lambda f, t: (["infer", f / "tiny.safetensors",
+                                                                          f / "pair", "-o", f / "pair"],
+                                                                         f / "pair" / "a_x3.png"),
+    "batch into its input folder (a_x3.png an input)": lambda f, t: (["batch", f / "tiny.safetensors", f / "pair",
+                                                                     f / "pair"], f / "pair" / "a_x3.png"),
+    "video -o onto the input video": lambda f, t: (["video", f / "tiny.safetensors", f / "clip.mkv", "-o",
+                                                   f / "clip.mkv"], f / "clip.mkv"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(INPUT_TARGETS))
 def test_inputs_are_never_targets(files, tmp_path, case):
     args, target = INPUT_TARGETS[case](files, tmp_path)
+    if target == files / "clip.mkv":
+        pytest.importorskip("av", reason="PyAV is not installed (pip install 'agileir[video]')")
     if target is None:  # triton into the export folder: its README.md would replace the export's
         (files / "exp" / "README.md").write_bytes(USER_TEXT)
         target = files / "exp" / "README.md"
@@ -215,6 +258,76 @@ def test_inputs_are_never_targets(files, tmp_path, case):
     finally:
         if target.name == "README.md":
             target.unlink()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the in-process batch runs of this module (each would start its own otherwise)."""
+    pytest.importorskip("ray.data")
+    import ray
+
+    from agileir.cluster.ray_batch import init_ray
+
+    started = init_ray(None, 2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+# the upscale path: command -> (its arguments, the file it writes below {t}, its kind of output)
+RERUNS = {
+    "agileir-infer image": (["infer", "{f}/tiny.safetensors", "{f}/in/b.png", "-o", "{t}/o.png"], "o.png", "image"),
+    "agileir-infer folder": (["infer", "{f}/tiny.safetensors", "{f}/in", "-o", "{t}/out"], "out/b_x3.png", "image"),
+    "video": (["video", "{f}/tiny.safetensors", "{f}/clip.mkv", "-o", "{t}/v.mkv", "--codec", "ffv1", "--pix-fmt",
+               "yuv444p"], "v.mkv", "video"),
+    "batch": (["batch", "{f}/tiny.safetensors", "{f}/in", "{t}/out"], "out/b_x3.png", "image"),
+}
+
+
+def _content(path, kind):
+    """What an output holds: a PNG's bytes, a video's decoded frames (Matroska files carry a random segment id)."""
+    if kind != "video":
+        return path.read_bytes()
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24").tobytes() for f in c.decode(c.streams.video[0])]
+
+
+def _ledger_lines(path):
+    return [json.loads(line) for line in (path.parent / LEDGER).read_text().splitlines()
+            if json.loads(line)["name"] == path.name]
+
+
+@pytest.mark.parametrize("command", sorted(RERUNS))
+def test_upscale_rerun_replaces_its_own_output_and_overwrite_the_users(files, tmp_path, request, command):
+    """A rerun into the same output works without --overwrite (the ledger knows the file; batch skips it, its
+    sha256 matching the manifest); a file the user put there is refused naming it and --overwrite; with
+    --overwrite it is replaced by what the first run wrote (the same PNG bytes, the same video frames)."""
+    args, target, kind = RERUNS[command]
+    if "{f}/clip.mkv" in args:
+        pytest.importorskip("av", reason="PyAV is not installed (pip install 'agileir[video]')")
+    if args[0] == "batch":
+        request.getfixturevalue("local_ray")
+    args, target = [a.format(f=files, t=tmp_path) for a in args], tmp_path / target
+    r = run(args)
+    assert r.exit_code == 0, r.output
+    first = _content(target, kind)
+    assert toolkit_kind(target) == kind and len(_ledger_lines(target)) == 1 and len(first) > 0
+    r = run(args)
+    assert r.exit_code == 0, r.output
+    assert _content(target, kind) == first and toolkit_kind(target) == kind
+    if args[0] == "batch":  # resumed: kept, not written again
+        assert "0 upscaled, 1 skipped" in r.stdout and len(_ledger_lines(target)) == 1, r.stdout
+    else:
+        assert len(_ledger_lines(target)) == 2
+    target.write_bytes(USER_TEXT)
+    assert_refused(run(args), target, contains="not written by agileir")
+    assert target.read_bytes() == USER_TEXT and OVERWRITE_HINT in run(args).stderr
+    r = run(args + ["--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert _content(target, kind) == first and toolkit_kind(target) == kind
+    assert not B.temp_files(tmp_path)
 
 
 def test_export_rerun_replaces_its_own_files(files, tmp_path):
