@@ -330,6 +330,26 @@ def test_upscale_rerun_replaces_its_own_output_and_overwrite_the_users(files, tm
     assert not B.temp_files(tmp_path)
 
 
+def test_upscale_output_the_ledger_cannot_record_is_removed(files, tmp_path, monkeypatch):
+    """A PNG written but not recorded (the ledger's append fails: a full disk) would be the user's for the next
+    run: it is removed, the run ends with exit 2 naming the disk, and a rerun needs no --overwrite."""
+    import agileir.io.gate as gate
+
+    real_record = gate.record
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(gate, "record", full)
+    args = ["infer", files / "tiny.safetensors", files / "in" / "b.png", "-o", tmp_path / "o.png"]
+    r = run(args)
+    errs = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.exit_code == EXIT_BAD_INPUT and len(errs) == 1 and "No space left" in errs[0], r.output
+    assert not (tmp_path / "o.png").exists() and not B.temp_files(tmp_path)
+    monkeypatch.setattr(gate, "record", real_record)
+    assert run(args).exit_code == 0 and toolkit_kind(tmp_path / "o.png") == "image"
+
+
 def test_export_rerun_replaces_its_own_files(files, tmp_path):
     args = ["export", files / "tiny.safetensors", "-o", tmp_path / "x", "--form", "standard", "--no-validate"]
     assert run(args).exit_code == 0
