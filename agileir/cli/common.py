@@ -31,12 +31,18 @@ class MissingDependency(CliError):
 # top-level module -> the extra that installs it (pyproject.toml)
 EXTRA_OF = {"onnx": "onnx", "onnxruntime": "onnx", "onnxruntime_extensions": "onnx", "onnxconverter_common": "onnx",
             "onnxslim": "onnx", "onnx_graphsurgeon": "onnx", "matplotlib": "plot", "polygraphy": "trt", "cuda": "trt",
-            "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video"}
+            "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video",
+            "torch": "torch"}
+# Checkpoints (.safetensors/.pth), export, calibration and training need PyTorch; ONNX files and engines do not.
+TORCH_HINT = ("PyTorch is not installed: checkpoints need it (pip install torch==2.13.0 first keeps it CPU-only, "
+              "then pip install 'agileir[torch]')")
 
 
 def missing_module_message(e: ModuleNotFoundError) -> str:
     top = (e.name or "").split(".")[0]
     extra = EXTRA_OF.get(top)
+    if top == "torch":
+        return TORCH_HINT
     if extra is None:
         return f"a package is missing: {_first_line(e)}"
     return f"{top} is not installed (pip install 'agileir[{extra}]')"
@@ -61,7 +67,6 @@ def friendly_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ..io.images import ImageError
-        from ..models.load import ModelLoadError
         from ..runtime.tensorrt.env import TensorRTUnavailable
 
         try:
@@ -74,7 +79,7 @@ def friendly_errors(fn):
             if os.environ.get("AGILEIR_DEBUG"):
                 raise
             raise MissingDependency(missing_module_message(e)) from None
-        except (ModelLoadError, ImageError, FileNotFoundError, ValueError) as e:
+        except (ImageError, FileNotFoundError, ValueError) as e:  # ModelLoadError is a ValueError
             raise CliError(_first_line(e)) from None
         except OSError as e:  # unwritable output folder, full disk: the message names the target
             raise CliError(_first_line(e)) from None
@@ -150,16 +155,21 @@ def model_and_input(paths: tuple[str, ...]) -> tuple[str | None, Path]:
 def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
     """The files running these artifacts reads (None: the bundled checkpoint): each artifact, and beside an
     engine its engine.json, so that no output of the run may replace them."""
-    from ..models.load import default_checkpoint
     from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
 
     found = []
     for a in artifacts:
-        path = Path(a) if a is not None else default_checkpoint()
+        path = Path(a) if a is not None else _bundled_checkpoint()
         found.append(path)
         if path.suffix in ENGINE_SUFFIXES:
             found.append(sidecar_path(path))
     return found
+
+
+def _bundled_checkpoint() -> Path:
+    from ..models.load import default_checkpoint  # imports PyTorch: only when the bundled checkpoint runs
+
+    return default_checkpoint()
 
 
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
