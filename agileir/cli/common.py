@@ -67,13 +67,14 @@ def friendly_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ..io.images import ImageError
+        from ..runtime.base import DeviceUnavailable
         from ..runtime.tensorrt.env import TensorRTUnavailable
 
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except TensorRTUnavailable as e:
+        except (TensorRTUnavailable, DeviceUnavailable) as e:
             raise MissingDependency(_first_line(e)) from None
         except ModuleNotFoundError as e:
             if os.environ.get("AGILEIR_DEBUG"):
@@ -105,6 +106,12 @@ def backend_option(help_text: str = "override the backend chosen from the file t
 
 
 DEVICE_HELP = "where a checkpoint runs (PyTorch): auto (CUDA when present), cpu, cuda or cuda:N"
+
+
+def device_option(help_text: str = DEVICE_HELP):
+    """--device alone, for commands that run a checkpoint but take no runner_options group (a CUDA device that is
+    not there exits 3, agileir.runtime.base.DeviceUnavailable)."""
+    return click.option("--device", default="auto", show_default=True, help=help_text)
 
 
 def runner_options(backend_help: str = "override the backend chosen from the model file type", engine_cache: bool = True):
@@ -155,21 +162,16 @@ def model_and_input(paths: tuple[str, ...]) -> tuple[str | None, Path]:
 def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
     """The files running these artifacts reads (None: the bundled checkpoint): each artifact, and beside an
     engine its engine.json, so that no output of the run may replace them."""
+    from ..models.load import default_checkpoint
     from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
 
     found = []
     for a in artifacts:
-        path = Path(a) if a is not None else _bundled_checkpoint()
+        path = Path(a) if a is not None else default_checkpoint()
         found.append(path)
         if path.suffix in ENGINE_SUFFIXES:
             found.append(sidecar_path(path))
     return found
-
-
-def _bundled_checkpoint() -> Path:
-    from ..models.load import default_checkpoint  # imports PyTorch: only when the bundled checkpoint runs
-
-    return default_checkpoint()
 
 
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
