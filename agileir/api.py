@@ -62,10 +62,10 @@ def export(model: str | os.PathLike | None = None, out_dir: str | os.PathLike = 
            forms: tuple[str, ...] = ("standard", "plugin"), validate: bool = True) -> dict:
     """`agileir-export` of a checkpoint (None: the bundled one) into `out_dir`: model.onnx / model.plugin.onnx
     (validated in ONNX Runtime) and export.json, whose content is returned. Needs the torch and onnx extras."""
-    from .cli.common import load_torch_model
-    from .cli.export import export_artifacts
+    from .cli.export import export_artifacts  # until the exporter agileir-export runs moves into agileir.export
+    from .models.load import load_model as load
 
-    loaded = load_torch_model(None if model is None else str(model), None, False)
+    loaded = load(model, fuse=True)
     return export_artifacts(loaded, Path(out_dir), list(forms), validate=validate, echo=lambda _: None)
 
 
