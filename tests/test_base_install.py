@@ -186,3 +186,12 @@ def test_checkpoint_commands_without_torch_name_the_torch_extra(exported, tmp_pa
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert "pip install 'agileir[torch]'" in lines[0] and "pip install torch==2.13.0" in lines[0], r.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "bench"])
+def test_a_cuda_device_that_is_not_there_exits_3(checkpoint, tmp_path, command):
+    args = {"eval": ["eval", str(checkpoint), "--dataset", str(tmp_path)], "bench": ["bench", str(checkpoint)]}[command]
+    r = run_without((), *args, "--device", "cuda:99")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 3, r.stderr
+    assert len(lines) == 1 and "device 'cuda:99' is not available here" in lines[0], r.stderr
