@@ -26,9 +26,9 @@ def _register_plugin_op() -> None:
         return
     try:
         from onnxruntime_extensions import PyCustomOpDef, default_opset_domain, onnx_op
-    except ImportError:
-        raise RuntimeError("running model.plugin.onnx in ONNX Runtime needs onnxruntime-extensions "
-                           "(pip install 'agileir[onnx]')") from None
+    except ImportError:  # a missing package (exit 3 in the CLI), named with its extra
+        raise ModuleNotFoundError("running model.plugin.onnx in ONNX Runtime needs onnxruntime-extensions "
+                                  "(pip install 'agileir[onnx]')", name="onnxruntime_extensions") from None
     attrs = {"window_size": PyCustomOpDef.dt_int64, "shift_size": PyCustomOpDef.dt_int64,
              "key_dim": PyCustomOpDef.dt_int64, "scale": PyCustomOpDef.dt_float,
              "plugin_namespace": PyCustomOpDef.dt_string, "plugin_version": PyCustomOpDef.dt_string}
