@@ -7,8 +7,9 @@ Each variant is a fresh virtual environment (created with the commands below unl
   onnx        python3 -m venv V && V/bin/pip install -e ".[onnx]"                       (no PyTorch)
   torch+onnx  python3 -m venv V && V/bin/pip install torch==2.13.0 && V/bin/pip install -e ".[torch,onnx]"
 Installed size: `du -sk` of the environment's site-packages (the editable agileir itself is not in it).
-Cold start: wall time of `agileir-infer MODEL IMAGE -o OUT` in a new process, `--runs` times, median; and of
-`agileir --help` (interpreter + CLI import only).
+Cold start: wall time of `agileir-infer MODEL IMAGE -o OUT` in a new process, `--runs` times, median (per
+--model); and of `agileir --help` (interpreter + CLI import only). Where PyTorch is installed, onnxruntime-extensions
+(the plugin form's custom op) imports it on its own, so the plugin form starts slower there.
 """
 from __future__ import annotations
 
@@ -66,25 +67,28 @@ def wall_times(cmd: list[str], runs: int) -> list[float]:
     return times
 
 
-def measure(venv: Path, variant: str, model: Path, image: Path, runs: int) -> dict:
+def measure(venv: Path, variant: str, models: list[Path], image: Path, runs: int) -> dict:
     created_s = ensure_venv(venv, variant)
     sp = site_packages(venv)
     has_torch = (sp / "torch").is_dir()
+    infer = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "out.png"
-        infer = wall_times([str(venv / "bin" / "agileir-infer"), str(model), str(image), "-o", str(out)], runs)
-        out.unlink(missing_ok=True)
+        for model in models:
+            out = Path(tmp) / f"{model.stem}.png"
+            times = wall_times([str(venv / "bin" / "agileir-infer"), str(model), str(image), "-o", str(out)], runs)
+            infer[model.name] = {"runs_s": times, "median_s": statistics.median(times)}
+            out.unlink(missing_ok=True)
     help_times = wall_times([str(venv / "bin" / "agileir"), "--help"], runs)
     return {"variant": variant, "venv": str(venv), "torch_installed": has_torch,
             "install_commands": [" ".join(c) for c in VARIANTS[variant]], "created_s": created_s,
             "site_packages_mib": size_mib(sp), "torch_mib": size_mib(sp / "torch") if has_torch else 0.0,
-            "infer_s": infer, "infer_median_s": statistics.median(infer),
-            "help_s": help_times, "help_median_s": statistics.median(help_times)}
+            "agileir_infer": infer, "help_s": help_times, "help_median_s": statistics.median(help_times)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, type=Path, help="an .onnx file (e.g. agileir-export's model.onnx)")
+    parser.add_argument("--model", required=True, type=Path, action="append",
+                        help="an .onnx file (e.g. agileir-export's model.onnx); repeat for more")
     parser.add_argument("--image", required=True, type=Path)
     parser.add_argument("--venv", action="append", metavar="VARIANT=PATH",
                         help=f"variant ({', '.join(VARIANTS)}) and its environment [default: /tmp/deploy-venv for "
@@ -94,15 +98,16 @@ def main() -> None:
     args = parser.parse_args()
     pairs = [v.split("=", 1) for v in args.venv] if args.venv else \
         [["onnx", "/tmp/deploy-venv"], ["torch+onnx", "/tmp/deploy-venv-torch"]]
-    rows = [measure(Path(path), variant, args.model.resolve(), args.image.resolve(), args.runs)
+    rows = [measure(Path(path), variant, [m.resolve() for m in args.model], args.image.resolve(), args.runs)
             for variant, path in pairs]
     for r in rows:
+        infer = ", ".join(f"{name} {v['median_s']:.2f} s {v['runs_s']}" for name, v in r["agileir_infer"].items())
         print(f"{r['variant']:<11} site-packages {r['site_packages_mib']:>7.1f} MiB (torch {r['torch_mib']:.1f}), "
-              f"agileir-infer median {r['infer_median_s']:.2f} s {r['infer_s']}, --help {r['help_median_s']:.2f} s")
+              f"agileir-infer median: {infer}; --help {r['help_median_s']:.2f} s")
     payload = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"platform": platform.platform(), "python": platform.python_version(),
                            "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
-               "model": str(args.model), "model_mib": round(args.model.stat().st_size / 2**20, 1),
+               "models": {str(m): round(m.stat().st_size / 2**20, 1) for m in args.model},
                "image": str(args.image), "runs": args.runs, "results": rows}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(payload, indent=2) + "\n")
