@@ -98,6 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     pairs = [v.split("=", 1) for v in args.venv] if args.venv else \
         [["onnx", "/tmp/deploy-venv"], ["torch+onnx", "/tmp/deploy-venv-torch"]]
+    load_at_start = os.getloadavg()
     rows = [measure(Path(path), variant, [m.resolve() for m in args.model], args.image.resolve(), args.runs)
             for variant, path in pairs]
     for r in rows:
@@ -106,7 +107,8 @@ def main() -> None:
               f"agileir-infer median: {infer}; --help {r['help_median_s']:.2f} s")
     payload = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                           "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+                           "cpus": os.cpu_count(), "load_average_at_start": load_at_start,
+                           "load_average_at_end": os.getloadavg()},
                "models": {str(m): round(m.stat().st_size / 2**20, 1) for m in args.model},
                "image": str(args.image), "runs": args.runs, "results": rows}
     args.output.parent.mkdir(parents=True, exist_ok=True)
