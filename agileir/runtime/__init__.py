@@ -90,7 +90,7 @@ class RunnerSpec:
     engine.json); None: the bundled default checkpoint. `backend`: one of BACKENDS (auto: from the file type).
     `device`: where a PyTorch runner runs (auto: CUDA when present, else cpu; cpu; cuda; cuda:N).
     `engine_cache`: the cache folder of engines built for --backend tensorrt/rtx on an .onnx file.
-    `threads`: ONNX Runtime intra-op threads (0: its default)."""
+    `threads`: ONNX Runtime intra-op threads, or PyTorch's threads for a checkpoint (0: their default)."""
 
     artifact: str | None = None
     backend: str = "auto"
@@ -137,6 +137,10 @@ def _backend_runner(spec: RunnerSpec, kind: str, backend: str) -> Runner:
     path = spec.artifact
     providers = ["CPUExecutionProvider"] if backend == "onnxruntime-cpu" else None
     if kind == "checkpoint" and backend == "pytorch":
+        if spec.threads:
+            import torch
+
+            torch.set_num_threads(spec.threads)
         return torch_runner(path, spec.preset, spec.upstream_compat, spec.device)
     if kind == "checkpoint" and backend.startswith("onnxruntime"):
         from ..export.onnx_export import annotate, export_onnx
