@@ -47,7 +47,7 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat, over
 
     from ..quality.evaluation import benchmark_pairs, evaluate, format_table
     from ..runtime import RunnerSpec, load_runner
-    from ..upscale.images import upscale_rgb_budgeted
+    from ..upscale.upscaler import Upscaler
     from ..models.load import default_checkpoint
     from ..io.gate import OutputGate
     from ..io.outputs import input_files
@@ -62,9 +62,8 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat, over
         raise CliError(f"the model upscales x{loaded.config.scale}, not x{scale}")
     n = len(benchmark_pairs(Path(dataset), scale))
     with runner, tqdm(total=n, desc="evaluating", unit="img") as bar:
-        result = evaluate(lambda rgb: upscale_rgb_budgeted(runner.upscale, rgb, scale, loaded.config,
-                                                           loaded.config.window_size,
-                                                           echo=lambda m: click.echo(m, err=True)),
+        upscaler = Upscaler(runner)
+        result = evaluate(lambda rgb: upscaler.upscale_rgb(rgb, echo=lambda m: click.echo(m, err=True)),
                           dataset, scale, bar.update)
     click.echo(format_table(result))
     if json_out:
