@@ -40,73 +40,72 @@ def load_runner(model: RunnerSpec | str | os.PathLike | None = None, **fields) -
     return load(model, echo=lambda _: None, **fields)
 
 
-def upscale(model: Model, source, output: str | os.PathLike | None = None, *, tile: int = 0, batch: int = 1):
-    """Upscale with `model` (a runner, or what load_runner takes).
+def upscale(model: Model, source, output: str | os.PathLike | None = None, *, tiling=None, batch: int = 1):
+    """Upscale with `model` (a runner, or what load_runner takes), through the path agileir-infer runs.
 
     `source` an array (HxWx3 / HxW, uint8 or float on [0, 1]): returns the upscaled array of the same dtype.
     `source` an image file: writes `output` (default NAME_x{scale}.png beside it) and returns its path.
     `source` a folder: writes NAME_x{scale}.png per image into `output` (default SOURCE_x{scale}) and returns
-    the paths. `tile` > 0 runs tiles of that many LR pixels; `batch` images of one size share a call."""
+    the paths. `tiling`: an agileir.upscale.options.TilingOptions (default: whole image unless the memory budget
+    asks for tiles, as the commands do); `batch` images of one size share a model call."""
+    from .upscale.upscaler import Upscaler
+
     if not isinstance(model, Runner):
         with load_runner(model) as runner:
-            return upscale(runner, source, output, tile=tile, batch=batch)
+            return upscale(runner, source, output, tiling=tiling, batch=batch)
+    upscaler = Upscaler(model, tiling)
     if isinstance(source, np.ndarray):
-        return _upscale_array(model, source, tile)
+        return _upscale_array(upscaler, source)
     source = Path(source)
     if source.is_dir():
-        return _upscale_folder(model, source, output, tile, batch)
-    return _upscale_file(model, source, output, tile)
+        return _upscale_folder(upscaler, source, output, batch)
+    return _upscale_file(upscaler, source, output)
 
 
 def export(model: str | os.PathLike | None = None, out_dir: str | os.PathLike = "export",
            forms: tuple[str, ...] = ("standard", "plugin"), validate: bool = True) -> dict:
-    """`agileir-export` of a checkpoint (None: the bundled one) into `out_dir`: model.onnx / model.plugin.onnx
-    (validated in ONNX Runtime) and export.json, whose content is returned. Needs the torch and onnx extras."""
-    from .cli.export import export_artifacts  # until the exporter agileir-export runs moves into agileir.export
-    from .models.load import load_model as load
+    """`agileir-export` of a checkpoint (None: the bundled one) into `out_dir`: one validated ONNX file per form
+    and export.json, whose content is returned. Needs the torch and onnx extras."""
+    from .deploy import ExportRequest, export_checkpoint
 
-    loaded = load(model, fuse=True)
-    return export_artifacts(loaded, Path(out_dir), list(forms), validate=validate, echo=lambda _: None)
+    request = ExportRequest(None if model is None else str(model), Path(out_dir), tuple(forms), validate=validate)
+    result = export_checkpoint(request, echo=lambda _: None)
+    if result.failed:
+        raise ValueError(f"ONNX Runtime validation failed for: {', '.join(result.failed)} (see export.json)")
+    return result.info
 
 
-def _upscale_array(runner: Runner, array: np.ndarray, tile: int) -> np.ndarray:
-    from .upscale.images import upscale_rgb
-
+def _upscale_array(upscaler, array: np.ndarray) -> np.ndarray:
     gray = array.ndim == 2
     rgb = np.repeat(array[..., None], 3, axis=2) if gray else array
     rgb = rgb.astype(np.float32) / 255.0 if array.dtype == np.uint8 else rgb.astype(np.float32)
-    out = upscale_rgb(runner.upscale, rgb, runner.scale, tile, align=runner.window)
+    out = upscaler.upscale_frames([rgb])[0]
     out = out.mean(axis=2) if gray else out
     return np.round(out * 255.0).astype(np.uint8) if array.dtype == np.uint8 else out.astype(array.dtype)
 
 
-def _upscale_file(runner: Runner, source: Path, output, tile: int) -> Path:
-    from .io.images import read_image, write_image
+def _upscale_file(upscaler, source: Path, output) -> Path:
     from .io.outputs import check_outputs, output_names
-    from .upscale.images import upscale_image
+    from .upscale.files import upscale_file
 
-    out = Path(output) if output is not None else source.with_name(output_names([source], runner.scale)[0])
+    out = Path(output) if output is not None else source.with_name(output_names([source], upscaler.scale)[0])
     check_outputs([out], [source])
-    result = upscale_image(runner.upscale, read_image(source), runner.scale, tile, align=runner.window)
-    write_image(out, result.rgb, result.alpha, result.bit_depth)
-    return out
+    return upscale_file(upscaler, source, out).output
 
 
-def _upscale_folder(runner: Runner, source: Path, output, tile: int, batch: int) -> list[Path]:
+def _upscale_folder(upscaler, source: Path, output, batch: int) -> list[Path]:
     from .io.images import list_images
-    from .io.outputs import check_outputs, folder_outputs
+    from .io.outputs import OutputFolder, check_outputs, folder_outputs
     from .upscale.files import upscale_files
+    from .upscale.options import PipelineOptions
 
     images = list_images(source)
-    out_dir = Path(output) if output is not None else source.with_name(f"{source.name}_x{runner.scale}")
-    outputs = folder_outputs(images, out_dir, runner.scale)
-    check_outputs(outputs.values(), images)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for result in upscale_files(runner, images, outputs.__getitem__, tile=tile, batch=batch, fail_fast=True,
-                                handle_signals=False):
-        if not result.ok:
-            raise result.exception or RuntimeError(result.error)
-    return [outputs[src] for src in images]
+    out_dir = Path(output) if output is not None else source.with_name(f"{source.name}_x{upscaler.scale}")
+    plan = folder_outputs(images, out_dir, upscaler.scale)
+    check_outputs(plan.values(), images)
+    upscale_files(upscaler, plan, PipelineOptions(batch=batch, fail_fast=True, handle_signals=False),
+                  OutputFolder(out_dir))
+    return [plan[src] for src in images]
 
 
 __all__ = ["RunnerSpec", "load_model", "load_runner", "upscale", "export"]

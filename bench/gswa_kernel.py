@@ -70,10 +70,11 @@ class KernelRunner:
         B, C, H, W = qkv.shape
         v_dim = out.shape[1]
         key_dim = (C - v_dim) // 2
-        cfg = L.launch_config(dtype, B, C, H, W, key_dim, v_dim, window, shift)
+        node = L.NodeSettings(key_dim, v_dim, window, shift, scale)
+        cfg = L.launch_config(dtype, B, C, H, W, node)
         fn = self.function(dtype, (cfg.kmax, cfg.vmax), cfg.kernel_name)
         values = (qkv.data_ptr(), dw_w.data_ptr(), dw_b.data_ptr(), table.data_ptr(),
-                  *L.kernel_scalar_args(B, C, H, W, key_dim, v_dim, window, shift, scale), out.data_ptr())
+                  *L.kernel_scalar_args(B, C, H, W, node), out.data_ptr())
         types = (*([ctypes.c_void_p] * 4), *([ctypes.c_int] * 9), ctypes.c_void_p)
         drv, ok = self.drv, self.ok
 

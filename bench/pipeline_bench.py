@@ -81,11 +81,14 @@ def serial_in_thread(runner, sources, out: Path) -> dict:
 
 def pipelined_pass(runner, sources, out: Path, batch: int) -> dict:
     from agileir.upscale.files import upscale_files
+    from agileir.upscale.options import PipelineOptions, TilingOptions
+    from agileir.upscale.upscaler import Upscaler
 
     began = time.perf_counter()
-    results = list(upscale_files(runner, sources, lambda s: out / s.name, batch=batch))
+    result = upscale_files(Upscaler(runner, TilingOptions(tile=0)), {s: out / s.name for s in sources},
+                           PipelineOptions(batch=batch))
     wall = time.perf_counter() - began
-    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert not result.failed, [r.error for r in result.failed]
     return {"seconds": wall, "images_per_s": len(sources) / wall, "batch": batch}
 
 
@@ -94,6 +97,8 @@ def video_pass(runner, folder: Path) -> dict:
 
     import av
 
+    from agileir.upscale.options import EncodingOptions, TilingOptions
+    from agileir.upscale.upscaler import Upscaler
     from agileir.upscale.video import upscale_video
 
     src = folder / "clip.mp4"
@@ -117,7 +122,8 @@ def video_pass(runner, folder: Path) -> dict:
         for s in (vs, aus):
             for p in s.encode(None):
                 out.mux(p)
-    result = upscale_video(runner, src, folder / "clip_x4.mp4", codec="libx264", crf=18)
+    result = upscale_video(Upscaler(runner, TilingOptions(tile=0)), src, folder / "clip_x4.mp4",
+                           EncodingOptions(codec="libx264", crf=18))
     return {"clip": f"{n} frames {w}x{h} at {fps} fps, H.264 + AAC", "output": "libx264 crf 18 yuv420p",
             "frames": result.frames, "seconds": result.seconds, "frames_per_s": result.fps,
             "size": list(result.size), "copied_streams": result.copied_streams, "pyav": av.__version__}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -459,3 +460,40 @@ def test_grayscale_scored_as_written_in_infer_and_eval(models, tmp_path):
     assert written.is_grayscale
     disk_psnr, _ = score_as_written(written.rgb, to_uint8(read_image(ds / "HR" / "bridge.png").to_rgb()), 2, True)
     assert abs(eval_psnr - infer_psnr) < 1e-3 and abs(disk_psnr - eval_psnr) < 1e-6
+
+
+# -- one exit code per class of failure: a full disk is 2, a missing package 3, in every command ---------------
+def test_batch_without_ray_client_is_exit_3(models, tmp_path):
+    pytest.importorskip("ray.data")
+    try:
+        import grpc  # noqa: F401
+        pytest.skip("ray[client] is installed here")
+    except ImportError:
+        pass
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(src / "a.png")
+    r = run(["batch", models["good"], src, tmp_path / "out", "--ray-address", "ray://127.0.0.1:1"])
+    assert_error(r, 3, tmp_path, contains="ray[client]")
+    assert not list((tmp_path / "out").rglob("*"))  # nothing written (ray_batch creates the folder early)
+
+
+def test_batch_disk_full_is_exit_2_not_1(models, tmp_path, monkeypatch):
+    """A file that failed for a full disk is the machine's problem: exit 2 like infer, not 1 (a bad file).
+    The Ray job is replaced by its recorded result: what is tested is the command's mapping."""
+    pytest.importorskip("ray.data")
+    import agileir.cluster.ray_batch as ray_batch
+
+    def full_disk_run(spec, source, out_dir, tiling, options, protected=(), echo=None):
+        manifest = Path(options.manifest)
+        manifest.write_text('{"format": "%s"}\n' % ray_batch.MANIFEST_FORMAT)
+        items = [{"input": "in/a.png", "output": "out/a_x4.png", "status": "ok", "error": None, "notes": []},
+                 {"input": "in/b.png", "output": "out/b_x4.png", "status": "failed", "notes": [],
+                  "error": "[Errno 28] No space left on device: 'out/b_x4.png'"}]
+        return ray_batch.BatchResult(items, 1.0, manifest, {"ok": 1, "failed": 1})
+
+    monkeypatch.setattr(ray_batch, "run_batch", full_disk_run)
+    (tmp_path / "in").mkdir()
+    r = run(["batch", models["good"], tmp_path / "in", tmp_path / "out", "--manifest", tmp_path / "m.json"])
+    assert_error(r, 2, tmp_path, contains="No space left on device")
+    assert "b.png" in r.stderr.splitlines()[-1]

@@ -1,4 +1,5 @@
 """`agileir batch` on a local Ray instance: same bytes as agileir-infer, a corrupt file reported, resume."""
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -20,7 +21,7 @@ def _need_ray():
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory):
+def job(tmp_path_factory, set5):
     root = tmp_path_factory.mktemp("batch")
     torch.manual_seed(0)
     save_safetensors(build_model(TINY_SWINIR), root / "tiny.safetensors")
@@ -29,6 +30,8 @@ def job(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate([(20, 24), (17, 13), (32, 32)]):
         PILImage.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(src / f"img{i}.png")
+    (src / "img3.png").write_bytes((set5 / "LR_bicubic" / "X4" / "birdx4.png").read_bytes())  # real images too
+    (src / "img4.png").write_bytes((set5 / "LR_bicubic" / "X4" / "womanx4.png").read_bytes())
     (src / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
     return root
 
@@ -50,27 +53,58 @@ def test_batch_matches_infer_and_reports_the_corrupt_file(job):
     out = job / "out"
     run = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2")
     assert run.returncode == 1, run.stderr  # one image failed: exit 1, the others done
-    assert "3 upscaled, 0 skipped (already done), 1 failed" in run.stdout
-    for p in sorted((job / "ref").glob("*.png")):
+    assert "5 upscaled, 0 skipped (already done), 1 failed" in run.stdout
+    refs = sorted((job / "ref").glob("*.png"))
+    assert len(refs) == 5
+    for p in refs:  # bit for bit, the two real Set5 images included
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name
     manifest = json.loads((out / "manifest.json").read_text())
     by_name = {item["input"].rsplit("/", 1)[-1]: item for item in manifest["items"]}
     assert by_name["bad.png"]["status"] == "failed" and "cannot read image" in by_name["bad.png"]["error"]
     assert not (out / "bad_x3.png").exists()
-    assert {by_name[f"img{i}.png"]["status"] for i in range(3)} == {"ok"}
+    assert {by_name[f"img{i}.png"]["status"] for i in range(5)} == {"ok"}
+    assert all(item["notes"] == [] for item in manifest["items"])  # small images: whole, no tiling note
 
-    # resume: a complete output is skipped, a truncated one is redone
+    assert all(by_name[f"img{i}.png"]["sha256"] == hashlib.sha256((out / f"img{i}_x3.png").read_bytes()).hexdigest()
+               for i in range(5))
+
+    # resume: an output matching its recorded sha256 is skipped; a truncated one and one of the right size with
+    # other content (a stale file) are redone
     (out / "img1_x3.png").write_bytes((out / "img1_x3.png").read_bytes()[:50])
+    (out / "img0_x3.png").write_bytes((out / "img2_x3.png").read_bytes())
+    (out / "img2_x3.png").write_bytes((job / "ref" / "img0_x3.png").read_bytes())  # swapped: sizes differ
+    stale = (out / "img4_x3.png")
+    pixels = np.array(PILImage.open(stale))
+    PILImage.fromarray(255 - pixels).save(stale)  # right size, PNG, wrong content
     again = _agileir("batch", job / "tiny.safetensors", job / "in", out, "--num-cpus", "2")
-    assert again.returncode == 1 and "1 upscaled, 2 skipped (already done), 1 failed" in again.stdout, again.stdout
-    assert (out / "img1_x3.png").read_bytes() == (job / "ref" / "img1_x3.png").read_bytes()
+    assert again.returncode == 1 and "4 upscaled, 1 skipped (already done), 1 failed" in again.stdout, again.stdout
+    for p in refs:
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(job, tmp_path):
+    """`agileir batch MODEL in/ in/` where in/ holds a.png and the user's own a_x3.png: a.png's output would
+    replace a_x3.png, so the run is refused (exit 2, one line) and nothing is written, as agileir-infer does."""
+    _need_ray()
+    d = tmp_path / "in"
+    d.mkdir()
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "a.png")
+    PILImage.fromarray(np.full((24, 24, 3), 7, np.uint8)).save(d / "a_x3.png")
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    run = _agileir("batch", job / "tiny.safetensors", d, d, "--num-cpus", "2")
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2 and len(errors) == 1 and "would overwrite the input" in errors[0], run.stderr
+    assert "a_x3.png" in errors[0] and "Traceback" not in run.stderr
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # nothing written, nothing replaced
+    infer = _agileir("infer", job / "tiny.safetensors", d, "-o", d)
+    assert infer.returncode == 2 and "would overwrite the input" in infer.stderr  # the same rule
 
 
 def test_inputs_from_a_list_and_a_glob(job, tmp_path):
     listing = tmp_path / "files.txt"
     listing.write_text(f"# two images\n{job / 'in' / 'img0.png'}\n\nfile://{job / 'in' / 'img2.png'}\n")
     assert [p.rsplit("/", 1)[-1] for p in resolve_inputs(str(listing))] == ["img0.png", "img2.png"]
-    assert len(resolve_inputs(str(job / "in" / "img*.png"))) == 3
+    assert len(resolve_inputs(str(job / "in" / "img*.png"))) == 5
     with pytest.raises(ValueError, match="would both write"):
         plan_outputs(["a/x.png", "b/x.png"], tmp_path, 4)
     # the naming rule of agileir-infer's folder runs: a non-PNG sharing a stem keeps its suffix in the name

@@ -151,3 +151,53 @@ def test_infer_builds_then_reuses_the_cached_engine(graphs, tmp_path, rtx_librar
     assert stamps[0] == stamps[1]  # the second run rebuilt nothing
     assert engine_profile(20).max == (1, 3, 64, 64) and engine_profile(5000).max == (1, 3, 1024, 1024)
 
+
+
+HOLD_LOCK = r"""
+import fcntl, sys, time
+from pathlib import Path
+cache, digest = Path(sys.argv[1]), sys.argv[2]
+lock = open(cache / f".{digest}.lock", "a+")
+fcntl.flock(lock, fcntl.LOCK_EX)
+staging = cache / f".{digest}.0badf00d.building"
+staging.mkdir()
+(staging / "engine.plan").write_bytes(b"half an engine")
+print("BUILDING", flush=True)
+time.sleep(600)
+"""
+
+
+def test_staging_of_a_killed_builder_is_removed_at_the_next_access(graphs, tmp_path):
+    import signal
+
+    from agileir.runtime.tensorrt.cache import sweep_orphans
+
+    cache = tmp_path / "cache"
+    engine, _ = cached_engine(graphs["standard"], OPTIONS, cache, quiet)
+    digest = engine.parent.name
+    builder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(cache), digest], stdout=subprocess.PIPE, text=True)
+    try:
+        assert builder.stdout.readline().strip() == "BUILDING"
+        staging = cache / f".{digest}.0badf00d.building"
+        assert sweep_orphans(cache) == [] and staging.is_dir()  # its builder is alive: kept
+        os.kill(builder.pid, signal.SIGKILL)
+        builder.wait(timeout=30)
+        assert staging.is_dir()  # what a killed builder leaves
+        again, built = cached_engine(graphs["standard"], OPTIONS, cache, quiet)  # the next cache access
+        assert again == engine and not built and not staging.exists()
+    finally:
+        if builder.poll() is None:
+            builder.kill()
+            builder.wait()
+
+
+def test_a_folder_that_is_not_a_cache_entry_is_refused_not_removed(graphs, tmp_path):
+    from agileir.io.gate import OutputConflict
+
+    cache = tmp_path / "cache"
+    entry = cache / engine_key(graphs["standard"], OPTIONS).digest
+    entry.mkdir(parents=True)
+    (entry / "notes.txt").write_text("mine")
+    with pytest.raises(OutputConflict, match="not a cache entry"):
+        cached_engine(graphs["standard"], OPTIONS, cache, quiet)
+    assert (entry / "notes.txt").read_text() == "mine"

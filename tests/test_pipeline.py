@@ -15,7 +15,9 @@ from agileir.io.atomic import atomic_path, is_temp_file
 from agileir.upscale.files import upscale_files
 from agileir.io.images import read_image, write_image
 from agileir.upscale.images import upscale_image
+from agileir.upscale.options import PipelineOptions as Options, TilingOptions
 from agileir.upscale.pipeline import PipelineInterrupted, run_pipeline
+from agileir.upscale.upscaler import Upscaler
 from conftest import TinyRunner
 
 
@@ -37,7 +39,7 @@ def _no_pipeline_threads():
 def test_order_kept_with_random_delays():
     d, e = _jitter(1), _jitter(2)
     results = list(run_pipeline(range(40), lambda x: (d(), x)[1], lambda x: x * 10, lambda y: (e(), y + 1)[1],
-                                decode_workers=3, encode_workers=3, queue_size=3))
+                                Options(decode_workers=3, encode_workers=3, queue_size=3)))
     assert [r.index for r in results] == list(range(40))
     assert [r.item for r in results] == list(range(40))
     assert [r.value for r in results] == [x * 10 + 1 for x in range(40)]
@@ -80,7 +82,7 @@ def test_fail_fast_stops():
         time.sleep(0.002)
         return x
 
-    pipe = run_pipeline(range(200), decode, lambda x: x, lambda x: x, fail_fast=True, queue_size=2)
+    pipe = run_pipeline(range(200), decode, lambda x: x, lambda x: x, Options(fail_fast=True, queue_size=2))
     results = list(pipe)
     assert [r.ok for r in results] == [True] * 5 + [False]
     assert results[-1].index == 5 and results[-1].error == "bad"
@@ -100,7 +102,7 @@ def test_queue_bound_respected(batch):
         return np.zeros((2, 2))
 
     pipe = run_pipeline(range(80), decode, (lambda xs: xs) if batch > 1 else (lambda x: x), lambda x: x,
-                        queue_size=3, batch=batch)
+                        Options(queue_size=3, batch=batch))
     for _ in pipe:
         time.sleep(0.003)  # a slow consumer: the stages fill up and must wait
         with lock:
@@ -118,7 +120,7 @@ def test_batching_groups_consecutive_same_size_items_only():
         calls.append([v.shape for v in values])
         return [v.sum() for v in values]
 
-    results = list(run_pipeline(shapes, np.ones, infer, lambda v: v, batch=4))
+    results = list(run_pipeline(shapes, np.ones, infer, lambda v: v, Options(batch=4)))
     assert calls == [[(4, 4)] * 3, [(4, 6)] * 2, [(4, 4)] * 4, [(4, 4)], [(6, 4)]]
     assert [r.value for r in results] == [float(np.prod(s)) for s in shapes]
 
@@ -129,7 +131,7 @@ def test_a_failing_batch_fails_only_its_bad_item():
             raise RuntimeError("nan")
         return values
 
-    results = list(run_pipeline(range(6), lambda x: np.full((2, 2), x), infer, lambda v: int(v[0, 0]), batch=3))
+    results = list(run_pipeline(range(6), lambda x: np.full((2, 2), x), infer, lambda v: int(v[0, 0]), Options(batch=3)))
     assert [r.ok for r in results] == [True, True, False, True, True, True]
     assert [r.value for r in results if r.ok] == [0, 1, 3, 4, 5]
 
@@ -164,7 +166,7 @@ def _write_atomically(folder):
 
 def test_sigint_stops_taking_items_and_finishes_those_in_flight(tmp_path):
     pipe = run_pipeline(range(500), lambda x: (time.sleep(0.002), x)[1], lambda x: x, _write_atomically(tmp_path),
-                        queue_size=2)
+                        Options(queue_size=2))
     seen = []
     with pytest.raises(PipelineInterrupted) as info:
         for r in pipe:
@@ -227,10 +229,13 @@ def test_folder_run_equals_the_serial_loop(tiny_runner, folder, tmp_path, batch)
             continue
         r = upscale_image(tiny_runner.upscale, image, tiny_runner.scale, align=tiny_runner.window)
         write_image(serial / src.name, r.rgb, r.alpha, r.bit_depth)
-    results = list(upscale_files(tiny_runner, sources, lambda s: piped / s.name, batch=batch))
-    assert [r.item for r in results] == sources
+    result = upscale_files(Upscaler(tiny_runner, TilingOptions(tile=0)), {s: piped / s.name for s in sources},
+                           Options(batch=batch))
+    results = result.items
+    assert [r.source for r in results] == sources
     assert [r.ok for r in results] == [True] * 7 + [False]
-    assert results[-1].stage == "decode" and "7_broken.png" in results[-1].error
+    assert results[-1].stage == "decode" and "7_broken.png" in results[-1].error and results[-1].skipped
+    assert result.written == [piped / s.name for s in sources[:-1]] and result.failed == [results[-1]]
     for src in sources[:-1]:
         a = np.asarray(PILImage.open(serial / src.name)).astype(int)
         b = np.asarray(PILImage.open(piped / src.name)).astype(int)

@@ -132,7 +132,7 @@ def test_c_launch_config_matches_python(nvcc_builds):
         cfg = _CfgStruct()
         status = fn(int(dtype == "f16"), B, C, H, W, kd, vd, w, s, ctypes.byref(cfg))
         try:
-            py = launch.launch_config(dtype, B, C, H, W, kd, vd, w, s)
+            py = launch.launch_config(dtype, B, C, H, W, launch.NodeSettings(kd, vd, w, s))
         except ValueError as e:
             assert status != 0, f"C accepted {dtype, B, C, H, W, kd, vd, w, s} that Python rejects: {e}"
             assert lib.gswa_status_string(status)
@@ -186,8 +186,9 @@ def test_kernel_cpu_emulation_matches_reference(emu_library, case_args):
 
     dtype, B, H, W, kd, vd, w, s, with_dw = case_args
     case = make_case(dtype, B, H, W, kd, vd, w, s, with_dw=with_dw, seed=EMU_CASES.index(case_args))
-    cfg = launch.launch_config(dtype, B, case.C_total, H, W, kd, vd, w, s)
-    scalars = launch.kernel_scalar_args(B, case.C_total, H, W, kd, vd, w, s, case.scale)
+    node = launch.NodeSettings(kd, vd, w, s, case.scale)
+    cfg = launch.launch_config(dtype, B, case.C_total, H, W, node)
+    scalars = launch.kernel_scalar_args(B, case.C_total, H, W, node)
     qkv = case.qkv_numpy()
     dw_w = case.dw_weight.contiguous().numpy()
     dw_b = case.dw_bias.contiguous().numpy()
@@ -344,14 +345,15 @@ def test_qdp_plan_matches_launch_config():
     for dtype in ("f32", "f16"):
         for kd, vd in ((32, 8), (10, 10), (16, 30), (64, 64)):
             for w in (8, 16):
-                name, bucket, threads, smem = plan(dtype, kd, vd, w, w // 2)
-                cfg = launch.launch_config(dtype, 2, 2 * kd + vd, 2 * w, 3 * w, kd, vd, w, w // 2)
+                node = launch.NodeSettings(kd, vd, w, w // 2)
+                name, bucket, threads, smem = plan(dtype, node)
+                cfg = launch.launch_config(dtype, 2, 2 * kd + vd, 2 * w, 3 * w, node)
                 assert (name, bucket, threads, smem) == (cfg.kernel_name, (cfg.kmax, cfg.vmax), cfg.block[0], cfg.shared_bytes)
                 assert launch.grid_blocks(2, 2 * w, 3 * w, w) == cfg.grid[0] == 12
-        name, bucket, _, _ = plan(dtype, 32, None, 16, 0)  # channel count not known at build time
+        name, bucket, _, _ = plan(dtype, launch.NodeSettings(32, None, 16, 0))  # channel count not known at build time
         assert bucket == (64, 64) and name == f"gswa_fwd_{dtype}"
     with pytest.raises(ValueError):
-        plan("f32", 32, 8, 12, 0)
+        plan("f32", launch.NodeSettings(32, 8, 12, 0))
 
 
 def test_scale_bits_roundtrip():
@@ -361,7 +363,7 @@ def test_scale_bits_roundtrip():
         bits = launch.scale_bits(scale)
         assert -(2**31) <= bits < 2**31
         assert struct.unpack("<f", struct.pack("<i", bits))[0] == pytest.approx(scale, rel=1e-7)
-    assert launch.kernel_scalar_args(1, 72, 16, 32, 32, 8, 16, 8, 0.5)[-1] == 0x3F000000
+    assert launch.kernel_scalar_args(1, 72, 16, 32, launch.NodeSettings(32, 8, 16, 8, 0.5))[-1] == 0x3F000000
 
 
 def test_qdp_attributes_survive_numpy_2_4_field_conversion():

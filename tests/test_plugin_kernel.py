@@ -142,13 +142,12 @@ def gpu():
 
 def run_kernel(gpu, case, kernel_name=None, bucket=None):
     """Launch like the AOT plugin: launch.launch_config + launch.kernel_scalar_args (optionally forcing a kernel)."""
-    cfg = launch.launch_config(case.dtype, case.B, case.C_total, case.H, case.W, case.key_dim, case.v_dim,
-                               case.window, case.shift)
+    node = launch.NodeSettings(case.key_dim, case.v_dim, case.window, case.shift, case.scale)
+    cfg = launch.launch_config(case.dtype, case.B, case.C_total, case.H, case.W, node)
     name, smem = cfg.kernel_name, cfg.shared_bytes
     if kernel_name is not None:
         name, smem = kernel_name, launch.shared_bytes(case.window, *bucket)
-    scalars = launch.kernel_scalar_args(case.B, case.C_total, case.H, case.W, case.key_dim, case.v_dim,
-                                        case.window, case.shift, case.scale)
+    scalars = launch.kernel_scalar_args(case.B, case.C_total, case.H, case.W, node)
     qkv = gpu.upload(case.qkv_numpy())
     dw_w = gpu.upload(case.dw_weight.numpy()) if case.with_dw else (0, None)
     dw_b = gpu.upload(case.dw_bias.numpy()) if case.with_dw else (0, None)
@@ -180,7 +179,7 @@ def _grid():
 @pytest.mark.parametrize("dtype,B,H,W,kd,vd,window,shift", list(_grid()))
 def test_kernel_matches_reference(gpu, dtype, B, H, W, kd, vd, window, shift):
     case = make_case(dtype, B, H, W, kd, vd, window, shift, seed=B * 1000 + H + W + kd + vd + shift)
-    _assert_close(case, run_kernel(gpu, case), launch.launch_config(dtype, B, case.C_total, H, W, kd, vd, window, shift).kernel_name)
+    _assert_close(case, run_kernel(gpu, case), launch.launch_config(dtype, B, case.C_total, H, W, launch.NodeSettings(kd, vd, window, shift)).kernel_name)
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f16"])

@@ -3,9 +3,10 @@
 TensorRT-RTX builds engines ahead of time without a GPU, so this runs everywhere `tensorrt_rtx` (pip
 tensorrt-rtx-cu13), cmake, a C++ compiler, nvcc and TensorRT(-RTX) headers are present:
 
-* the project's CMake builds libagileir_trt_plugins_rtx.so once per session (-DAGILEIR_TRT_FLAVOUR=rtx, PTX-only
-  kernel so it compiles in seconds); headers from AGILEIR_TRT_INCLUDE / TensorRT_ROOT (e.g. the TensorRT-RTX SDK)
-  or the TensorRT 10.13.3 fixture headers in ../shared/third_party/tensorrt-headers;
+* the on-demand path (agileir.plugins.ondemand.ensure_library, the project's CMake underneath) builds
+  libagileir_trt_plugins_rtx.so once per session (PTX for compute_75 only, so it compiles in seconds);
+  headers from AGILEIR_TRT_INCLUDE / TensorRT_RTX_ROOT (e.g. the TensorRT-RTX SDK) or the TensorRT 10.13.3
+  fixture headers in ../shared/third_party/tensorrt-headers;
 * the tiny AgileIR and SwinIR plugin-form graphs parse with exactly one IPluginV3 layer per GSWA node and
   build_serialized_network returns a non-empty engine; the standard form builds too, without plugin layers;
 * without the libtensorrt_rtx.so link next to it, the library says how to fix the parser abort.
@@ -26,12 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from agileir.plugins import RTX_LIBRARY_NAME, build_plugin_library, find_nvcc, rtx_parser_link_problem
+from agileir.plugins import RTX_LIBRARY_NAME, find_nvcc, rtx_parser_link_problem
 from agileir.runtime.tensorrt.env import load_plugin_library
 from test_plugin_build import _tensorrt_include_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ((1, 3, 16, 16), (1, 3, 32, 32), (1, 3, 64, 64))
+SESSION_PLUGIN_CACHE = "agileir-plugin-cache"  # one on-demand RTX library per test session (test_plugin_on_demand)
 
 
 def _rtx_libs_dir() -> Path | None:
@@ -60,6 +62,9 @@ def _require_toolchain():
 
 @pytest.fixture(scope="session")
 def rtx_library(tmp_path_factory) -> Path:
+    """The library from the on-demand path (agileir.plugins.ondemand.ensure_library: PTX for compute_75, cached)."""
+    from agileir.plugins.ondemand import PluginBuildSpec, ensure_library
+
     _require_toolchain()
     libs = _rtx_libs_dir()
     if libs is None:
@@ -73,13 +78,14 @@ def rtx_library(tmp_path_factory) -> Path:
     include = include or _tensorrt_include_dir("10.13.3") or _tensorrt_include_dir()
     if include is None:
         pytest.skip("no TensorRT(-RTX) headers (set AGILEIR_TRT_INCLUDE to the TensorRT-RTX SDK's include/)")
-    build = tmp_path_factory.mktemp("rtx_plugin_build")
+    from importlib.metadata import version
+
+    spec = PluginBuildSpec("rtx", version("tensorrt_rtx_cu13"), library_dir=libs, include_dir=include)
     t0 = time.perf_counter()
-    lib = build_plugin_library(build_dir=build, cuda_archs="89-virtual", jobs=2, flavour="rtx", include_dir=include,
-                               library_dir=libs)
+    lib = ensure_library(spec, tmp_path_factory.getbasetemp() / SESSION_PLUGIN_CACHE, echo=print)
     print(f"built {lib.name} against {include} in {time.perf_counter() - t0:.1f}s")
     assert lib.name == RTX_LIBRARY_NAME
-    assert (build / "libtensorrt_rtx.so").resolve() == (libs / "libtensorrt_rtx.so.1").resolve()
+    assert (lib.parent / "libtensorrt_rtx.so").resolve() == (libs / "libtensorrt_rtx.so.1").resolve()
     return lib
 
 

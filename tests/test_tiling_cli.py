@@ -9,7 +9,7 @@ from agileir.io.images import read_image
 from agileir.runtime.pytorch import torch_upscaler
 from agileir.upscale.images import upscale_rgb
 from agileir.models import build_model, preset, save_safetensors
-from agileir.upscale.tiling import tile_spans
+from agileir.upscale.tiling import DEFAULT_OVERLAP, tile_spans
 from test_models import TINY_AGILEIR
 from conftest import randomized
 
@@ -50,7 +50,7 @@ def test_small_tiles_stay_close(tiny_model, set5, crop):
     rgb = read_image(set5 / "LR_bicubic" / "X2" / "birdx2.png").to_rgb()[:crop[0], :crop[1]]
     run = torch_upscaler(tiny_model)
     whole = upscale_rgb(run, rgb, 2)
-    tiled = upscale_rgb(run, rgb, 2, tile=48, overlap=16, align=TINY_AGILEIR.window_size)
+    tiled = upscale_rgb(run, rgb, 2, tile=48, overlap=DEFAULT_OVERLAP, align=TINY_AGILEIR.window_size)
     assert psnr(tiled, whole) >= 40.0
 
 

@@ -1,6 +1,7 @@
 """agileir.upscale.video and `agileir video` (PyAV): frames, rate, timestamps and audio kept; frames equal per-image results."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -14,11 +15,21 @@ from agileir.io.atomic import is_temp_file  # noqa: E402
 from agileir.io.images import to_uint8  # noqa: E402
 from agileir.upscale.images import upscale_rgb  # noqa: E402
 from agileir.models import build_model, save_safetensors  # noqa: E402
-from agileir.upscale.video import VideoError, VideoProgress, upscale_video  # noqa: E402
+from agileir.upscale.options import EncodingOptions, PipelineOptions, TilingOptions  # noqa: E402
+from agileir.upscale.tiling import DEFAULT_OVERLAP  # noqa: E402
+from agileir.upscale.upscaler import Upscaler  # noqa: E402
+from agileir.upscale.video import VideoError, VideoProgress  # noqa: E402
+from agileir.upscale.video import upscale_video as _upscale_video  # noqa: E402
 from conftest import TinyRunner  # noqa: E402
 from test_models import TINY_SWINIR  # noqa: E402
 
 N, W, H, FPS, SR = 12, 32, 24, 24, 48000
+
+
+def upscale_video(runner, src, dst, *, tile=0, tile_overlap=DEFAULT_OVERLAP, batch=1, progress=None, **encoding):
+    """The library call with its option objects built from keywords (tile 0: the frames whole, as expected_frames)."""
+    return _upscale_video(Upscaler(runner, TilingOptions(tile, tile_overlap)), src, dst, EncodingOptions(**encoding),
+                          PipelineOptions(batch=batch), progress)
 
 
 def make_video(path, fmt, vcodec="ffv1", pix_fmt="yuv444p", acodec="aac", subtitles=False):
@@ -169,10 +180,11 @@ def test_video_command(clips, tmp_path):
     save_safetensors(build_model(TINY_SWINIR), ckpt)
     out = tmp_path / "cmd.mkv"
     r = subprocess.run([sys.executable, "-m", "agileir", "video", str(ckpt), str(clips["mkv"]), "-o", str(out),
-                        "--frames", "3", "--codec", "ffv1", "--pix-fmt", "bgr0"],
+                        "--frames", "3", "--codec", "ffv1", "--pix-fmt", "bgr0", "--max-memory", "1M"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "3 frames, 96x72" in r.stdout and "1:audio:aac" in r.stdout
+    assert "memory budget" in r.stderr  # --tile auto with the budget, as agileir-infer
     assert len(video_frames(out)) == 3
     r = subprocess.run([sys.executable, "-m", "agileir", "video", str(ckpt), str(clips["mkv"]), "-o", str(out),
                         "--codec", "ffv1", "--pix-fmt", "rgb24"], capture_output=True, text=True, timeout=300)
@@ -207,6 +219,11 @@ def test_infer_command_on_a_video(clips, tmp_path):
     assert not [p for p in tmp_path.iterdir() if is_temp_file(p)]
     r = CliRunner().invoke(main, ["infer", str(ckpt), str(clips["mp4"]), "-o", str(clips["mp4"])])
     assert r.exit_code == 2 and len([x for x in r.stderr.splitlines() if x.startswith("error:")]) == 1, r.output
+    link = tmp_path / "hard_link.mp4"
+    os.link(clips["mp4"], link)  # a hard link of the input is the input: `agileir video` refuses it too
+    r = CliRunner().invoke(main, ["video", str(ckpt), str(clips["mp4"]), "-o", str(link)])
+    assert r.exit_code == 2 and "would overwrite the input" in r.stderr, r.output
+    link.unlink()
     no_av = ("import sys; sys.modules['av'] = None; from agileir.cli import infer_main; "
              f"sys.argv = ['agileir-infer', {str(clips['mp4'])!r}, '-o', {str(tmp_path / 'o.mp4')!r}]; infer_main()")
     r = subprocess.run([sys.executable, "-c", no_av], capture_output=True, text=True, timeout=300)

@@ -9,8 +9,8 @@ import signal
 
 import click
 
-from . import batch, calibrate, export, infer, models, runtime, serve, video
-from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, CliError
+from . import batch, calibrate, export, infer, models, plugin, runtime, serve, video
+from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, CheckFailed, CliError
 
 
 class _Group(click.Group):
@@ -58,7 +58,7 @@ def run_command(entry, *args, **kwargs):
         raise SystemExit(EXIT_INTERRUPTED) from None
     except click.exceptions.Exit as e:
         raise SystemExit(e.exit_code) from None
-    except CliError as e:
+    except (CliError, CheckFailed) as e:
         e.show()
         raise SystemExit(e.exit_code) from None
     except click.UsageError as e:
@@ -71,8 +71,6 @@ def run_command(entry, *args, **kwargs):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    if isinstance(result, int) and result:
-        raise SystemExit(result)
     return result
 
 
@@ -82,7 +80,7 @@ def main():
     """AgileIR deployment toolkit: inspect, run, evaluate, export, calibrate, build, validate, benchmark."""
 
 
-for _module in (models, infer, export, calibrate, runtime, batch, serve, video):
+for _module in (models, infer, export, calibrate, runtime, plugin, batch, serve, video):
     _module.register(main)
 
 

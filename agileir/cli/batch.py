@@ -1,48 +1,95 @@
 """`agileir batch`: upscale a folder, a glob or a list of paths/URIs on Ray Data (local or a cluster)."""
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import click
 
-from .common import EXIT_FAILED, backend_option, friendly_errors, model_options, require_module
+from .common import (CheckFailed, MissingDependency, artifact_inputs, friendly_errors, overwrite_option, require_module,
+                     runner_options)
+from .options import tiling_options
+
+
+def _batch_options(fn):
+    """The Ray options of `agileir batch` -> `options` (agileir.cluster.ray_batch.BatchOptions)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, ray_address, actors, cpus_per_actor, gpus_per_actor, num_cpus, manifest, no_resume, **kwargs):
+        from ..cluster.ray_batch import BatchOptions
+
+        kwargs["options"] = BatchOptions(actors, cpus_per_actor, gpus_per_actor, manifest, not no_resume, ray_address,
+                                         num_cpus)
+        return fn(*args, **kwargs)
+
+    for option in reversed([
+        click.option("--ray-address", help="a running Ray cluster (e.g. 'auto' or 'ray://head:10001'); "
+                     "default: start a local instance"),
+        click.option("--actors", default=1, show_default=True, type=click.IntRange(1),
+                     help="inference actors (each loads the model once; TensorRT engines: one GPU each)"),
+        click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0.1),
+                     help="CPUs each inference actor reserves (also its ONNX Runtime thread count)"),
+        click.option("--gpus-per-actor", type=click.FloatRange(0), help="default: 1 for TensorRT engines, else 0"),
+        click.option("--num-cpus", type=click.IntRange(1), help="CPUs of the local Ray instance (default: bounded, "
+                     "actors' share + 1, at most 8 unless more are needed)"),
+        click.option("--manifest", type=click.Path(dir_okay=False), help="default: OUTPUT/manifest.json"),
+        click.option("--no-resume", is_flag=True, help="redo outputs that already exist"),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 @click.command(name="batch")
 @click.argument("model")
 @click.argument("input_", metavar="INPUT")
 @click.argument("output", metavar="OUTPUT")
-@click.option("--ray-address", help="a running Ray cluster (e.g. 'auto' or 'ray://head:10001'); "
-              "default: start a local instance")
-@click.option("--actors", default=1, show_default=True, type=click.IntRange(1),
-              help="inference actors (each loads the model once; TensorRT engines: one GPU each)")
-@click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0.1),
-              help="CPUs each inference actor reserves (also its ONNX Runtime thread count)")
-@click.option("--gpus-per-actor", type=click.FloatRange(0), help="default: 1 for TensorRT engines, else 0")
-@click.option("--num-cpus", type=click.IntRange(1), help="CPUs of the local Ray instance (default: bounded, "
-              "actors' share + 1, at most 8 unless more are needed)")
-@click.option("--tile", default=0, show_default=True, help="tile size in input pixels (0: whole image)")
-@click.option("--tile-overlap", default=16, show_default=True, help="tile overlap in input pixels")
-@click.option("--manifest", type=click.Path(dir_okay=False), help="default: OUTPUT/manifest.json")
-@click.option("--no-resume", is_flag=True, help="redo outputs that already exist")
-@backend_option("override the backend chosen from the model file type")
-@model_options
+@_batch_options
+@tiling_options
+@runner_options()
+@overwrite_option
 @friendly_errors
-def batch_cmd(model, input_, output, ray_address, actors, cpus_per_actor, gpus_per_actor, num_cpus, tile,
-              tile_overlap, manifest, no_resume, backend, preset_name, upstream_compat):
+def batch_cmd(model, input_, output, options, tiling, runner, overwrite):
     """Upscale every image of INPUT (folder, glob, or a .txt list of paths/URIs) into the folder OUTPUT with
-    MODEL, as `agileir-infer` would, on Ray Data. Exit code 1 when an image failed (see the manifest)."""
+    MODEL, as `agileir-infer` would (same tiling defaults, same names, every output checked against every input
+    before any work), on Ray Data. Exit codes: 1 an image failed (see the manifest), 2 bad input or a full disk,
+    3 a missing package or an unreachable --ray-address, 130/143 interrupted (Ray shut down, no partial file)."""
     require_module("ray.data", "batch", "agileir batch", "ray[data]")
-    from ..cluster.ray_batch import RunnerSpec, run_batch
+    from ..cluster.ray_batch import ClusterUnavailable, run_batch
+    from ..io.gate import OutputGate
 
-    spec = RunnerSpec(model, backend, preset_name, upstream_compat, threads=max(1, int(cpus_per_actor)),
-                      tile=tile, tile_overlap=tile_overlap)
-    result = run_batch(spec, input_, output, actors=actors, cpus_per_actor=cpus_per_actor,
-                       gpus_per_actor=gpus_per_actor, manifest=manifest, resume=not no_resume,
-                       address=ray_address, num_cpus=num_cpus, echo=lambda s: click.echo(s, err=True))
+    manifest = Path(options.manifest) if options.manifest else Path(output) / "manifest.json"
+    gate = OutputGate([*artifact_inputs(model), *_local_inputs(input_)], overwrite)
+    gate.claim(manifest, "batch manifest", "--manifest")
+    spec = replace(runner, artifact=model, threads=max(1, int(options.cpus_per_actor)))
+    try:
+        result = run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)),
+                           tuple(artifact_inputs(model)), echo=lambda s: click.echo(s, err=True))
+    except ClusterUnavailable as e:
+        raise MissingDependency(str(e)) from None
+    gate.record(manifest, "batch manifest")
     for item in result.items:
+        for note in item["notes"]:
+            click.echo(note, err=True)
         if item["status"] == "failed":
             click.echo(f"failed: {item['input']}: {item['error']}", err=True)
     click.echo(result.summary())
-    return EXIT_FAILED if result.failed else 0
+    if result.failed:
+        raise CheckFailed(f"{result.failed} image(s) failed (see {result.manifest})")
+
+
+def _local_inputs(source: str) -> list[Path]:
+    """Local files of INPUT (a folder, a glob, or a .txt list and the local paths it lists)."""
+    import glob
+
+    from ..io.outputs import input_files
+
+    path = Path(source)
+    found = input_files(path) if path.exists() else [Path(p) for p in glob.glob(source)]
+    if path.is_file() and path.suffix == ".txt":
+        lines = path.read_text(errors="replace").splitlines()
+        found += [Path(line.strip()) for line in lines if line.strip() and Path(line.strip()).is_file()]
+    return found
 
 
 def register(group: click.Group) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..calibration import CALIBRATORS
-from .common import CliError, friendly_errors, load_torch_model, model_options, require_module
+from .common import CliError, friendly_errors, load_torch_model, model_options, overwrite_option, require_module
 
 
 @click.command(name="calibrate")
@@ -26,9 +26,10 @@ from .common import CliError, friendly_errors, load_torch_model, model_options, 
               help="also measure FP16 vs FP32 output blocking each op type (slow: ~20 graph sessions)")
 @click.option("--threads", default=0, show_default=True, help="ONNX Runtime CPU threads for evaluation (0: all)")
 @model_options
+@overwrite_option
 @friendly_errors
 def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form, no_fp16, fp16_study,
-                  threads, preset_name, upstream_compat):
+                  threads, preset_name, upstream_compat, overwrite):
     """Calibrate MODEL (default: bundled AgileIR-light x4) with each INT8 calibrator, evaluate FP32, FP16 and
     every INT8 variant on --eval sets, and write calibration_report.{json,md,png} beside published
     SwinIR-light low-bit PTQ results. Any AgileIR or SwinIR checkpoint is accepted."""
@@ -42,18 +43,13 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     from ..calibration.dataset import load_images
     from ..calibration.fp16 import to_fp16
     from ..calibration.fp16_study import block_study
-
-    from ..models.load import default_checkpoint
-    from ..io.outputs import OutputFolder, check_outputs, input_files
+    from ..io.outputs import OutputFolder
 
     for module, extra in (("matplotlib", "plot"), ("onnxconverter_common", "onnx")):
         require_module(module, extra, "agileir calibrate")
     chosen = tuple(calibrators) or CALIBRATORS
     out = Path(out_dir)
-    planned = [out / f"calibration_report.{ext}" for ext in ("json", "md", "png")]
-    planned += [out / f"calibration_{c}.json" for c in chosen]
-    check_outputs([(p, "the report") for p in planned],
-                  [Path(model) if model else default_checkpoint(), *input_files(*eval_dirs, calib_dir)])
+    gate = _claim_outputs(out, chosen, [model, *eval_dirs, calib_dir], overwrite)
     loaded = load_torch_model(model, preset_name, upstream_compat)
     scale = scale or loaded.config.scale
     if scale != loaded.config.scale:
@@ -88,10 +84,11 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
                                   {"source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256}},
                                   bar.update)
                 cal.save(out / f"calibration_{v.calibrator}.json")
+                gate.record(out / f"calibration_{v.calibrator}.json", "calibration")
                 graphs[v.name] = V.int8_forms(forms, cal)[form]
         bar.set_postfix_str("evaluating")
         report = R.build_report(info, graphs, variants, datasets, scale, evaluate, bar.update)
-    paths = R.write_report(report, out)  # written before the slow FP16 study, rewritten with it below
+    paths = _write_report(report, out, gate)  # written before the slow FP16 study, rewritten with it below
     if fp16_study:
         # the smallest image of the first set: the study runs the graph about 25 times
         from PIL import Image
@@ -104,12 +101,34 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
         with tqdm(desc="FP16 op-blocking study", unit="block list") as bar:
             rows = block_study(forms["standard"], read_image(lr_path).to_rgb(), progress=bar.update)
         report["fp16_study"] = {"image": f"{datasets[0].name}/{lr_path.name}", "form": "standard", "rows": rows}
-        paths = R.write_report(report, out)
+        paths = _write_report(report, out, gate)
     for v in report["variants"]:
         cells = "  ".join(f"{n} {d['psnr']:.2f} dB / {d['ssim']:.4f} ({d['delta_psnr']:+.2f})"
                           for n, d in v["datasets"].items())
         click.echo(f"{v['name']:<16}{cells}")
     click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _claim_outputs(out: Path, calibrators: tuple[str, ...], inputs: list, overwrite: bool):
+    """The run's OutputGate with the report files claimed; `inputs`: [model or None, *eval dirs, calib dir]."""
+    from ..io.gate import OutputGate
+    from ..io.outputs import input_files
+    from ..models.load import default_checkpoint
+
+    model, *folders = inputs
+    gate = OutputGate([Path(model) if model else default_checkpoint(), *input_files(*folders)], overwrite)
+    gate.claim_all([out / f"calibration_report.{ext}" for ext in ("json", "md", "png")], "calibration report")
+    gate.claim_all([out / f"calibration_{c}.json" for c in calibrators], "calibration")
+    return gate
+
+
+def _write_report(report: dict, out: Path, gate) -> list[Path]:
+    from ..calibration import report as R
+
+    paths = R.write_report(report, out)
+    for path in paths:
+        gate.record(path, "calibration report")
+    return paths
 
 
 def register(group: click.Group) -> None:

@@ -6,9 +6,11 @@ package); 130 interrupted (SIGINT); 143 terminated (SIGTERM). Table: docs/reliab
 """
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import os
+import re
 from pathlib import Path
 
 import click
@@ -23,6 +25,15 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
+class CheckFailed(click.ClickException):
+    """A check failed (validation below its threshold, files of a folder/batch run that failed): exit 1, with a
+    one-line summary. The one way every command signals exit code 1."""
+    exit_code = EXIT_FAILED
+
+    def show(self, file=None):
+        click.echo(self.message, err=True)
+
+
 class MissingDependency(CliError):
     """Something this machine lacks (TensorRT, a GPU, an optional package): not the input's fault."""
     exit_code = EXIT_ENVIRONMENT
@@ -31,7 +42,7 @@ class MissingDependency(CliError):
 # top-level module -> the extra that installs it (pyproject.toml)
 EXTRA_OF = {"onnx": "onnx", "onnxruntime": "onnx", "onnxruntime_extensions": "onnx", "onnxconverter_common": "onnx",
             "onnxslim": "onnx", "onnx_graphsurgeon": "onnx", "matplotlib": "plot", "polygraphy": "trt", "cuda": "trt",
-            "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video",
+            "jsonschema": "onnx", "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video",
             "torch": "torch"}
 # Checkpoints (.safetensors/.pth), export, calibration and training need PyTorch; ONNX files and engines do not.
 TORCH_HINT = ("PyTorch is not installed: checkpoints need it (pip install torch==2.13.0 first keeps it CPU-only, "
@@ -56,40 +67,79 @@ def require_module(module: str, extra: str, needed_by: str, package: str | None 
         raise MissingDependency(f"{needed_by} needs {package or module} (pip install 'agileir[{extra}]')") from None
 
 
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# a library that names the pip requirement it lacks in a ValueError/RuntimeError (Ray Client: `ray[client]`)
+_REQUIRES_PACKAGE = re.compile(r"requires pip package `([^`]+)`")
+
+
+def is_disk_full(error: BaseException | str) -> bool:
+    """A full disk or quota, as an exception or as the one-line error a folder run recorded for a file."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    text = str(error)
+    return any(f"[Errno {code}]" in text or os.strerror(code) in text for code in DISK_FULL_ERRNOS)
+
+
+def missing_package_in(error: BaseException) -> str | None:
+    """The pip requirement a library says it lacks (e.g. `ray[client]`), else None."""
+    match = _REQUIRES_PACKAGE.search(str(error))
+    return match.group(1) if match else None
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e)
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def cli_error_for(e: Exception) -> click.ClickException:
+    """The one mapping of an exception to its exit code: 3 for what this machine lacks (TensorRT, a GPU, a
+    package, `ray[client]`), 2 for bad input and for a full disk (ENOSPC/EDQUOT) in every command."""
+    from ..io.images import ImageError
+    from ..models.load import ModelLoadError
+    from ..runtime.base import DeviceUnavailable
+    from ..runtime.tensorrt.env import TensorRTUnavailable
+
+    if isinstance(e, (TensorRTUnavailable, DeviceUnavailable)):
+        return MissingDependency(_first_line(e))
+    if isinstance(e, ModuleNotFoundError):
+        return MissingDependency(missing_module_message(e))
+    package = missing_package_in(e) if isinstance(e, (ValueError, RuntimeError, ImportError)) else None
+    if package:
+        return MissingDependency(f"{package} is not installed (pip install '{package}')")
+    if isinstance(e, OSError) and is_disk_full(e):
+        line = _first_line(e)
+        return CliError(line if "space" in line.lower() or "quota" in line.lower() else f"disk full: {line}")
+    if isinstance(e, (ModelLoadError, ImageError, FileNotFoundError, ValueError, OSError)):
+        # OSError: an unwritable output folder; the message names the target
+        return CliError(_first_line(e))
+    return CliError(f"{type(e).__name__}: {_first_line(e) if str(e) else ''} ({DEBUG_HINT})")
+
+
+DEBUG_HINT = "set AGILEIR_DEBUG=1 for the traceback"
+
+
 def friendly_errors(fn):
     """Bad input ends in one line on stderr and exit code 2, a missing capability of the machine in exit
-    code 3, never a traceback (AGILEIR_DEBUG=1 shows it)."""
+    code 3, never a traceback (AGILEIR_DEBUG=1 shows it for unexpected errors)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ..io.images import ImageError
-        from ..runtime.base import DeviceUnavailable
-        from ..runtime.tensorrt.env import TensorRTUnavailable
-
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (TensorRTUnavailable, DeviceUnavailable) as e:
-            raise MissingDependency(_first_line(e)) from None
-        except ModuleNotFoundError as e:
-            if os.environ.get("AGILEIR_DEBUG"):
-                raise
-            raise MissingDependency(missing_module_message(e)) from None
-        except (ImageError, FileNotFoundError, ValueError) as e:  # ModelLoadError is a ValueError
-            raise CliError(_first_line(e)) from None
-        except OSError as e:  # unwritable output folder, full disk: the message names the target
-            raise CliError(_first_line(e)) from None
         except Exception as e:
-            if os.environ.get("AGILEIR_DEBUG"):
+            error = cli_error_for(e)
+            unexpected = isinstance(e, ModuleNotFoundError) or error.message.endswith(DEBUG_HINT + ")")
+            if unexpected and os.environ.get("AGILEIR_DEBUG"):
                 raise
-            raise CliError(f"{type(e).__name__}: {_first_line(e) if str(e) else ''} "
-                           "(set AGILEIR_DEBUG=1 for the traceback)") from None
+            raise error from None
     return wrapper
+
+
+def overwrite_option(fn):
+    """--overwrite: replace existing files agileir did not write (an input of the run never)."""
+    return click.option("--overwrite", is_flag=True,
+                        help="replace existing files that agileir did not write (never an input of the run)")(fn)
 
 
 def model_options(fn):
@@ -175,22 +225,18 @@ def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
 
 
 def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
-    """The fused model, probed once on a one-window input: a model whose output is not finite (NaN
-    weights) fails here, in one line, before calibration or export start (agileir.upscale.contract)."""
-    import numpy as np
+    from ..runtime.pytorch import load_checked_model
 
-    from ..runtime.pytorch import torch_upscaler
-    from ..models.load import load_model
-
-    loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
-    w = loaded.config.window_size
-    torch_upscaler(loaded.model)(np.full((1, 3, w, w), 0.5, np.float32))
-    return loaded
+    return load_checked_model(path, preset_name, upstream_compat)
 
 
-def write_json(path: str | Path, payload: dict) -> None:
+def write_json(path: str | Path, payload: dict, gate=None, kind: str = "report") -> None:
+    """Write a JSON output atomically, through `gate` (an agileir.io.gate.OutputGate) when given."""
     from ..io.atomic import write_json as atomic_write_json
 
     path = Path(path)
+    if gate is not None:
+        gate.write_json(path, payload, kind)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, payload)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from .common import (EXIT_ENVIRONMENT, CliError, artifact_inputs, backend_option, device_option, friendly_errors,
-                     target_options, write_json)
+from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, artifact_inputs, backend_option, device_option,
+                     friendly_errors, overwrite_option, target_options, write_json)
 
 
 def _sizes(text: str) -> list[int]:
@@ -43,24 +43,29 @@ def _sizes(text: str) -> list[int]:
 @click.option("--print-trtexec", is_flag=True, help="only print the equivalent trtexec command")
 @target_options
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log")
+@overwrite_option
 @friendly_errors
 def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, workspace_mib, opt_level, timing_cache,
-              plugin, plugin_lib, print_trtexec, target, compute_capability, verbose):
+              plugin, plugin_lib, print_trtexec, target, compute_capability, verbose, overwrite):
     """Build a TensorRT (or TensorRT-RTX) engine from an exported ONNX (either form, any precision variant).
 
     --target rtx builds on this machine without a GPU (TensorRT for RTX: ahead of time, JIT on the RTX GPU)."""
-    from ..runtime.artifacts import ENGINE_SUFFIXES
+    from dataclasses import replace
+
+    from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
     from ..runtime.tensorrt.builder import (BuildOptions, ShapeProfile, build_engine, inspect_onnx,
                                             parse_compute_capabilities, parse_shape, trtexec_command, trtexec_line)
-    from ..runtime.tensorrt.env import TensorRTUnavailable
+    from ..runtime.tensorrt.env import TensorRTUnavailable, plugin_library_for
 
-    from ..io.outputs import check_outputs
+    from ..io.gate import OutputGate
 
     engine = Path(output) if output else Path(onnx_path).with_suffix(".plan")
     if engine.suffix not in ENGINE_SUFFIXES:
         raise CliError(f"the engine file must end in {' or '.join(ENGINE_SUFFIXES)}: {engine}")
-    check_outputs([(engine, "the engine"), (engine.with_suffix(".json"), "the engine description")],
-                  [onnx_path] + ([plugin_lib] if plugin_lib else []))
+    gate = OutputGate([onnx_path, plugin_lib], overwrite)
+    if not print_trtexec:
+        gate.claim(engine, "engine", "the engine")
+        gate.claim(sidecar_path(engine), "engine description", "the engine description")
     info = inspect_onnx(onnx_path)
     options = BuildOptions(
         profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape)),
@@ -77,7 +82,12 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
         click.echo(command)
         return
     try:
+        if plugin_lib is None:  # the plugin form's library: found, or built on first use
+            library = plugin_library_for(info.form, target, plugin, echo=lambda m: click.echo(m, err=True))
+            options = replace(options, plugin_library=library)
         build_engine(info.path, engine, options, echo=lambda m: click.echo(m, err=True))
+        gate.record(engine, "engine")
+        gate.record(sidecar_path(engine), "engine description")
     except TensorRTUnavailable as e:
         click.echo(f"error: cannot build here: {e}", err=True)
         if command:
@@ -97,21 +107,24 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
 @click.option("--threshold", type=float, help="override the precision's threshold (dB)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the report as JSON")
 @backend_option()
+@overwrite_option
 @device_option("where checkpoints (the artifact or the reference) run in PyTorch: auto, cpu, cuda or cuda:N")
 @friendly_errors
-def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backend, device):
+def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backend, overwrite, device):
     """Parity of ARTIFACT (checkpoint, .onnx, engine) with the PyTorch FP32 reference on a dataset.
 
     fp32: PSNR vs reference >= 60 dB on every image; fp16: >= 55 dB; int8: mean PSNR-Y vs HR within
     0.10 dB of the reference's. Exit code 1 when the check fails."""
     from dataclasses import replace
 
-    from ..io.outputs import check_outputs, input_files
+    from ..io.gate import OutputGate
+    from ..io.outputs import input_files
     from ..runtime.artifacts import artifact_precision
     from ..runtime.validate import DEFAULT_CRITERIA, format_report, validate_artifact
 
+    gate = OutputGate([*artifact_inputs(artifact), *input_files(reference, dataset)], overwrite)
     if json_out:
-        check_outputs([(json_out, "--json")], [*artifact_inputs(artifact), *input_files(reference, dataset)])
+        gate.claim(json_out, "validation report", "--json")
     criterion = None
     if threshold is not None:
         criterion = replace(DEFAULT_CRITERIA[artifact_precision(artifact)], threshold=threshold)
@@ -124,10 +137,10 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
         click.echo("warning: the reference is not the checkpoint recorded in the artifact", err=True)
     click.echo(format_report(report))
     if json_out:
-        write_json(json_out, report.to_dict())
+        write_json(json_out, report.to_dict(), gate, "validation report")
         click.echo(f"wrote {json_out}")
     if not report.passed:
-        raise click.exceptions.Exit(1)
+        raise CheckFailed(f"validation failed: {artifact} is below the {report.precision} threshold")
 
 
 @click.command(name="bench")
@@ -140,16 +153,18 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
               help="CPU threads for ONNX Runtime / PyTorch (0: their default)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the results as JSON")
 @backend_option()
+@overwrite_option
 @device_option()
 @friendly_errors
-def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend, device):
+def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend, overwrite, device):
     """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
     from .. import runtime
-    from ..io.outputs import check_outputs
+    from ..io.gate import OutputGate
     from ..runtime.bench import bench_runner, format_rows, host_info
 
+    gate = OutputGate(artifact_inputs(*artifacts), overwrite)
     if json_out:
-        check_outputs([(json_out, "--json")], artifact_inputs(*artifacts))
+        gate.claim(json_out, "benchmark report", "--json")
     size_list = _sizes(sizes)
     rows = []
     for artifact in artifacts:
@@ -165,7 +180,7 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend,
                                                      "batch": batch, "threads": threads, "backend": backend,
                                                      "device": device},
                    "results": rows}
-        write_json(json_out, payload)
+        write_json(json_out, payload, gate, "benchmark report")
         click.echo(f"wrote {json_out}")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import friendly_errors
+from .common import friendly_errors, overwrite_option
 
 
 @click.command(name="triton")
@@ -17,13 +17,16 @@ from .common import friendly_errors
               help="max_batch_size of the onnxruntime models (engines: their profile's)")
 @click.option("--plugin-lib", type=click.Path(exists=True, dir_okay=False),
               help="GSWA plugin library for plugin-form engines (default: the one agileir build finds)")
+@overwrite_option
 @friendly_errors
-def triton_cmd(export_dir, repo, instances, ort_gpu, max_batch, plugin_lib):
+def triton_cmd(export_dir, repo, instances, ort_gpu, max_batch, plugin_lib, overwrite):
     """Write a Triton model repository (config.pbtxt per model, README.md) for the ONNX graphs and TensorRT
-    engines (with their .json) of EXPORT_DIR."""
+    engines (with their .json) of EXPORT_DIR, after validating EXPORT_DIR (export.json, files, sha256, ONNX).
+    Rerunning it replaces what it wrote before; files it did not write are refused unless --overwrite."""
     from ..cluster.triton_repo import write_repository
 
-    plan = write_repository(export_dir, repo, ort_instances=instances, ort_kind="KIND_GPU" if ort_gpu else "KIND_CPU",
+    plan = write_repository(export_dir, repo, overwrite, ort_instances=instances,
+                            ort_kind="KIND_GPU" if ort_gpu else "KIND_CPU",
                             ort_max_batch=max_batch, plugin_library=plugin_lib)
     for m in plan.models:
         click.echo(f"{m.name}: {m.backend} from {m.source.name}")

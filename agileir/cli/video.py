@@ -1,45 +1,55 @@
 """`agileir video`: upscale a video (PyAV, extra `video`); audio and subtitles copied, timestamps kept."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from .common import CliError, backend_option, friendly_errors, model_and_input, model_options, require_module
-
-
-def video_options(fn):
-    """The encoding and range options, shared by `agileir video` and `agileir-infer` on a video input."""
-    for option in reversed([
-        click.option("--codec", default="libx264", show_default=True,
-                     help="video encoder (FFmpeg name), e.g. libx265, ffv1"),
-        click.option("--crf", default=18, show_default=True, type=click.IntRange(0, 63),
-                     help="constant rate factor (x264/x265/vpx/av1 encoders; 0 is lossless for x264)"),
-        click.option("--pix-fmt", default="yuv420p", show_default=True, help="encoded pixel format, e.g. yuv444p, rgb24"),
-        click.option("--start", default=0.0, show_default=True, type=click.FloatRange(0), help="first second to upscale"),
-        click.option("--frames", type=click.IntRange(1), help="number of frames to upscale (a trial run) [default: all]"),
-    ]):
-        fn = option(fn)
-    return fn
+from .common import CliError, artifact_inputs, friendly_errors, model_and_input, require_module, runner_options
+from .options import encoding_options, pipeline_options, tiling_options
 
 
 def default_video_output(inp: Path, scale: int) -> Path:
     return inp.with_name(f"{inp.stem}_x{scale}.mkv")
 
 
-def run_video(runner, inp: Path, out: Path, *, codec, crf, pix_fmt, start, frames, tile, tile_overlap,
-              batch) -> None:
-    """upscale_video with a progress line on stderr and the one-line summary on stdout."""
-    from ..upscale.video import VideoProgress, upscale_video
+def run_video(spec, inp: Path, output: str | None, tiling, encoding, pipeline, needed_by: str,
+              strict: bool = False) -> None:
+    """The video run of `agileir video` and `agileir-infer` on a video: output checked before the model loads,
+    one agileir.upscale.video.upscale_video call, a progress line on stderr (ended by a newline before any
+    other line, an error's too), `warning:` lines for a damaged input, the summary on stdout. `strict`: a
+    damaged input is an error (exit 2), nothing written."""
+    require_module("av", "video", needed_by)
+    from ..io.outputs import check_outputs
+    from ..runtime import load_runner
+    from ..upscale.upscaler import Upscaler
+    from ..upscale.video import VideoProgress, upscale_video, video_frame_size
+
+    protected = artifact_inputs(spec.artifact)
+    if output:  # before the model loads (the default name needs the scale; upscale_video checks it)
+        check_outputs([(output, inp)], protected + [inp])
+    h, w = video_frame_size(inp)
+    runner = load_runner(spec, max_side=max(h, w), batch=pipeline.batch, echo=lambda m: click.echo(m, err=True))
+    click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
+    out = Path(output) if output else default_video_output(inp, runner.scale)
+
+    shown = []
 
     def progress(p: VideoProgress) -> None:
         total = f"/{p.total}" if p.total is not None else ""
         eta = f", ETA {p.eta_s:.0f} s" if p.eta_s is not None else ""
         click.echo(f"\rframe {p.frames}{total}  {p.fps:.2f} frames/s{eta}   ", err=True, nl=False)
+        shown.append(True)
 
-    result = upscale_video(runner, inp, out, codec=codec, crf=crf, pix_fmt=pix_fmt, start=start, frames=frames,
-                           tile=tile, tile_overlap=tile_overlap, progress=progress, batch=batch)
-    click.echo("", err=True)
+    try:
+        result = upscale_video(Upscaler(runner, tiling), inp, out, encoding, pipeline, progress, tuple(protected),
+                               strict)
+    finally:
+        if shown:  # end the progress line, so that an error or warning starts a line of its own
+            click.echo("", err=True)
+    for note in result.notes:
+        click.echo(note, err=True)
     copied = f", copied {', '.join(result.copied_streams)}" if result.copied_streams else ""
     dropped = f", left out {', '.join(result.dropped_streams)}" if result.dropped_streams else ""
     click.echo(f"{inp} -> {out} ({result.frames} frames, {result.size[0]}x{result.size[1]}, "
@@ -49,27 +59,22 @@ def run_video(runner, inp: Path, out: Path, *, codec, crf, pix_fmt, start, frame
 @click.command(name="video")
 @click.argument("paths", nargs=-1, required=True, metavar="[MODEL] INPUT")
 @click.option("-o", "--output", help="output video; the container comes from its suffix [default: INPUT_x{scale}.mkv]")
-@video_options
-@click.option("--tile", default=0, show_default=True, help="tile size in input pixels (0: whole frame)")
-@click.option("--tile-overlap", default=16, show_default=True, help="tile overlap in input pixels")
-@click.option("--batch", default=1, show_default=True, type=click.IntRange(1), help="frames per model call")
-@backend_option("override the backend chosen from the model file type")
-@model_options
+@encoding_options
+@tiling_options
+@pipeline_options("frames per model call (the memory budget is shared by them)", fail_fast=False)
+@click.option("--strict", is_flag=True, help="a damaged input (packets that fail to decode, frames missing against "
+                                            "the container's count) is an error (exit 2, no output) instead of a "
+                                            "warning")
+@runner_options()
 @friendly_errors
-def video_cmd(paths, output, codec, crf, pix_fmt, start, frames, tile, tile_overlap, batch, backend, preset_name,
-              upstream_compat):
-    """Upscale the video INPUT with MODEL (default: bundled AgileIR-light x4)."""
+def video_cmd(paths, output, encoding, tiling, pipeline, strict, runner):
+    """Upscale the video INPUT with MODEL (default: bundled AgileIR-light x4). Exit codes: 2 bad input or
+    options, a full disk, a damaged input with --strict; 3 a missing package; 130/143 interrupted."""
     require_module("av", "video", "agileir video")
-    from ..runtime import load_runner
-
     model_path, inp = model_and_input(paths)
     if not inp.is_file():
         raise CliError(f"input not found: {inp}")
-    runner = load_runner(model_path, preset=preset_name, upstream_compat=upstream_compat, backend=backend)
-    out = Path(output) if output else default_video_output(inp, runner.scale)
-    click.echo(f"model: {runner.description} via {runner.backend}, x{runner.scale}", err=True)
-    run_video(runner, inp, out, codec=codec, crf=crf, pix_fmt=pix_fmt, start=start, frames=frames, tile=tile,
-              tile_overlap=tile_overlap, batch=batch)
+    run_video(replace(runner, artifact=model_path), inp, output, tiling, encoding, pipeline, "agileir video", strict)
 
 
 def register(group: click.Group) -> None:

@@ -3,30 +3,48 @@
     source (folder | glob | list file of paths/URIs)
       -> ray.data.from_items(rows)                 one row per image: input, output
       -> map(decode)                               CPU task: resume check, fetch (pyarrow fs), decode
-      -> map_batches(Upscaler, concurrency=N)      actor pool: one runner per actor, loaded once
+      -> map_batches(UpscaleActor, concurrency=N)  actor pool: one runner per actor, loaded once
       -> map(encode)                               CPU task: atomic PNG
       -> manifest.json (atomic)                    input, output, status, error, seconds per image
 
-Per image the work is the one `agileir-infer` does (`read_image` / `decode_image`, `upscale_image` with the
-same tiling, `write_image`, `outputs.output_names`), so outputs are bit-identical for the same runner. A failing image
-becomes a row with status "failed" and its error; it never stops the job. Outputs that exist and open as a
-PNG of the expected size are skipped ("skipped"), so a rerun resumes.
+Per image the work is the one `agileir-infer` does (`read_image` / `decode_image`, then
+`agileir.upscale.upscaler.Upscaler.upscale_image` with the same TilingOptions and defaults, written through
+`agileir.upscale.writing.write_upscaled`, named by `outputs.output_names`), so outputs are bit-identical for the
+same runner. Every output is planned and checked against every local input and the model files before any work
+(`outputs.check_outputs`, as agileir-infer does): a run that would replace an input is refused. A failing image
+becomes a row with status "failed" and its error; it never stops the job, except a write that fails for lack of
+space (ENOSPC), which would fail for every image: the run stops and raises that OSError. The manifest records
+each output's sha256; a rerun skips ("skipped") an output only when its bytes still match that hash, so a
+stale or damaged file is redone.
+
+Before anything is created (no output folder, no Ray instance) the model is probed, every output planned and
+checked, and a `--ray-address` cluster checked to be reachable (ClusterUnavailable, within
+`connect_timeout_s`). SIGINT/SIGTERM stop the job: Ray is shut down and the temporary files of this run's
+outputs removed, then the interrupt propagates.
 
 Ray is imported inside functions only: importing this module needs no Ray.
 """
 from __future__ import annotations
 
+import errno
 import glob as globlib
+import hashlib
+import json
 import os
 import pickle
+import signal
+import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..io.atomic import write_json
-from ..io.images import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image, write_image
-from ..io.outputs import output_names
+from ..io.atomic import TEMP_MARK, is_temp_file, write_json
+from ..io.images import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image
+from ..io.outputs import OutputFolder, check_outputs, output_names
+from ..runtime import RunnerSpec
+from ..upscale.options import TilingOptions
 
 MANIFEST_FORMAT = "agileir-batch/1"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -67,18 +85,20 @@ def resolve_inputs(source: str) -> list[str]:
     raise ImageError(f"{source}: no such folder, list file or pattern")
 
 
-def plan_outputs(inputs: list[str], out_dir: Path, scale: int) -> list[dict]:
-    """One row per input with its output path; two inputs that would write the same output are refused."""
+def plan_outputs(inputs: list[str], out_dir: Path, scale: int, protected: tuple[str | Path, ...] = ()) -> list[dict]:
+    """One row per input with its output path. Refused before any work (ValueError / OutputConflict): two
+    inputs that would write the same output, and an output that is any local input of the run or a `protected`
+    file (the model), by path, symlink or hard link."""
     rows: list[dict] = []
     seen: dict[Path, str] = {}
     for src, name in zip(inputs, output_names(inputs, scale)):
         dst = out_dir / name
         if dst in seen:
             raise ValueError(f"{src} and {seen[dst]} would both write {dst.name}; give them distinct names")
-        if not is_uri(src) and Path(_local(src)).resolve() == dst.resolve():
-            raise ValueError(f"refusing to overwrite the input {src}")
         seen[dst] = src
         rows.append({"input": src, "output": str(dst)})
+    local = [Path(_local(src)) for src in inputs if not is_uri(src)]
+    check_outputs([(row["output"], row["input"]) for row in rows], local + [Path(p) for p in protected])
     return rows
 
 
@@ -93,29 +113,36 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
-def _expected_size(data_or_path, scale: int) -> tuple[int, int]:
-    from PIL import Image as PILImage
-
-    with PILImage.open(data_or_path) as im:
-        w, h = im.size
-        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: transposed
-            w, h = h, w
-    return w * scale, h * scale
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def output_is_complete(output: str, expected: tuple[int, int]) -> bool:
-    """The resume check: the PNG exists, decodes fully and has the expected size."""
-    from PIL import Image as PILImage
+RESUME_KEYS = ("model", "backend", "scale", "tile", "tile_overlap")  # a rerun with other ones redoes everything
 
-    if not os.path.isfile(output):
-        return False
+
+def recorded_hashes(manifest: Path, header: dict | None = None) -> dict[str, str]:
+    """output path -> the sha256 a previous run's manifest recorded for it (outputs it wrote or kept); none
+    when that run's RESUME_KEYS differ from `header`'s (another model or tiling writes other bytes)."""
     try:
-        with PILImage.open(output) as im:
-            if im.format != "PNG" or im.size != expected:
-                return False
-            im.load()
-        return True
-    except Exception:
+        previous = json.loads(manifest.read_text())
+        items = previous.get("items", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if header is not None and any(previous.get(k) != header.get(k) for k in RESUME_KEYS):
+        return {}
+    return {os.path.abspath(item["output"]): str(item["sha256"]) for item in items
+            if isinstance(item, dict) and item.get("sha256") and item.get("status") in ("ok", "skipped")}
+
+
+def output_is_complete(output: str, sha256: str) -> bool:
+    """The resume check: the output exists and its bytes are the ones the manifest recorded."""
+    try:
+        return bool(sha256) and os.path.isfile(output) and file_sha256(output) == sha256
+    except OSError:
         return False
 
 
@@ -124,68 +151,41 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
-def decode_row(row: dict, scale: int, resume: bool = True) -> dict:
-    """CPU task: skip a complete output, else read and decode the input (image pickled for the actor)."""
+def decode_row(row: dict, resume: bool = True) -> dict:
+    """CPU task: skip an output whose bytes match the recorded sha256, else read and decode the input (image
+    pickled for the actor)."""
     start = time.perf_counter()
-    out = {"input": row["input"], "output": row["output"], "status": "pending", "error": "", "image": b"",
-           "seconds": 0.0}
+    out = {"input": row["input"], "output": row["output"], "status": "pending", "error": "", "notes": "",
+           "sha256": "", "image": b"", "seconds": 0.0}
     try:
-        if is_uri(row["input"]):
-            data = read_bytes(row["input"])
-            import io
-
-            if resume and output_is_complete(row["output"], _expected_size(io.BytesIO(data), scale)):
-                out["status"] = "skipped"
-            else:
-                out["image"] = pickle.dumps(decode_image(data, row["input"]))
+        if resume and output_is_complete(row["output"], row.get("sha256", "")):
+            out["status"], out["sha256"] = "skipped", row["sha256"]
+        elif is_uri(row["input"]):
+            out["image"] = pickle.dumps(decode_image(read_bytes(row["input"]), row["input"]))
         else:
-            local = _local(row["input"])
-            if resume and os.path.isfile(row["output"]):
-                try:
-                    complete = output_is_complete(row["output"], _expected_size(local, scale))
-                except Exception:
-                    complete = False  # an unreadable input: decode below reports why
-                if complete:
-                    out["status"] = "skipped"
-            if out["status"] != "skipped":
-                out["image"] = pickle.dumps(read_image(local))
+            out["image"] = pickle.dumps(read_image(_local(row["input"])))
     except Exception as e:
         out["status"], out["error"] = "failed", _first_line(e)
     out["seconds"] = time.perf_counter() - start
     return out
 
 
-@dataclass
-class RunnerSpec:
-    """What every actor needs to load its runner once (plain data: it travels to the actors)."""
-    model: str | None
-    backend: str = "auto"
-    preset_name: str | None = None
-    upstream_compat: bool = False
-    threads: int = 1
-    tile: int = 0
-    tile_overlap: int = 16
+class UpscaleActor:
+    """The actor of the inference pool: one runner, loaded once in __init__, applied by an
+    agileir.upscale.upscaler.Upscaler (the tiling rules of agileir-infer) to every image."""
 
-    def load(self):
+    def __init__(self, spec: RunnerSpec, tiling: TilingOptions):
         from ..runtime import load_runner
+        from ..upscale.upscaler import Upscaler
 
-        return load_runner(self.model, preset=self.preset_name, upstream_compat=self.upstream_compat,
-                           backend=self.backend, threads=self.threads)
-
-
-class Upscaler:
-    """The actor of the inference pool: one runner, loaded once in __init__, used for every batch."""
-
-    def __init__(self, spec: RunnerSpec):
-        self.spec = spec
-        self.runner = spec.load()
+        self.upscaler = Upscaler(load_runner(spec, echo=lambda _: None), tiling)
 
     def __call__(self, batch: dict) -> dict:
-        from ..upscale.images import upscale_image
+        from ..upscale.upscaler import image_notes
 
         images = list(batch["image"])
         statuses, errors, seconds = list(batch["status"]), list(batch["error"]), list(batch["seconds"])
-        results = []
+        notes, results = list(batch["notes"]), []
         for i, payload in enumerate(images):
             if statuses[i] != "pending":
                 results.append(b"")
@@ -193,29 +193,34 @@ class Upscaler:
             start = time.perf_counter()
             try:
                 image = pickle.loads(payload)
-                r = upscale_image(self.runner.upscale, image, self.runner.scale, self.spec.tile,
-                                  self.spec.tile_overlap, align=self.runner.window)
-                results.append(pickle.dumps(r))
+                plan = self.upscaler.plan(*image.rgb.shape[:2])
+                notes[i] = "\n".join(image_notes(Path(str(batch["input"][i])).name, image, plan))
+                results.append(pickle.dumps(self.upscaler.upscale_image(image, plan)))
             except Exception as e:
                 statuses[i], errors[i] = "failed", _first_line(e)
                 results.append(b"")
             seconds[i] = float(seconds[i]) + time.perf_counter() - start
         return {"input": batch["input"], "output": batch["output"], "status": statuses, "error": errors,
-                "seconds": seconds, "image": results}
+                "notes": notes, "sha256": batch.get("sha256", [""] * len(images)), "seconds": seconds,
+                "image": results}
 
 
 def encode_row(row: dict) -> dict:
-    """CPU task: write the upscaled image as an atomic PNG."""
+    """CPU task: write the upscaled image as an atomic PNG and hash it; `errno` keeps an OSError's code (ENOSPC
+    stops the run)."""
     start = time.perf_counter()
-    out = {k: row[k] for k in ("input", "output", "status", "error")}
+    out = {k: row[k] for k in ("input", "output", "status", "error", "notes")}
+    out["sha256"], out["errno"] = row.get("sha256", ""), 0
     if out["status"] == "pending":
         try:
-            r = pickle.loads(row["image"])
-            Path(row["output"]).parent.mkdir(parents=True, exist_ok=True)
-            write_image(row["output"], r.rgb, r.alpha, r.bit_depth)
-            out["status"] = "ok"
+            from ..upscale.writing import write_upscaled
+
+            output = Path(row["output"])
+            write_upscaled(output, pickle.loads(row["image"]), OutputFolder(output.parent))
+            out["status"], out["sha256"] = "ok", file_sha256(output)
         except Exception as e:
             out["status"], out["error"] = "failed", _first_line(e)
+            out["errno"] = (e.errno or 0) if isinstance(e, OSError) else 0
     out["seconds"] = round(float(row["seconds"]) + time.perf_counter() - start, 4)
     return out
 
@@ -247,63 +252,205 @@ def local_ray_cpus(actors: int, cpus_per_actor: float, requested: int | None = N
     return max(need, min(os.cpu_count() or 1, 8))
 
 
+class ClusterUnavailable(ConnectionError):
+    """The Ray cluster of `--ray-address` cannot be reached, or a package its protocol needs is missing."""
+
+
+def check_cluster(address: str | None, timeout_s: float = 20.0) -> None:
+    """Before anything is created: a `ray://host:port` address needs ray[client] (grpc) and a `host:port` or
+    `ray://host:port` address must accept a TCP connection within `timeout_s` (ClusterUnavailable otherwise;
+    'auto' is left to ray.init, which fails fast when no cluster is found)."""
+    if not address or address == "auto":
+        return
+    hostport = address
+    if address.startswith("ray://"):
+        import importlib.util
+
+        if importlib.util.find_spec("grpc") is None:
+            raise ClusterUnavailable(f"--ray-address {address} needs ray[client] (pip install 'ray[client]')")
+        hostport = address[len("ray://"):]
+    host, _, port = hostport.rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address {address}: expected 'auto', HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ClusterUnavailable(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
 def init_ray(address: str | None, num_cpus: int, object_store_mb: int = 512) -> bool:
-    """Connect to `address`, or start a local instance; returns whether this call started Ray."""
+    """Connect to `address`, or start a local instance; returns whether this call started Ray. The caller's
+    SIGINT/SIGTERM handlers are kept (ray.init replaces SIGTERM's with one that dumps a stack and aborts)."""
     import ray
 
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_mb * 2**20,
-                 log_to_driver=True)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, object_store_memory=object_store_mb * 2**20,
+                     log_to_driver=True)
+    except ConnectionError as e:
+        raise ClusterUnavailable(f"cannot connect to the Ray cluster at {address}: {_first_line(e)}") from None
+    finally:
+        _restore_handlers(handlers)
     return True
 
 
-def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, actors: int = 1, cpus_per_actor: float = 1.0,
-              gpus_per_actor: float | None = None, manifest: str | Path | None = None, resume: bool = True,
-              address: str | None = None, num_cpus: int | None = None,
-              echo: Callable[[str], Any] = print) -> BatchResult:
-    """Upscale every image of `source` into `out_dir` on Ray Data; writes the manifest, returns the result."""
-    import ray
+def _restore_handlers(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:
+            try:
+                signal.signal(sig, handler)
+            except ValueError:  # not the main thread: nothing was installed by us either
+                pass
 
+
+def remove_temporaries(outputs: list[str]) -> None:
+    """The temporary files of these outputs (`.NAME.agileir-*.tmp`), left by workers Ray stopped mid-write."""
+    by_folder: dict[Path, set[str]] = {}
+    for output in outputs:
+        path = Path(output)
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    for folder, names in by_folder.items():
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if is_temp_file(entry) and entry.name[1:].rsplit(TEMP_MARK, 1)[0] in names:
+                entry.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch job runs on Ray: `actors` inference actors of `cpus_per_actor` CPUs (also their ONNX Runtime
+    threads) and `gpus_per_actor` GPUs (None: 1 for TensorRT engines, else 0); the manifest path (None:
+    OUTPUT/manifest.json); `resume` skips complete outputs; `address` of a running cluster (None: a local
+    instance of `num_cpus` CPUs, None: local_ray_cpus), given `connect_timeout_s` to accept a connection."""
+
+    actors: int = 1
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float | None = None
+    manifest: str | None = None
+    resume: bool = True
+    address: str | None = None
+    num_cpus: int | None = None
+    connect_timeout_s: float = 20.0
+
+
+def run_batch(spec: RunnerSpec, source: str, out_dir: str | Path, tiling: TilingOptions | None = None,
+              options: BatchOptions | None = None, protected: tuple[str | Path, ...] = (),
+              echo: Callable[[str], Any] = print) -> BatchResult:
+    """Upscale every image of `source` into `out_dir` with the runner `spec` describes, on Ray Data; writes the
+    manifest, returns the result. Every output is checked against the inputs and `protected` (the model files),
+    and the cluster's address, before anything is created. Raises ClusterUnavailable, OSError (ENOSPC: the run
+    stopped, the manifest holds what was done), KeyboardInterrupt (Ray shut down, no temporary file left)."""
     from ..runtime import load_runner
 
+    tiling, options = tiling or TilingOptions(), options or BatchOptions()
     out_dir = Path(out_dir)
-    probe = load_runner(spec.model, preset=spec.preset_name, upstream_compat=spec.upstream_compat, backend=spec.backend,
-                        activate=False)
+    probe = load_runner(spec, activate=False, echo=lambda _: None)
     scale, backend = probe.scale, probe.backend
-    if gpus_per_actor is None:
-        gpus_per_actor = 1.0 if backend in ("tensorrt", "rtx") else 0.0  # an engine of either flavour needs a GPU
-    inputs = resolve_inputs(source)
-    rows = plan_outputs(inputs, out_dir, scale)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Path(manifest) if manifest else out_dir / "manifest.json"
-    echo(f"model: {probe.description} via {backend}, x{scale}; {len(rows)} images, {actors} actor(s) "
-         f"({cpus_per_actor:g} CPU{', %g GPU' % gpus_per_actor if gpus_per_actor else ''} each)")
+    gpus = options.gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if backend in ("tensorrt", "rtx") else 0.0  # an engine of either flavour needs a GPU
+    rows = plan_outputs(resolve_inputs(source), out_dir, scale, protected)
+    manifest = Path(options.manifest) if options.manifest else out_dir / "manifest.json"
+    check_outputs([manifest], [Path(_local(r["input"])) for r in rows if not is_uri(r["input"])] + list(protected))
+    header = {"format": MANIFEST_FORMAT, "model": spec.artifact, "backend": backend, "scale": scale,
+              "tile": tiling.tile_text, "tile_overlap": tiling.overlap, "actors": options.actors, "source": source,
+              "output": str(out_dir)}
+    hashes = recorded_hashes(manifest, header) if options.resume else {}
+    for row in rows:
+        row["sha256"] = hashes.get(os.path.abspath(row["output"]), "")
+    _check_local_cpus(options)
+    check_cluster(options.address, options.connect_timeout_s)
+    echo(f"model: {probe.description} via {backend}, x{scale}; {len(rows)} images, {options.actors} actor(s) "
+         f"({options.cpus_per_actor:g} CPU{', %g GPU' % gpus if gpus else ''} each)")
 
-    started = init_ray(address, local_ray_cpus(actors, cpus_per_actor, num_cpus))
     start = time.perf_counter()
+    with _ray_session(options, [r["output"] for r in rows]):
+        _check_gpus(options, gpus)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        items, full = _run_dataset(rows, spec, tiling, options, gpus)
+    seconds = time.perf_counter() - start
+    if full is None:
+        return _finish(items, seconds, manifest, header)
+    try:  # what was done, so that a rerun after freeing space resumes
+        _finish(items, seconds, manifest, header)
+    except OSError:
+        pass
+    raise OSError(errno.ENOSPC, f"no space left on the device writing {full['output']}: the run stopped after "
+                                f"{len(items)} of {len(rows)} images")
+
+
+def _check_local_cpus(options: BatchOptions) -> None:
+    """A local instance too small for the actor pool would wait forever: refused (ValueError) before it starts."""
+    if options.address:
+        return
+    cpus = local_ray_cpus(options.actors, options.cpus_per_actor, options.num_cpus)
+    need = options.actors * options.cpus_per_actor + 0.5  # the decode/encode tasks take 0.5 each
+    if need > cpus:
+        raise ValueError(f"--actors {options.actors} x --cpus-per-actor {options.cpus_per_actor:g} and the "
+                         f"decode/encode tasks need {need:g} CPUs, but the local Ray instance has --num-cpus {cpus}")
+
+
+def _check_gpus(options: BatchOptions, gpus: float) -> None:
+    """A local instance without the GPUs the actors ask for would wait forever (ClusterUnavailable instead).
+    A cluster (`--ray-address`) may add nodes on demand, so it is not checked."""
+    import ray
+
+    if options.address or not gpus:
+        return
+    have = float(ray.cluster_resources().get("GPU", 0))
+    if have < gpus:
+        raise ClusterUnavailable(f"each actor needs {gpus:g} GPU, and the local Ray instance sees {have:g} "
+                                 "(--gpus-per-actor 0 runs a checkpoint or ONNX model on the CPU)")
+
+
+@contextmanager
+def _ray_session(options: BatchOptions, outputs: list[str]):
+    """Ray for the job (started or joined), shut down after it, also on SIGINT/SIGTERM or a run cut short by a
+    full disk, and then the temporary files of `outputs` that stopped workers left behind removed."""
+    import ray
+
+    started = init_ray(options.address, local_ray_cpus(options.actors, options.cpus_per_actor, options.num_cpus))
     try:
-        ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
-        ds = ds.map(decode_row, fn_kwargs={"scale": scale, "resume": resume}, num_cpus=0.5)
-        pool = ray.data.ActorPoolStrategy(size=actors)  # Ray >= 2.51's spelling of concurrency=actors
-        ds = ds.map_batches(Upscaler, fn_constructor_kwargs={"spec": spec}, compute=pool, batch_size=1,
-                            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None, batch_format="numpy")
-        ds = ds.map(encode_row, num_cpus=0.5)
-        items = sorted(ds.take_all(), key=lambda r: r["input"])
+        yield
     finally:
         if started:
             ray.shutdown()
-    seconds = time.perf_counter() - start
+        remove_temporaries(outputs)
+
+
+def _run_dataset(rows: list[dict], spec: RunnerSpec, tiling: TilingOptions, options: BatchOptions,
+                 gpus: float) -> tuple[list[dict], dict | None]:
+    """The Ray Data job; returns its rows by input, and the row whose write hit ENOSPC (the job stops there)."""
+    import ray
+
+    ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 200))
+    ds = ds.map(decode_row, fn_kwargs={"resume": options.resume}, num_cpus=0.5)
+    pool = ray.data.ActorPoolStrategy(size=options.actors)  # Ray >= 2.51's spelling of concurrency=actors
+    ds = ds.map_batches(UpscaleActor, fn_constructor_kwargs={"spec": spec, "tiling": tiling}, compute=pool,
+                        batch_size=1, num_cpus=options.cpus_per_actor, num_gpus=gpus or None, batch_format="numpy")
+    ds = ds.map(encode_row, num_cpus=0.5)
+    items, full = [], None
+    for row in ds.iter_rows():
+        items.append(row)
+        if int(row.get("errno") or 0) == errno.ENOSPC:
+            full = row
+            break
+    return sorted(items, key=lambda r: r["input"]), full
+
+
+def _finish(rows: list[dict], seconds: float, manifest: Path, header: dict) -> BatchResult:
     items = [{"input": r["input"], "output": r["output"], "status": r["status"], "error": r["error"] or None,
-              "seconds": float(r["seconds"])} for r in items]
+              "notes": [n for n in str(r["notes"]).split("\n") if n], "sha256": r.get("sha256") or None,
+              "seconds": float(r["seconds"])} for r in rows]
     counts: dict[str, int] = {}
     for r in items:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    write_json(manifest, {"format": MANIFEST_FORMAT, "model": spec.model, "backend": backend, "scale": scale,
-                          "tile": spec.tile, "tile_overlap": spec.tile_overlap, "actors": actors,
-                          "source": source, "output": str(out_dir), "seconds": round(seconds, 3),
-                          "counts": counts, "items": items})
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    write_json(manifest, {**header, "seconds": round(seconds, 3), "counts": counts, "items": items})
     return BatchResult(items, seconds, manifest, counts)

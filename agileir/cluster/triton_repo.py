@@ -17,13 +17,13 @@ that form as a TensorRT engine. Triton loads the GSWA plugin library for those e
 """
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.atomic import atomic_path, write_text
-from ..runtime.artifacts import ENGINE_SUFFIXES, read_sidecar
+from ..io.export_folder import check_onnx, read_export
+from ..io.gate import OutputGate, file_sha256
+from ..io.outputs import input_files
+from ..runtime.artifacts import ENGINE_SUFFIXES, read_sidecar, sidecar_path
 
 INPUT, OUTPUT = "lr", "sr"
 ONNX_VARIANTS = {"model.onnx": "fp32", "model.fp16.onnx": "fp16", "model.int8.onnx": "int8"}
@@ -45,16 +45,15 @@ class RepoPlan:
     plugin_library: Path | None
 
 
-def _scale_of(export_dir: Path) -> int:
-    info_path = export_dir / "export.json"
-    if info_path.is_file():
-        return int(json.loads(info_path.read_text())["scale"])
-    from ..runtime.artifacts import onnx_metadata
-
-    for name in ONNX_VARIANTS:
-        if (export_dir / name).is_file():
-            return int(onnx_metadata(export_dir / name)["scale"])
-    raise ValueError(f"{export_dir}: no export.json and no model.onnx (is it an agileir-export folder?)")
+def _check_engine(path: Path, info: dict) -> None:
+    """The engine is the one its sidecar describes (when the sidecar records its sha256)."""
+    recorded = info.get("engine_sha256")
+    if recorded is not None and file_sha256(path) != recorded:
+        raise ValueError(f"{path}: its sha256 is not the one {sidecar_path(path)} records at $.engine_sha256 "
+                         "(changed or replaced since the build)")
+    scale = info.get("scale")
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+        raise ValueError(f"{sidecar_path(path)}: $.scale: {scale!r} is not an integer >= 1")
 
 
 def _warmup(h: int, w: int) -> str:
@@ -79,14 +78,14 @@ def model_config(name: str, backend: str, max_batch_size: int, instances: int, k
 def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: str = "KIND_CPU",
                     ort_max_batch: int = 8, plugin_library: str | Path | None = None) -> RepoPlan:
     """What `write_repository` would write, configs included (nothing is written)."""
-    export_dir = Path(export_dir)
-    if not export_dir.is_dir():
-        raise FileNotFoundError(f"export folder not found: {export_dir}")
-    scale = _scale_of(export_dir)
+    export = read_export(export_dir)  # export.json's schema, listed files and their sha256, onnx.checker
+    export_dir, scale = export.folder, export.scale
     models, skipped = [], []
     for file, precision in ONNX_VARIANTS.items():
         path = export_dir / file
         if path.is_file():
+            if file not in export.listed:
+                check_onnx(path)
             name = f"agileir_x{scale}" + ("" if precision == "fp32" else f"_{precision}")
             # ONNX Runtime: the graph pads to a window multiple itself, so any H, W >= 1 is valid
             models.append(RepoModel(name, "onnxruntime", path, model_config(
@@ -102,6 +101,7 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
         except ValueError as e:
             skipped.append((path.name, str(e)))
             continue
+        _check_engine(path, info)
         if info.get("flavour") == "rtx":
             skipped.append((path.name, "a TensorRT-RTX engine: Triton's tensorrt_plan backend runs TensorRT engines; "
                                        "build one with `agileir build --target tensorrt` on the serving GPU"))
@@ -145,22 +145,37 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
     return RepoPlan(models, skipped, library)
 
 
-def _copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
+REPO_KIND = "triton repository"
 
 
-def write_repository(export_dir: str | Path, repo: str | Path, **kwargs) -> RepoPlan:
-    """Write the model repository (configs, model files, plugin library, README.md); returns the plan."""
-    plan = plan_repository(export_dir, **kwargs)
-    repo = Path(repo)
+def repository_files(plan: RepoPlan, repo: Path) -> dict[Path, Path | str]:
+    """Every file of the repository: path -> the file copied there, or the text written there."""
+    files: dict[Path, Path | str] = {}
     for m in plan.models:
-        _copy(m.source, repo / m.name / "1" / ("model.onnx" if m.backend == "onnxruntime" else "model.plan"))
-        write_text(repo / m.name / "config.pbtxt", m.config)
+        files[repo / m.name / "1" / ("model.onnx" if m.backend == "onnxruntime" else "model.plan")] = m.source
+        files[repo / m.name / "config.pbtxt"] = m.config
     if plan.plugin_library is not None:
-        _copy(plan.plugin_library, repo / "plugins" / plan.plugin_library.name)
-    write_text(repo / "README.md", readme(plan))
+        files[repo / "plugins" / plan.plugin_library.name] = plan.plugin_library
+    files[repo / "README.md"] = readme(plan)
+    return files
+
+
+def write_repository(export_dir: str | Path, repo: str | Path, overwrite: bool = False, **kwargs) -> RepoPlan:
+    """Write the model repository (configs, model files, plugin library, README.md); returns the plan.
+
+    The export folder is validated first (agileir.io.export_folder), then every file of the repository is
+    claimed through one OutputGate before the first is written: none may be a file of the export folder or
+    the plugin library, nor an existing file agileir did not write (a hand-edited config.pbtxt, the user's
+    README.md) unless `overwrite`."""
+    plan = plan_repository(export_dir, **kwargs)
+    gate = OutputGate([*input_files(export_dir), plan.plugin_library], overwrite)
+    files = repository_files(plan, Path(repo))
+    gate.claim_all(files, REPO_KIND, "agileir triton")
+    for path, content in files.items():
+        if isinstance(content, Path):
+            gate.copy(content, path, REPO_KIND)
+        else:
+            gate.write_text(path, content, REPO_KIND)
     return plan
 
 

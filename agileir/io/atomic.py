@@ -54,7 +54,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             os.replace(tmp, path)
         except OSError as e:
-            if e.filename is not None and Path(e.filename) == tmp or tmp.name in str(e):
+            # a write error (a full disk raises without a file name) or one naming the temporary: name the target
+            if e.filename is None and str(path) not in str(e) or e.filename is not None and Path(e.filename) == tmp \
+                    or tmp.name in str(e):
                 raise OSError(e.errno, f"cannot write {path}: {e.strerror or e}") from None
             raise
     finally:

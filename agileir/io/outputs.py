@@ -10,6 +10,9 @@ Rules (docs/reliability.md, "Outputs"):
   `a_x{s}.png` and every other gets its suffix in the name: `a_jpg_x{s}.png`;
 * output folders are created when the first file is written (`OutputFolder`), so a run that writes nothing
   leaves no empty folder.
+
+Writing goes through `agileir.io.gate.OutputGate`, which applies the first rule per claimed file and also
+refuses existing files the toolkit did not write.
 """
 from __future__ import annotations
 
@@ -18,22 +21,7 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-
-class OutputConflict(ValueError):
-    """An output would overwrite an input of the run, or two outputs share one path."""
-
-
-def _key(path: Path) -> Path:
-    return Path(os.path.realpath(path))
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if _key(a) == _key(b):
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links
-    except OSError:
-        return False
+from .gate import OutputConflict, OutputGate  # noqa: F401  (OutputConflict: re-exported)
 
 
 def input_files(*paths: str | os.PathLike | None) -> list[Path]:
@@ -55,26 +43,12 @@ def input_files(*paths: str | os.PathLike | None) -> list[Path]:
 
 def check_outputs(outputs: Iterable[tuple[str | os.PathLike, str | os.PathLike | None]] | Iterable[str | os.PathLike],
                   inputs: Iterable[str | os.PathLike]) -> None:
-    """Refuse (OutputConflict) an output that is an input, or two outputs with one path, naming both.
-
-    `outputs` are paths or (path, what produces it) pairs."""
-    ins = [Path(p) for p in inputs]
-    in_keys = {_key(p): p for p in ins}
-    seen: dict[Path, tuple[Path, object]] = {}
+    """Refuse (OutputConflict) an output that is an input, or two outputs with one path, naming both: the
+    OutputGate's rules without the one on existing files. `outputs` are paths or (path, what produces it)."""
+    gate = OutputGate(inputs, overwrite=True)
     for item in outputs:
         out, source = (item if isinstance(item, tuple) else (item, None))
-        out = Path(out)
-        k = _key(out)
-        hit = in_keys.get(k) or next((p for p in ins if out.exists() and _same_file(out, p)), None)
-        if hit is not None:
-            via = f" (output of {source})" if source is not None else ""
-            raise OutputConflict(f"the output {out}{via} would overwrite the input {hit}: refusing "
-                                 "(choose another output path)")
-        if k in seen:
-            first, first_source = seen[k]
-            names = f" by {first_source} and {source}" if source is not None else ""
-            raise OutputConflict(f"two outputs would be written to {out}{names}: refusing before any work")
-        seen[k] = (out, source)
+        gate.claim(out, "output", f"output of {source}" if source is not None else None)
 
 
 def output_names(sources: list, scale: int) -> list[str]:

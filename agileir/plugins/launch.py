@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 # Mirrors the #defines in csrc/gswa_kernel.h.
 MAX_KEY_DIM = 64
@@ -92,6 +93,18 @@ def block_threads(window: int) -> int:
 
 
 @dataclass(frozen=True)
+class NodeSettings:
+    """One GSWA plugin node: its attributes (key_dim, window_size, shift_size, scale) and the value dim of its
+    input (``v_dim``: an int, or a tensorrt.plugin shape expression where :func:`kernel_scalar_args` takes one)."""
+
+    key_dim: int
+    v_dim: Any
+    window: int
+    shift: int
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class LaunchConfig:
     kernel_name: str
     grid: tuple[int, int, int]
@@ -101,8 +114,9 @@ class LaunchConfig:
     vmax: int
 
 
-def launch_config(dtype, B: int, C_total: int, H: int, W: int, key_dim: int, v_dim: int, window: int, shift: int) -> LaunchConfig:
+def launch_config(dtype, B: int, C_total: int, H: int, W: int, node: NodeSettings) -> LaunchConfig:
     """Validate one GSWA call and return how to launch it (raises ValueError like the C status codes)."""
+    key_dim, v_dim, window, shift = node.key_dim, node.v_dim, node.window, node.shift
     if window not in WINDOWS:
         raise ValueError(f"GSWA kernel: window must be 8 or 16, got {window}")
     if not 0 <= shift < window:
@@ -126,7 +140,7 @@ def scale_bits(scale: float) -> int:
     return struct.unpack("<i", struct.pack("<f", float(scale)))[0]
 
 
-def kernel_scalar_args(B, C_total, H, W, key_dim: int, v_dim, window: int, shift: int, scale: float) -> tuple:
-    """The int32 scalars in the kernel's order (:data:`SCALAR_ARGS`); B, C_total, H, W, v_dim may be
+def kernel_scalar_args(B, C_total, H, W, node: NodeSettings) -> tuple:
+    """The int32 scalars in the kernel's order (:data:`SCALAR_ARGS`); B, C_total, H, W and ``node.v_dim`` may be
     tensorrt.plugin shape expressions (the AOT plugin passes them symbolically)."""
-    return (B, C_total, H, W, key_dim, v_dim, window, shift, scale_bits(scale))
+    return (B, C_total, H, W, node.key_dim, node.v_dim, node.window, node.shift, scale_bits(node.scale))

@@ -63,10 +63,11 @@ def engine_runner(onnx_path: str | Path, flavour: str = "tensorrt", cache_dir: s
     (engine_profile(max_side, batch)). `echo` gets one line saying whether the engine was built or reused."""
     import time
 
-    from .tensorrt.builder import BuildOptions
+    from .tensorrt.builder import BuildOptions, inspect_onnx
     from .tensorrt.cache import cached_engine, default_cache_dir
+    from .tensorrt.env import plugin_library_for
 
-    lib = Path(plugin_library) if plugin_library else None
+    lib = Path(plugin_library) if plugin_library else plugin_library_for(inspect_onnx(onnx_path).form, flavour)
     options = BuildOptions(profile=engine_profile(max_side, batch), flavour=flavour,
                            compute_capabilities=tuple(compute_capabilities), plugin_library=lib)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()

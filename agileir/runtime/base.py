@@ -16,10 +16,9 @@ from typing import Mapping
 import numpy as np
 
 from ..upscale.contract import check_upscaled
-from ..upscale.tiling import upscale_tiled
+from ..upscale.tiling import DEFAULT_OVERLAP, upscale_tiled
 
 INPUT, OUTPUT = "lr", "sr"  # the tensor names agileir-export writes
-DEFAULT_TILE_OVERLAP = 16
 
 
 class DeviceUnavailable(RuntimeError):
@@ -43,7 +42,7 @@ class Runner:
         # optimisation profile sets both).
         self.min_shape: tuple[int, int, int] = (1, 1, 1)
         self.max_shape: tuple[int, int, int] | None = None
-        self.tile_overlap = DEFAULT_TILE_OVERLAP
+        self.tile_overlap = DEFAULT_OVERLAP
         self.config = None  # the model's SRConfig (or its dict) where known: the memory estimate uses it
 
     # -- lifecycle ---------------------------------------------------------------------------------

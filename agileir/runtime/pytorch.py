@@ -62,3 +62,14 @@ def torch_upscaler(model: torch.nn.Module) :
             out = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
         return check_upscaled(batch, out, scale) if scale else out
     return run
+
+
+def load_checked_model(path=None, preset_name: str | None = None, upstream_compat: bool = False):
+    """The fused model of a checkpoint, probed once on a one-window input: a model whose output is not finite
+    (NaN weights) fails here, in one line, before calibration or export start (agileir.upscale.contract)."""
+    from ..models.load import load_model
+
+    loaded = load_model(path, preset_name, upstream_compat or None, fuse=True)
+    w = loaded.config.window_size
+    torch_upscaler(loaded.model)(np.full((1, 3, w, w), 0.5, np.float32))
+    return loaded

@@ -193,7 +193,7 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
     `device`: where a checkpoint (the artifact or the reference) runs in PyTorch (resolve_device)."""
     from ..quality.evaluation import benchmark_pairs
     from ..io.images import read_image, to_uint8
-    from ..upscale.images import upscale_rgb_budgeted
+    from ..upscale.upscaler import Upscaler
     from ..models.load import file_sha256
     from . import load_runner
 
@@ -215,14 +215,16 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
         "artifact_sha256": file_sha256(artifact), "backend": runner.backend, "runner": runner.description,
         "reference": _reference_record(found), "reference_description": found.describe(),
         "dataset": str(dataset), "scale": scale})
+    upscaler, ref_upscaler = Upscaler(runner), Upscaler(ref)
     try:
         for hr_path, lr_path in pairs:
             lr = read_image(lr_path).to_rgb()
             hr = to_uint8(read_image(hr_path).to_rgb())
             row = {"image": hr_path.stem, "lr_hw": list(lr.shape[:2])}
             # both tiled alike when the image is over the memory budget, so parity compares like with like
-            out = upscale_rgb_budgeted(runner.upscale, lr, scale, ref.config, ref.window)
-            row |= image_metrics(out, upscale_rgb_budgeted(ref.upscale, lr, scale, ref.config, ref.window), hr, scale)
+            plan = ref_upscaler.plan(*lr.shape[:2])
+            out = upscaler.upscale_frames([lr], plan)[0]
+            row |= image_metrics(out, ref_upscaler.upscale_frames([lr], plan)[0], hr, scale)
             report.images.append(row)
             if progress:
                 progress(row)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .contract import check_upscaled
 from ..io.images import Image, to_gray, upscale_alpha
-from .tiling import upscale_tiled
+from .tiling import DEFAULT_OVERLAP, upscale_tiled
 
 BatchUpscaler = Callable[[np.ndarray], np.ndarray]  # (B, 3, h, w) float32 -> (B, 3, h*s, w*s)
 
@@ -21,8 +21,9 @@ class Upscaled:
     bit_depth: int
 
 
-def upscale_rgbs(upscale: BatchUpscaler, rgbs: list[np.ndarray], scale: int, tile: int = 0, overlap: int = 16,
-                 progress: Callable[[int], None] | None = None, align: int = 1) -> list[np.ndarray]:
+def upscale_rgbs(upscale: BatchUpscaler, rgbs: list[np.ndarray], scale: int, tile: int = 0,
+                 overlap: int = DEFAULT_OVERLAP, progress: Callable[[int], None] | None = None,
+                 align: int = 1) -> list[np.ndarray]:
     """Same-size HxWx3 float [0, 1] images in one (B, 3, h, w) call -> their (H*s)x(W*s)x3 outputs, clipped
     to [0, 1]; the upscaler's output is checked against the contract whoever wrapped it."""
     batch = np.ascontiguousarray(np.stack([rgb.transpose(2, 0, 1) for rgb in rgbs]), dtype=np.float32)
@@ -34,28 +35,15 @@ def upscale_rgbs(upscale: BatchUpscaler, rgbs: list[np.ndarray], scale: int, til
     return [np.clip(sr.transpose(1, 2, 0), 0.0, 1.0) for sr in out]
 
 
-def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int = 0, overlap: int = 16,
+def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int = 0, overlap: int = DEFAULT_OVERLAP,
                 progress: Callable[[int], None] | None = None, align: int = 1) -> np.ndarray:
     """HxWx3 float [0, 1] -> (H*s)x(W*s)x3 float [0, 1]."""
     return upscale_rgbs(upscale, [rgb], scale, tile, overlap, progress, align)[0]
 
 
-def upscale_rgb_budgeted(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, config=None, align: int = 1,
-                         budget: int | None = None, echo: Callable[[str], None] | None = None,
-                         name: str = "image") -> np.ndarray:
-    """`upscale_rgb` of the whole image, tiled automatically when its estimated peak memory is over the
-    budget (agileir.upscale.memory): what eval, validate and calibrate use for images of any size."""
-    from .memory import plan_tiling
-
-    h, w = rgb.shape[:2]
-    plan = plan_tiling(config, h, w, scale, "auto", budget=budget)
-    if plan.auto and echo is not None:
-        echo(plan.message(name, h, w))
-    return upscale_rgb(upscale, rgb, scale, plan.tile, plan.overlap, align=align)
-
-
-def upscale_images(upscale: BatchUpscaler, images: list[Image], scale: int, tile: int = 0, overlap: int = 16,
-                   progress: Callable[[int], None] | None = None, align: int = 1) -> list[Upscaled]:
+def upscale_images(upscale: BatchUpscaler, images: list[Image], scale: int, tile: int = 0,
+                   overlap: int = DEFAULT_OVERLAP, progress: Callable[[int], None] | None = None,
+                   align: int = 1) -> list[Upscaled]:
     """Same-size images in one call: colour through the model, grayscale kept grayscale, alpha upscaled."""
     if len({im.rgb.shape[:2] for im in images}) != 1:
         raise ValueError("upscale_images needs images of one size")
@@ -69,7 +57,7 @@ def upscale_images(upscale: BatchUpscaler, images: list[Image], scale: int, tile
     return results
 
 
-def upscale_image(upscale: BatchUpscaler, image: Image, scale: int, tile: int = 0, overlap: int = 16,
+def upscale_image(upscale: BatchUpscaler, image: Image, scale: int, tile: int = 0, overlap: int = DEFAULT_OVERLAP,
                   progress: Callable[[int], None] | None = None, align: int = 1) -> Upscaled:
     return upscale_images(upscale, [image], scale, tile, overlap, progress, align)[0]
 

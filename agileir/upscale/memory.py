@@ -24,11 +24,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .tiling import DEFAULT_OVERLAP
+
 BASE_BYTES = 265 * 2**20  # interpreter + torch + model: intercept of the measured fit
 ACT = 7.0  # float32 copies of embed_dim x (1 + mlp_ratio) per pixel, fitted (bundled model: 6.85)
 ATTN = 2.0  # float32 copies of the window x window score rows per pixel (scores + softmax)
 BUDGET_FRACTION = 0.5
-DEFAULT_OVERLAP = 16
 MIN_TILE = 32
 
 
@@ -103,7 +104,7 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def parse_tile(text: str | int) -> int | None:
+def parse_tile(text: str | int | None) -> int | None:
     """--tile: 'auto' -> None, otherwise a size >= 0 (0: whole image)."""
     if text is None or str(text).strip().lower() == "auto":
         return None

@@ -1,6 +1,6 @@
 """A small staged pipeline: decode (thread pool) -> infer (one thread, owns the runner) -> encode (thread pool).
 
-    pipe = run_pipeline(paths, decode=read_image, infer=upscale_one, encode=write_one, batch=4,
+    pipe = run_pipeline(paths, read_image, upscale_one, write_one, PipelineOptions(batch=4),
                         batch_key=lambda image: image.rgb.shape)
     for result in pipe:                     # ItemResult, in input order
         print(result.item, "ok" if result.ok else result.error)
@@ -25,7 +25,7 @@ Rules:
 * When the iteration ends (normally, by an exception, or because the caller stops iterating), every worker
   thread has finished: nothing is written after the pipeline returns.
 
-Standard library only (threading, queue, concurrent.futures).
+Standard library only (threading, queue, concurrent.futures); options: agileir.upscale.options.PipelineOptions.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
+
+from .options import PipelineOptions
 
 _POLL_S = 0.05
 _END = object()  # end of stream marker in the queues
@@ -90,18 +92,15 @@ class Pipeline:
     """Iterable of ItemResult; see the module docstring. Use :func:`run_pipeline` to make one."""
 
     def __init__(self, items: Iterable[Any], decode: Callable[[Any], Any], infer: Callable[[Any], Any],
-                 encode: Callable[[Any, Any], Any] | Callable[[Any], Any], *, decode_workers: int = 2,
-                 encode_workers: int = 2, queue_size: int = 4, batch: int = 1, fail_fast: bool = False,
+                 encode: Callable[[Any, Any], Any] | Callable[[Any], Any], options: PipelineOptions | None = None, *,
                  progress: Callable[[ItemResult], None] | None = None,
-                 batch_key: Callable[[Any], Any] = _default_key, encode_takes_item: bool = False,
-                 handle_signals: bool = True) -> None:
-        if decode_workers < 1 or encode_workers < 1 or queue_size < 1 or batch < 1:
-            raise ValueError("decode_workers, encode_workers, queue_size and batch must be >= 1")
+                 batch_key: Callable[[Any], Any] = _default_key, encode_takes_item: bool = False) -> None:
+        options = options or PipelineOptions()
         self._items, self._decode, self._infer, self._encode = items, decode, infer, encode
-        self.decode_workers, self.encode_workers = decode_workers, encode_workers
-        self.queue_size, self.batch, self.fail_fast = queue_size, batch, fail_fast
+        self.decode_workers, self.encode_workers = options.decode_workers, options.encode_workers
+        self.queue_size, self.batch, self.fail_fast = options.queue_size, options.batch, options.fail_fast
         self._progress, self._key, self._encode_takes_item = progress, batch_key, encode_takes_item
-        self._handle_signals = handle_signals
+        self._handle_signals = options.handle_signals
         self._stop = threading.Event()  # take no new item
         self._halt = threading.Event()  # drop everything, threads exit
         self._thread_error: BaseException | None = None
@@ -312,17 +311,15 @@ class _Dropped(Exception):
 
 
 def run_pipeline(items: Iterable[Any], decode: Callable[[Any], Any], infer: Callable[[Any], Any],
-                 encode: Callable[..., Any], *, decode_workers: int = 2, encode_workers: int = 2,
-                 queue_size: int = 4, batch: int = 1, fail_fast: bool = False,
+                 encode: Callable[..., Any], options: PipelineOptions | None = None, *,
                  progress: Callable[[ItemResult], None] | None = None,
-                 batch_key: Callable[[Any], Any] = _default_key, encode_takes_item: bool = False,
-                 handle_signals: bool = True) -> Pipeline:
-    """`decode(item) -> value`, `infer(value) -> out` (`infer([value, ...]) -> [out, ...]` when batch > 1),
-    `encode(out) -> result` (`encode(item, out)` with `encode_takes_item=True`, e.g. to name the output file).
+                 batch_key: Callable[[Any], Any] = _default_key, encode_takes_item: bool = False) -> Pipeline:
+    """`decode(item) -> value`, `infer(value) -> out` (`infer([value, ...]) -> [out, ...]` when options.batch > 1),
+    `encode(out) -> result` (`encode(item, out)` with `encode_takes_item=True`, e.g. to name the output file);
+    `options` (agileir.upscale.options.PipelineOptions): batch, worker threads, queue size, fail_fast, signals.
     Returns a :class:`Pipeline`: iterate it for the :class:`ItemResult` of every item taken, in input order."""
-    return Pipeline(items, decode, infer, encode, decode_workers=decode_workers, encode_workers=encode_workers,
-                    queue_size=queue_size, batch=batch, fail_fast=fail_fast, progress=progress,
-                    batch_key=batch_key, encode_takes_item=encode_takes_item, handle_signals=handle_signals)
+    return Pipeline(items, decode, infer, encode, options, progress=progress, batch_key=batch_key,
+                    encode_takes_item=encode_takes_item)
 
 
 __all__ = ["ItemResult", "Pipeline", "PipelineInterrupted", "run_pipeline"]

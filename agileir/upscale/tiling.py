@@ -14,6 +14,9 @@ import numpy as np
 
 UpscaleFn = Callable[[np.ndarray], np.ndarray]
 
+# tile overlap in input pixels: the one default of every command and library function that tiles
+DEFAULT_OVERLAP = 16
+
 
 def tile_spans(size: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
     """(start, end) spans covering [0, size): starts are multiples of `align`, no span is longer than
@@ -44,7 +47,7 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray
     return w
 
 
-def upscale_tiled(upscale: UpscaleFn, image: np.ndarray, scale: int, tile: int, overlap: int = 16,
+def upscale_tiled(upscale: UpscaleFn, image: np.ndarray, scale: int, tile: int, overlap: int = DEFAULT_OVERLAP,
                   progress: Callable[[int], None] | None = None, align: int = 1) -> np.ndarray:
     """Upscale an NCHW float array tile by tile. `tile`, `overlap` and `align` are in input pixels."""
     _, _, h, w = image.shape

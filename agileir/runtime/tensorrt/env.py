@@ -101,6 +101,69 @@ def load_plugin_library(path: str | Path | None = None, flavour: str = "tensorrt
     return handle
 
 
+def wheel_library_dir(flavour: str) -> Path | None:
+    """The pip wheel folder with the flavour's shared libraries (tensorrt_rtx_libs/, tensorrt_libs/), if any."""
+    name = "tensorrt_rtx_libs" if check_flavour(flavour) == "rtx" else "tensorrt_libs"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def plugin_build_spec(flavour: str = "tensorrt"):
+    """The PluginBuildSpec for the installed flavour: its version, its wheel's libraries, and for TensorRT the
+    local GPU's compute capability (every default architecture without a GPU)."""
+    from ...plugins.ondemand import PluginBuildSpec
+
+    version = require_tensorrt(flavour)
+    archs = ""
+    if flavour == "tensorrt" and device_count() > 0:
+        archs = str(device_info(0)["compute_capability"]).replace(".", "")
+    return PluginBuildSpec(flavour, version, archs, wheel_library_dir(flavour))
+
+
+def ensure_plugin_library(flavour: str = "tensorrt", echo=None, cache_dir: str | Path | None = None) -> Path:
+    """The GSWA plugin library of `flavour`: $AGILEIR_TRT_PLUGIN_LIB or a build folder when one is there, else
+    the plugin cache's, built on first use (TensorRTUnavailable, one line, when this machine cannot build it).
+    `echo` (default: stderr) gets a line before and after a build."""
+    from ...plugins.ondemand import PluginBuildUnavailable, ensure_library, to_stderr
+
+    found = find_plugin_library(plugin_library_name(flavour))
+    if found is not None:
+        return found
+    try:
+        return ensure_library(plugin_build_spec(flavour), cache_dir, echo=echo or to_stderr)
+    except PluginBuildUnavailable as e:
+        raise TensorRTUnavailable(str(e)) from None
+
+
+def plugin_library_for(form: str, flavour: str, plugin: str = "auto", echo=None) -> Path | None:
+    """The GSWA library a build of a `form` graph loads: None for the standard form and for the Python plugin
+    (`plugin` 'qdp'); else ensure_plugin_library. With 'auto', TensorRT >= 10.9 falls back to its Python AOT plugin
+    (None) when the library cannot be built here; TensorRT-RTX has only the library."""
+    if form != "plugin" or plugin == "qdp":
+        return None
+    try:
+        return ensure_plugin_library(flavour, echo)
+    except TensorRTUnavailable:
+        if plugin != "auto" or flavour != "tensorrt" or not _qdp_available():
+            raise
+        return None
+
+
+def _qdp_available() -> bool:
+    from .qdp import import_tensorrt_plugin
+
+    try:
+        import_tensorrt_plugin()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _module_available(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -142,7 +205,8 @@ def availability() -> dict[str, str | None]:
 
     status["nvcc"] = None if find_nvcc() else "nvcc is not installed (CUDA toolkit needed to build the kernel / plugin)"
     lib = find_plugin_library()
-    status["library"] = None if lib else f"{LIBRARY_NAME} not built (build_plugin_library() or set {ENV_LIBRARY})"
+    status["library"] = None if lib else (f"{LIBRARY_NAME} not built yet (`agileir build` builds it on first use, "
+                                          f"`agileir plugin build` ahead of time; or set {ENV_LIBRARY})")
     return status
 
 

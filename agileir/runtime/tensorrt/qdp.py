@@ -23,6 +23,7 @@ TensorRT-RTX: ``tensorrt_rtx.plugin`` re-exports ``tensorrt_rtx_bindings.plugin`
 (``cmake -DAGILEIR_TRT_FLAVOUR=rtx``, docs/plugin.md) instead.
 """
 import threading
+from dataclasses import replace
 from typing import Tuple, Union
 
 from agileir.models.gswa_node import OP_TYPE as PLUGIN_NAME
@@ -89,28 +90,49 @@ def import_tensorrt_plugin():
     return trt, trtp
 
 
-def plan(dtype, key_dim: int, v_dim, window: int, shift: int) -> tuple:
+def plan(dtype, node: launch.NodeSettings) -> tuple:
     """(kernel_name, (kmax, vmax), block_threads, shared_bytes) for one plugin node.
 
-    ``v_dim`` may be None when the qkv channel count is not a build-time constant: the generic (64, 64)
+    ``node.v_dim`` may be None when the qkv channel count is not a build-time constant: the generic (64, 64)
     kernel is used then.
     """
+    key_dim, window, shift = node.key_dim, node.window, node.shift
     if window not in launch.WINDOWS:
         raise ValueError(f"{PLUGIN_ID}: window_size must be 8 or 16, got {window}")
     if not 0 <= shift < window:
         raise ValueError(f"{PLUGIN_ID}: shift_size must be in [0, {window}), got {shift}")
-    if v_dim is None:
+    if node.v_dim is None:
         if not 1 <= key_dim <= launch.MAX_KEY_DIM:
             raise ValueError(f"{PLUGIN_ID}: key_dim must be in [1, 64], got {key_dim}")
         bucket = (launch.MAX_KEY_DIM, launch.MAX_V_DIM)
     else:
-        bucket = launch.pick_bucket(key_dim, v_dim)
+        bucket = launch.pick_bucket(key_dim, node.v_dim)
     return (
         launch.kernel_name(dtype, *bucket),
         bucket,
         launch.block_threads(window),
         launch.shared_bytes(window, *bucket),
     )
+
+
+def aot_kernel(trt, trtp, qkv, node: launch.NodeSettings) -> tuple:
+    """What the AOT implementation returns for a node whose qkv input is ``qkv`` (a tensorrt.plugin TensorDesc):
+    (kernel name, PTX, launch parameters, the kernel's int32 scalars as symbolic expressions). ``node.v_dim`` is
+    ignored: it follows from qkv's channel count (symbolic, or a constant that picks the kernel bucket)."""
+    from agileir.plugins.ptx import compile_ptx
+
+    dtype = "f16" if qkv.dtype == trt.float16 else "f32"
+    B, C, H, W = (qkv.shape_expr[i] for i in range(4))
+    v_known = int(C.constant_value()) - 2 * node.key_dim if C.is_constant else None
+    name, bucket, threads, smem = plan(dtype, replace(node, v_dim=v_known))
+
+    params = trtp.KernelLaunchParams()
+    params.grid_x = launch.grid_blocks(B, H, W, node.window)
+    params.block_x = threads
+    params.shared_mem = smem
+    scalars = launch.kernel_scalar_args(B, C, H, W, replace(node, v_dim=C - 2 * node.key_dim))
+    extra_args = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in scalars])
+    return name, compile_ptx(_ptx_arch(), dtype, bucket), params, extra_args
 
 
 def _ptx_arch() -> int:
@@ -190,29 +212,16 @@ def _define(trt, trtp) -> None:
         # qkv and the output share FP32 or FP16; the parameters are always FP32; everything LINEAR (NCHW).
         return [trtp.AutoTuneCombination("FP32|FP16, FP32, FP32, FP32, FP32|FP16", "LINEAR")]
 
-    # tensorrt.plugin passes every registered attribute to the AOT function, in registration order, and
-    # requires the return annotation.
+    # tensorrt.plugin compares this parameter list with the registered inputs and attributes by name (inputs,
+    # attributes, outputs, tactic), so it cannot be grouped; the work is aot_kernel's. The return annotation is
+    # required.
     @trtp.aot_impl(PLUGIN_ID)
     def gswa_aot_impl(
         qkv, dw_weight, dw_bias, bias_table, window_size, shift_size, key_dim, scale, outputs, tactic
     ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
-        from agileir.plugins.ptx import compile_ptx
-
-        window, shift, kd = attr_scalar(window_size), attr_scalar(shift_size), attr_scalar(key_dim)
-        dtype = "f16" if qkv.dtype == trt.float16 else "f32"
-        B, C, H, W = (qkv.shape_expr[i] for i in range(4))
-        v_dim = C - 2 * kd
-        v_known = int(C.constant_value()) - 2 * kd if C.is_constant else None
-        name, bucket, threads, smem = plan(dtype, kd, v_known, window, shift)
-
-        params = trtp.KernelLaunchParams()
-        params.grid_x = launch.grid_blocks(B, H, W, window)
-        params.block_x = threads
-        params.shared_mem = smem
-        scalars = launch.kernel_scalar_args(B, C, H, W, kd, v_dim, window, shift, attr_scalar(scale, float))
-        extra_args = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in scalars])
-        ptx = compile_ptx(_ptx_arch(), dtype, bucket)
-        return name, ptx, params, extra_args
+        node = launch.NodeSettings(attr_scalar(key_dim), None, attr_scalar(window_size), attr_scalar(shift_size),
+                                   attr_scalar(scale, float))
+        return aot_kernel(trt, trtp, qkv, node)
 
 
 def is_registered() -> bool:

@@ -18,8 +18,8 @@ import numpy as np
 from ..artifacts import read_sidecar
 from ..base import Runner
 from .cudart import DeviceBuffer, Stream
-from .env import (FLAVOUR_NAMES, EngineMismatch, import_trt, load_plugin_library,
-                  plugin_library_name, require_gpu, require_tensorrt)
+from .env import (FLAVOUR_NAMES, EngineMismatch, ensure_plugin_library, import_trt, load_plugin_library,
+                  require_gpu, require_tensorrt)
 
 if TYPE_CHECKING:
     import tensorrt
@@ -64,6 +64,41 @@ def check_engine(info: dict, tensorrt_version: str, device: dict, plugin_library
                              "not found: build it (docs/plugin.md) or set AGILEIR_TRT_PLUGIN_LIB")
 
 
+def compress_engine(engine: Path) -> dict:
+    """Store `engine` zlib-compressed in place and record it in its engine.json (`compression`, `plan_bytes`, and
+    `engine_sha256` / `engine_bytes` of the stored file); returns the new sidecar. TensorRT-RTX plans are mostly
+    CUDA source kept for the JIT compile, one shared prelude per kernel module: the bundled plugin form's 91.1 MB
+    plan stores as 13.0 MB and inflates in ~0.5 s (bench/results/engine_bytes_cpu.json)."""
+    import zlib
+
+    from ...io.atomic import write_bytes, write_json
+    from ...models.load import file_sha256
+    from ..artifacts import sidecar_path
+
+    info = read_sidecar(engine)
+    if info.get("compression"):
+        return info
+    plan = engine.read_bytes()
+    write_bytes(engine, zlib.compress(plan, 6))
+    info |= {"compression": "zlib", "plan_bytes": len(plan), "engine_bytes": engine.stat().st_size,
+             "engine_sha256": file_sha256(engine)}
+    write_json(sidecar_path(engine), info)
+    return info
+
+
+def read_engine(engine: Path, info: dict) -> bytes:
+    """The serialized plan of `engine`, inflated when its engine.json records `compression: zlib`."""
+    data = engine.read_bytes()
+    compression = info.get("compression")
+    if not compression:
+        return data
+    if compression != "zlib":
+        raise EngineMismatch(f"{engine.name} is stored with {compression!r}, which this agileir cannot read")
+    import zlib
+
+    return zlib.decompress(data)
+
+
 class TensorRTRunner(Runner):
     """Runs an engine of either flavour (the one its engine.json records, or `flavour`, which must match it).
     A TensorRT-RTX engine is JIT-specialised on first load; the result is kept in a runtime cache file beside
@@ -73,8 +108,6 @@ class TensorRTRunner(Runner):
 
     def __init__(self, path: str | Path, plugin_library: str | Path | None = None, device: int = 0,
                  verify_sha256: bool = True, flavour: str | None = None) -> None:
-        from ...plugins import find_plugin_library
-
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"engine not found: {path}")
@@ -92,8 +125,11 @@ class TensorRTRunner(Runner):
         self.tensorrt_version = require_tensorrt(self.flavour)
         self.device = device
         self.gpu = require_gpu(device)
-        lib = Path(plugin_library) if plugin_library else find_plugin_library(plugin_library_name(self.flavour))
-        self.plugin_library = lib if (self.info.get("plugin") or {}).get("impl") == "library" else None
+        needs_library = (self.info.get("plugin") or {}).get("impl") == "library"
+        lib = Path(plugin_library) if plugin_library else None
+        if lib is None and needs_library:  # found, or built on first use (docs/plugin.md)
+            lib = ensure_plugin_library(self.flavour)
+        self.plugin_library = lib if needs_library else None
         check_engine(self.info, self.tensorrt_version, self.gpu, lib, self.path.name, self.flavour)
         self.runtime_cache = self.path.with_suffix(".runtime.cache") if self.flavour == "rtx" else None
         self._runtime_cache_handle = None
@@ -119,7 +155,7 @@ class TensorRTRunner(Runner):
         # A QDP (AOT) engine embeds its PTX: nothing to register at run time.
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        engine = self._runtime.deserialize_cuda_engine(read_engine(self.path, self.info))
         if engine is None:
             raise RuntimeError(f"{FLAVOUR_NAMES[self.flavour]} could not deserialize {self.path.name} (see its log above)")
         self._engine = engine
