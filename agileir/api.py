@@ -7,7 +7,7 @@
     api.upscale(runner, "frames/", "frames_x4/")          # a folder -> the output paths, in input order
     api.export("model.safetensors", "out/")              # ONNX, both forms (needs the torch and onnx extras)
 
-Each function is a thin call into the library (agileir.runtime, agileir.upscale, agileir.io); nothing here
+Each function is a thin call into the library (agileir.runtime, agileir.upscale, agileir.deploy); nothing here
 imports PyTorch unless a checkpoint is loaded.
 """
 from __future__ import annotations
@@ -40,20 +40,22 @@ def load_runner(model: RunnerSpec | str | os.PathLike | None = None, **fields) -
     return load(model, echo=lambda _: None, **fields)
 
 
-def upscale(model: Model, source, output: str | os.PathLike | None = None, *, tiling=None, batch: int = 1):
-    """Upscale with `model` (a runner, or what load_runner takes), through the path agileir-infer runs.
+def upscale(model: Model, source, output: str | os.PathLike | None = None, *, tile: int | None = None,
+            batch: int = 1):
+    """Upscale with `model` (a runner, or what load_runner takes).
 
     `source` an array (HxWx3 / HxW, uint8 or float on [0, 1]): returns the upscaled array of the same dtype.
     `source` an image file: writes `output` (default NAME_x{scale}.png beside it) and returns its path.
     `source` a folder: writes NAME_x{scale}.png per image into `output` (default SOURCE_x{scale}) and returns
-    the paths. `tiling`: an agileir.upscale.options.TilingOptions (default: whole image unless the memory budget
-    asks for tiles, as the commands do); `batch` images of one size share a model call."""
+    the paths. `tile`: None tiles only above the memory budget, 0 never, N in tiles of N LR pixels; `batch`
+    images of one size share a model call."""
+    from .upscale.options import TilingOptions
     from .upscale.upscaler import Upscaler
 
     if not isinstance(model, Runner):
         with load_runner(model) as runner:
-            return upscale(runner, source, output, tiling=tiling, batch=batch)
-    upscaler = Upscaler(model, tiling)
+            return upscale(runner, source, output, tile=tile, batch=batch)
+    upscaler = Upscaler(model, TilingOptions(tile=tile))
     if isinstance(source, np.ndarray):
         return _upscale_array(upscaler, source)
     source = Path(source)
@@ -64,9 +66,9 @@ def upscale(model: Model, source, output: str | os.PathLike | None = None, *, ti
 
 def export(model: str | os.PathLike | None = None, out_dir: str | os.PathLike = "export",
            forms: tuple[str, ...] = ("standard", "plugin"), validate: bool = True) -> dict:
-    """`agileir-export` of a checkpoint (None: the bundled one) into `out_dir`: one validated ONNX file per form
-    and export.json, whose content is returned. Needs the torch and onnx extras."""
-    from .deploy import ExportRequest, export_checkpoint
+    """`agileir-export` of a checkpoint (None: the bundled one) into `out_dir`: model.onnx / model.plugin.onnx
+    (validated in ONNX Runtime) and export.json, whose content is returned. Needs the torch and onnx extras."""
+    from .deploy.export import ExportRequest, export_checkpoint
 
     request = ExportRequest(None if model is None else str(model), Path(out_dir), tuple(forms), validate=validate)
     result = export_checkpoint(request, echo=lambda _: None)
@@ -79,7 +81,7 @@ def _upscale_array(upscaler, array: np.ndarray) -> np.ndarray:
     gray = array.ndim == 2
     rgb = np.repeat(array[..., None], 3, axis=2) if gray else array
     rgb = rgb.astype(np.float32) / 255.0 if array.dtype == np.uint8 else rgb.astype(np.float32)
-    out = upscaler.upscale_frames([rgb])[0]
+    out = upscaler.upscale_rgb(rgb)
     out = out.mean(axis=2) if gray else out
     return np.round(out * 255.0).astype(np.uint8) if array.dtype == np.uint8 else out.astype(array.dtype)
 
@@ -103,8 +105,8 @@ def _upscale_folder(upscaler, source: Path, output, batch: int) -> list[Path]:
     out_dir = Path(output) if output is not None else source.with_name(f"{source.name}_x{upscaler.scale}")
     plan = folder_outputs(images, out_dir, upscaler.scale)
     check_outputs(plan.values(), images)
-    upscale_files(upscaler, plan, PipelineOptions(batch=batch, fail_fast=True, handle_signals=False),
-                  OutputFolder(out_dir))
+    options = PipelineOptions(batch=batch, fail_fast=True, handle_signals=False)
+    upscale_files(upscaler, plan, options, OutputFolder(out_dir))
     return [plan[src] for src in images]
 
 
