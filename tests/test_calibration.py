@@ -10,7 +10,8 @@ import torch
 from onnx import TensorProto, numpy_helper
 
 from agileir.calibration import variants as V
-from agileir.calibration.calibrators import SETTINGS, activation_ranges, build_histograms, value_extremes
+from agileir.calibration.calibrators import (SETTINGS, _ort_range, activation_ranges, build_histograms, entropy_range,
+                                             value_extremes)
 from agileir.calibration.dataset import DATA_DIR, load_images
 from agileir.calibration.fp16_study import block_study
 from agileir.calibration.qdq_rules import GSWA_SCOPE, activation_inputs, qdq_violations, quantizable_nodes
@@ -167,6 +168,25 @@ def test_histograms_match_onnxruntime_collector():
         assert len(ours) == len(theirs)
         for a, b in zip(ours, theirs):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_vectorised_entropy_search_picks_onnxruntimes_threshold(calib_images):
+    """entropy_range replaces ORT's per-candidate Python loop; on real activation histograms (tiny SwinIR, two
+    calibration crops) it must pick ORT's threshold: exactly on at least 9 in 10 tensors, and where a
+    near-tie of the divergence decides otherwise, within 5 % of ORT's range."""
+    standard = exports("swinir")["standard"]
+    tensors = sorted(V.readers_of(standard))
+    from agileir.calibration.calibrators import _session
+
+    session = _session(standard, tensors)
+    batches = [session(im.rgb) for im in calib_images[:2]]
+    histograms = build_histograms(batches, "entropy", value_extremes(batches, tensors))
+    exact = 0
+    for t, h in histograms.items():
+        ours, theirs = entropy_range(h, 128), _ort_range("entropy", t, h)
+        exact += ours == theirs
+        assert abs(ours[1] - theirs[1]) <= 0.05 * max(abs(theirs[0]), abs(theirs[1])), t
+    assert exact >= 0.9 * len(histograms), f"{exact} of {len(histograms)}"
 
 
 def test_calibration_is_deterministic(exported, calib_images):
