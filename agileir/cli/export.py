@@ -37,7 +37,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
     """Export, validate in ONNX Runtime, annotate and write each form (and the requested FP16/INT8
     variants); returns export.json's content."""
     from .. import __version__
-    from ..calibration.writer import write_variants
+    from ..calibration.writer import VariantTarget, write_variants
     from ..export.onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
     from ..runtime.pytorch import torch_upscaler
     from ..models.config import preset_name
@@ -91,8 +91,8 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
             echo("[standard] tracing the standard form for INT8 calibration (not written) ...")
             protos["standard"] = export_onnx(loaded.model, "standard", options)
         base = {k: v for k, v in info.items() if k != "forms"}
-        info["variants"] = write_variants(loaded, protos, forms, out_dir, sample, variants, base, validate, echo,
-                                          static_shape, opset)
+        target = VariantTarget(out_dir, base, sample, validate, echo, static_shape, opset)
+        info["variants"] = write_variants(loaded, protos, forms, variants, target)
     write_json(out_dir / "export.json", info)
     return info
 
