@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from . import PEERS
+
 ORT_METHODS = {"ort-minmax": "MinMax", "ort-entropy": "Entropy", "ort-percentile": "Percentile"}
-PEERS = (*ORT_METHODS, "modelopt-int8")
 MODELOPT_PYTHON = "AGILEIR_MODELOPT_PYTHON"
 
 
