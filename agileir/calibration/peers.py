@@ -81,10 +81,9 @@ def _ort_quantize_static(fp32: onnx.ModelProto, images: list[np.ndarray], method
             batch = next(self.left, None)
             return None if batch is None else {input_name: batch}
 
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "CalibTensorRangeSymmetric": True}
     settings = {"quant_format": "QDQ", "per_channel": True, "activation_type": "QInt8", "weight_type": "QInt8",
-                "calibrate_method": method, "op_types_to_quantize": ["Conv", "MatMul"],
-                "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True,
-                                  "CalibTensorRangeSymmetric": True}}
+                "calibrate_method": method, "op_types_to_quantize": ["Conv", "MatMul"], "extra_options": extra}
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(onnx.shape_inference.infer_shapes(fp32), src)  # the calibrator needs every tensor's type
@@ -92,7 +91,7 @@ def _ort_quantize_static(fp32: onnx.ModelProto, images: list[np.ndarray], method
             quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             calibrate_method=getattr(CalibrationMethod, method),
-                            op_types_to_quantize=["Conv", "MatMul"], extra_options=dict(settings["extra_options"]))
+                            op_types_to_quantize=["Conv", "MatMul"], extra_options=dict(extra))
         graph = onnx.load(dst)
     return PeerResult("", f"onnxruntime {onnxruntime.__version__} quantize_static", graph, settings=settings)
 
