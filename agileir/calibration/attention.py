@@ -29,10 +29,3 @@ def attention_int8(standard: onnx.ModelProto, calibration, images: list[np.ndarr
     ranges = calibration.ranges_for(activation_inputs(standard)) | extra
     return quantize_standard(standard, ranges, attention=True)
 
-
-def attention_steps(standard: onnx.ModelProto, calibrator: str, images: int) -> int:
-    from .calibrators import progress_steps
-
-    return progress_steps(calibrator, images, len({i for n in attention_products(standard) for i in n.input[:2]}))
-
-

@@ -23,8 +23,6 @@ CAVEAT = ("The published rows are 4-bit (W4A4) fake-quantization research result
           "evaluated here is SwinIR-light itself.")
 
 
-KINDS = {"toolkit": "agileir calibrators", "attention": "agileir, attention products INT8 too",
-         "sweep": "agileir, fake-quantized bit width", "peer": "other tool, executed here"}
 LATENCY_SIZE = 64  # LR side of the CPU latency probe
 
 
@@ -34,7 +32,7 @@ class Variant:
     precision: str
     bits: str
     calibrator: str | None = None
-    kind: str = "toolkit"
+    kind: str = "toolkit"  # toolkit | attention | sweep (other bit width) | peer (other tool, executed here)
     tool: str = "agileir"
     skipped: str | None = None  # why this row has no graph
     seconds: float | None = None  # time to calibrate / quantize it
