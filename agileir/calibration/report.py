@@ -17,10 +17,11 @@ from .dataset import DATA_DIR
 
 BASELINES = DATA_DIR / "baselines.json"
 REPORT_NAMES = ("calibration_report.json", "calibration_report.md", "calibration_report.png")
-CAVEAT = ("The published rows are 4-bit (W4A4) fake-quantization research results on SwinIR-light; ours are "
-          "deployable 8-bit graphs (explicit Q/DQ for TensorRT) evaluated in ONNX Runtime CPU. Compare the "
-          "drops (ΔPSNR against each method's own FP32 model), not the absolute PSNR, unless the model "
-          "evaluated here is SwinIR-light itself.")
+CAVEAT = ("The published rows are 4-bit (W4A4) fake-quantization research results on SwinIR-light with its "
+          "own weights; our W8A8 rows are deployable graphs (explicit Q/DQ for TensorRT), our W6A6/W4A4/W8/W4 "
+          "rows are exact fake quantization with int8 Q/DQ, all evaluated in ONNX Runtime CPU on the model "
+          "named above. Compare drops (ΔPSNR against each model's own FP32) at equal bit width, not absolute "
+          "PSNR, unless the model evaluated here is SwinIR-light itself.")
 
 
 LATENCY_SIZE = 64  # LR side of the CPU latency probe
