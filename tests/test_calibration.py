@@ -332,7 +332,7 @@ def test_calibrate_cli_writes_the_report(tiny_checkpoint, tmp_path, monkeypatch)
     delta = {n: v["datasets"]["Set5"]["delta_psnr"] for n, v in rows.items() if not v.get("skipped")}
     assert delta["fp32"] == 0 and abs(delta["fp16"]) < 0.01
     # against noise HR images the deltas are small; the parity per bit width is test_quant_rows' job
-    assert delta["max-w4a4"] < delta["int8-max"] and delta["max-w4a32"] < delta["max-w8a32"]
+    assert delta["max-w4a4"] < delta["int8-max"] - 0.01
     assert rows["int8-max"]["qdq"]["quantized_activations"] < rows["int8-max-attention"]["qdq"]["quantized_activations"]
     assert rows["max-w8a32"]["qdq"]["quantize_linear"] == 0 and rows["max-w8a32"]["qdq"]["quantized_weights"] > 0
     assert rows["ort-minmax"]["qdq"]["quantize_linear"] > 0 and delta["ort-minmax"] > -3.0
