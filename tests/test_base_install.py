@@ -1,8 +1,13 @@
-"""The base install (`pip install -e .`: torch, numpy, pillow, safetensors, click, tqdm) runs `agileir --help`,
-`agileir info` and `agileir-infer` with PyTorch; a command that needs an extra says which, in one line, exit 3.
+"""Installs without the optional packages: each command that needs an extra says which, in one line, exit 3.
 
-The optional packages are hidden from a fresh interpreter (sys.modules[name] = None makes `import name` fail),
-so this runs on a machine where they are installed.
+* the base install plus the `torch` extra (`pip install torch==2.13.0 && pip install -e ".[torch]"`) runs
+  `agileir --help`, `agileir info` and `agileir-infer` on a checkpoint;
+* a deploy install (`pip install -e ".[onnx]"`, no PyTorch) runs `agileir-infer`, `validate` and `bench` on
+  both ONNX forms, the plugin form's GSWA node through the NumPy op of agileir.runtime.ort; commands that need
+  a checkpoint name the `torch` extra.
+
+Packages are hidden from a fresh interpreter (a meta-path finder that raises ModuleNotFoundError, as a missing
+package does), so this runs on a machine where they are installed.
 """
 from __future__ import annotations
 
@@ -10,20 +15,49 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
+from agileir.export.onnx_export import annotate, export_onnx
+from agileir.io.samples import sample_image
 from agileir.models import build_model, save_safetensors
-from test_models import TINY_SWINIR
+from agileir.models.load import file_sha256
+from agileir.quality.metrics import psnr
+from agileir.runtime.ort import gswa_numpy
+from conftest import randomized
+from gswa_cases import make_case
+from test_models import TINY_AGILEIR, TINY_SWINIR
 
 OPTIONAL = ("onnx", "onnxruntime", "onnxruntime_extensions", "onnxconverter_common", "onnxslim", "onnx_graphsurgeon",
             "matplotlib", "polygraphy", "tensorrt", "tensorrt_rtx", "cuda", "scipy", "ray", "tritonclient", "av")
+TORCH = ("torch", "torchvision")
+
+_BLOCKER = """
+import sys
+class _Hidden:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {hidden!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, _Hidden())
+"""
+
+
+def run_without(hidden: tuple[str, ...], *args: str, code: str | None = None) -> subprocess.CompletedProcess:
+    """`agileir ARGS` (or `code`) in a fresh interpreter where the `hidden` top-level packages cannot be imported."""
+    code = code or f"sys.argv = ['agileir'] + {list(args)!r}; from agileir.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", _BLOCKER.format(hidden=set(hidden)) + code], capture_output=True,
+                          text=True, timeout=300)
 
 
 def run_base(*args: str) -> subprocess.CompletedProcess:
-    hide = "".join(f"sys.modules[{m!r}] = None; " for m in OPTIONAL)
-    code = f"import sys; {hide}sys.argv = ['agileir'] + {list(args)!r}; from agileir.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    """The base install with the torch extra: every optional package but PyTorch hidden."""
+    return run_without(OPTIONAL, *args)
+
+
+def run_deploy(*args: str) -> subprocess.CompletedProcess:
+    """A deploy install (`.[onnx]`): PyTorch hidden."""
+    return run_without(TORCH, *args)
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +88,110 @@ def test_commands_that_need_an_extra_say_which(checkpoint, tmp_path, args):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 3, r.stderr
     assert len(lines) == 1 and lines[0].startswith("error:") and "pip install 'agileir[" in lines[0], r.stderr
+
+
+# -- deploy install: no PyTorch ---------------------------------------------------------------------------------
+
+NODE_CASES = [  # dtype, B, H, W, key_dim, v_dim, window, shift, with_dw (the kernel's CPU-emulation cases)
+    ("f32", 2, 48, 32, 32, 8, 16, 8, True),  # AgileIR-light group, shifted block
+    ("f16", 1, 16, 32, 16, 30, 16, 0, True),
+    ("f32", 1, 40, 16, 16, 30, 8, 4, True),
+    ("f16", 2, 8, 24, 32, 8, 8, 0, True),
+    ("f32", 1, 16, 16, 10, 10, 8, 4, False),  # SwinIR-light head: identity depthwise kernel in the node
+    ("f32", 1, 16, 16, 64, 64, 16, 8, True),
+    ("f16", 1, 32, 16, 40, 8, 16, 3, True),  # odd shift
+    ("f32", 1, 16, 24, 1, 1, 8, 7, True),  # smallest dims, largest shift
+]
+NUMPY_GSWA_MAX_ABS_ERR = 1e-5  # float32 throughout, like the reference; measured <= 1.2e-7
+
+
+@pytest.mark.parametrize("case_args", NODE_CASES, ids=lambda a: "-".join(map(str, a)))
+def test_numpy_gswa_node_matches_the_pytorch_reference(case_args):
+    dtype, B, H, W, kd, vd, w, s, with_dw = case_args
+    case = make_case(dtype, B, H, W, kd, vd, w, s, with_dw=with_dw, seed=NODE_CASES.index(case_args))
+    if with_dw:
+        dw_weight, dw_bias = case.dw_weight.numpy(), case.dw_bias.numpy()
+    else:  # what the exporter writes for SwinIR: the identity 5x5 kernel, zero bias
+        dw_weight = np.zeros((kd, 1, 5, 5), np.float32)
+        dw_weight[:, 0, 2, 2] = 1.0
+        dw_bias = np.zeros(kd, np.float32)
+    out = gswa_numpy(case.qkv.numpy(), dw_weight, dw_bias, case.bias_table.numpy(), w, s, kd, case.scale)
+    reference = case.reference.numpy()
+    assert out.shape == reference.shape and out.dtype == np.float32
+    assert np.abs(out - reference).max() <= NUMPY_GSWA_MAX_ABS_ERR
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny AgileIR x2 (random BN statistics and projections, so attention counts) with both ONNX forms beside
+    its checkpoint, annotated as agileir-export does, and a 20x24 input image."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("deploy")
+    torch.manual_seed(0)
+    model = randomized(build_model(TINY_AGILEIR))
+    ckpt = folder / "tiny.safetensors"
+    save_safetensors(model, ckpt)
+    model.fuse()
+    for form, name in (("standard", "model.onnx"), ("plugin", "model.plugin.onnx")):
+        proto = export_onnx(model, form)
+        annotate(proto, {"scale": 2, "window": TINY_AGILEIR.window_size, "form": form,
+                         "source_checkpoint": {"file": ckpt.name, "sha256": file_sha256(ckpt)}})
+        onnx.save(proto, str(folder / name))
+    image = folder / "in.png"
+    Image.fromarray((sample_image(24, 20) * 255).round().astype(np.uint8)).save(image)
+    return folder
+
+
+DEPLOY_PARITY_DB = 60.0  # the written 8-bit images, with and without PyTorch
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model.plugin.onnx"])
+def test_deploy_install_runs_both_onnx_forms(exported, tmp_path, name):
+    model, image = str(exported / name), str(exported / "in.png")
+    deploy = run_deploy("infer", model, image, "-o", str(tmp_path / "deploy.png"))
+    assert deploy.returncode == 0, deploy.stderr
+    full = run_without((), "infer", model, image, "-o", str(tmp_path / "full.png"))
+    assert full.returncode == 0, full.stderr
+    a, b = (np.asarray(Image.open(tmp_path / f), np.float64) / 255 for f in ("deploy.png", "full.png"))
+    assert a.shape == (40, 48, 3) and psnr(a, b) >= DEPLOY_PARITY_DB
+
+
+def test_deploy_install_keeps_torch_out_of_import_and_onnx_runs():
+    code = ("import agileir, agileir.runtime, agileir.runtime.ort, agileir.models.gswa_node, agileir.quality.evaluation, "
+            "agileir.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    r = run_without((), code=code)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_deploy_install_validates_against_an_fp32_onnx_reference(exported, tmp_path):
+    dataset = tmp_path / "set"
+    (dataset / "HR").mkdir(parents=True)
+    (dataset / "LR_bicubic" / "X2").mkdir(parents=True)
+    hr = Image.fromarray((sample_image(48, 40, seed=3) * 255).round().astype(np.uint8))
+    hr.save(dataset / "HR" / "a.png")
+    hr.resize((24, 20), Image.BICUBIC).save(dataset / "LR_bicubic" / "X2" / "ax2.png")
+    r = run_deploy("validate", str(exported / "model.plugin.onnx"), "--dataset", str(dataset), "--scale", "2")
+    assert r.returncode == 0, r.stderr
+    assert "vs the ONNX Runtime FP32 reference model.onnx" in r.stdout and "PASS" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("args", [["export", "{ckpt}", "-o", "{tmp}/x"], ["infer", "{ckpt}", "{img}"],
+                                  ["eval", "{ckpt}", "--dataset", "{tmp}"], ["info"]])
+def test_checkpoint_commands_without_torch_name_the_torch_extra(exported, tmp_path, args):
+    fields = {"ckpt": exported / "tiny.safetensors", "tmp": tmp_path, "img": exported / "in.png"}
+    r = run_deploy(*[a.format(**fields) for a in args])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 3, r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert "pip install 'agileir[torch]'" in lines[0] and "pip install torch==2.13.0" in lines[0], r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("command", ["eval", "bench"])
+def test_a_cuda_device_that_is_not_there_exits_3(checkpoint, tmp_path, command):
+    args = {"eval": ["eval", str(checkpoint), "--dataset", str(tmp_path)], "bench": ["bench", str(checkpoint)]}[command]
+    r = run_without((), *args, "--device", "cuda:99")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 3, r.stderr
+    assert len(lines) == 1 and "device 'cuda:99' is not available here" in lines[0], r.stderr

@@ -10,7 +10,8 @@ import torch
 from onnx import TensorProto, numpy_helper
 
 from agileir.calibration import variants as V
-from agileir.calibration.calibrators import SETTINGS, activation_ranges, build_histograms, value_extremes
+from agileir.calibration.calibrators import (SETTINGS, _ort_range, activation_ranges, build_histograms, entropy_range,
+                                             value_extremes)
 from agileir.calibration.dataset import DATA_DIR, load_images
 from agileir.calibration.fp16_study import block_study
 from agileir.calibration.qdq_rules import GSWA_SCOPE, activation_inputs, qdq_violations, quantizable_nodes
@@ -169,6 +170,25 @@ def test_histograms_match_onnxruntime_collector():
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_vectorised_entropy_search_picks_onnxruntimes_threshold(calib_images):
+    """entropy_range replaces ORT's per-candidate Python loop; on real activation histograms (tiny SwinIR, two
+    calibration crops) it must pick ORT's threshold: exactly on at least 9 in 10 tensors, and where a
+    near-tie of the divergence decides otherwise, within 5 % of ORT's range."""
+    standard = exports("swinir")["standard"]
+    tensors = sorted(V.readers_of(standard))
+    from agileir.calibration.calibrators import _session
+
+    session = _session(standard, tensors)
+    batches = [session(im.rgb) for im in calib_images[:2]]
+    histograms = build_histograms(batches, "entropy", value_extremes(batches, tensors))
+    exact = 0
+    for t, h in histograms.items():
+        ours, theirs = entropy_range(h, 128), _ort_range("entropy", t, h)
+        exact += ours == theirs
+        assert abs(ours[1] - theirs[1]) <= 0.05 * max(abs(theirs[0]), abs(theirs[1])), t
+    assert exact >= 0.9 * len(histograms), f"{exact} of {len(histograms)}"
+
+
 def test_calibration_is_deterministic(exported, calib_images):
     tensors = sorted(V.readers_of(exported["standard"]))
     for method in ("max", "mse", "percentile"):
@@ -293,18 +313,36 @@ def _benchmark(root, name, scale, sizes):
     return root / name
 
 
-def test_calibrate_cli_writes_the_report(tiny_checkpoint, tmp_path):
+def test_calibrate_cli_writes_the_report(tiny_checkpoint, tmp_path, monkeypatch):
+    """Every kind of row on a tiny model: toolkit INT8, INT8 attention, the bit-width sweep, ONNX Runtime's
+    quantize_static executed on the same graph, and ModelOpt as a skipped row with its reason (absent here)."""
+    import importlib.util
+
+    monkeypatch.delenv("AGILEIR_MODELOPT_PYTHON", raising=False)
+    modelopt_here = importlib.util.find_spec("modelopt") is not None
     set5 = _benchmark(tmp_path, "Set5", 3, [(12, 17)])
     out = tmp_path / "report"
     r = invoke(["calibrate", tiny_checkpoint, "--eval", set5, "-o", out, "--calibrator", "max",
-                "--threads", "1", "--calib-dir", DATA_DIR])
+                "--peer", "ort-minmax", "--peer", "modelopt-int8", "--threads", "1", "--calib-dir", DATA_DIR])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "calibration_report.json").read_text())
-    assert [v["name"] for v in report["variants"]] == ["fp32", "fp16", "int8-max"]
-    assert report["variants"][0]["datasets"]["Set5"]["delta_psnr"] == 0
+    rows = {v["name"]: v for v in report["variants"]}
+    assert list(rows) == ["fp32", "fp16", "int8-max", "int8-max-attention", "max-w6a6", "max-w4a4", "max-w8a32",
+                          "max-w4a32", "ort-minmax", "modelopt-int8"]
+    delta = {n: v["datasets"]["Set5"]["delta_psnr"] for n, v in rows.items() if not v.get("skipped")}
+    assert delta["fp32"] == 0 and abs(delta["fp16"]) < 0.01
+    # against noise HR images the deltas are small; the parity per bit width is test_quant_rows' job
+    assert delta["max-w4a4"] < delta["int8-max"] - 0.01
+    assert rows["int8-max"]["qdq"]["quantized_activations"] < rows["int8-max-attention"]["qdq"]["quantized_activations"]
+    assert rows["max-w8a32"]["qdq"]["quantize_linear"] == 0 and rows["max-w8a32"]["qdq"]["quantized_weights"] > 0
+    assert rows["ort-minmax"]["qdq"]["quantize_linear"] > 0 and delta["ort-minmax"] > -3.0
+    assert all(v["cpu_latency_ms"] > 0 for v in rows.values() if not v.get("skipped"))
+    if not modelopt_here:
+        assert "not installed" in rows["modelopt-int8"]["skipped"]
     assert report["baselines"] is None  # x3: no published SwinIR-light PTQ rows recorded
     assert (out / "calibration_report.png").stat().st_size > 0 and (out / "calibration_max.json").is_file()
-    assert "int8-max" in (out / "calibration_report.md").read_text()
+    md = (out / "calibration_report.md").read_text()
+    assert "max-w4a4" in md and "skipped:" in md
 
 
 def test_ranges_are_matched_by_node_name_across_exports(int8, exported):

@@ -209,10 +209,10 @@ def test_agileir_build_rtx_uses_the_on_demand_library(built, tiny_plugin_onnx):
 
 ENGINE_CACHE_SCRIPT = r"""
 import sys
-from agileir.runtime import engine_runner
+from agileir.runtime import engine_profile, engine_runner
 from agileir.runtime.tensorrt.env import TensorRTUnavailable
 try:
-    engine_runner(sys.argv[1], "rtx", sys.argv[2], max_side=64, activate=False)
+    engine_runner(sys.argv[1], "rtx", sys.argv[2], engine_profile(64), activate=False)
     print("RUNNER")
 except TensorRTUnavailable as e:  # no GPU to run it on: the engine is built and cached all the same
     print("NO-GPU", e)

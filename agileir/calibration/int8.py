@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import onnx
 
-from .qdq_rules import QUANTIZED_OPS, quantizable_nodes
+from .qdq_rules import QUANTIZED_OPS, attention_products, quantizable_nodes
 
 EXTRA_OPTIONS = {
     "ActivationSymmetric": True,
@@ -25,14 +25,18 @@ EXTRA_OPTIONS = {
 }
 
 
-def quantize_standard(standard: onnx.ModelProto, ranges: dict[str, tuple[float, float]]) -> onnx.ModelProto:
-    """Q/DQ graph of the standard form; `ranges` maps each quantized node's activation input to (lo, hi)."""
+def quantize_standard(standard: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
+                      attention: bool = False) -> onnx.ModelProto:
+    """Q/DQ graph of the standard form; `ranges` maps each quantized node's activation input to (lo, hi).
+    `attention`: also quantize both inputs of the attention matrix products (attention.py)."""
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
-    nodes = [n.name for n in quantizable_nodes(standard)]
-    missing = sorted({n.input[0] for n in quantizable_nodes(standard)} - set(ranges))
+    extra = attention_products(standard) if attention else []
+    nodes = [n.name for n in quantizable_nodes(standard) + extra]
+    needed = {n.input[0] for n in quantizable_nodes(standard)} | {i for n in extra for i in n.input[:2]}
+    missing = sorted(needed - set(ranges))
     if missing:
         raise ValueError(f"no calibrated range for {len(missing)} activation(s), e.g. {missing[0]}")
     data = TensorsData(CalibrationMethod.MinMax, {

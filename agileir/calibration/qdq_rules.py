@@ -33,6 +33,13 @@ def quantizable_nodes(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
             and not GSWA_SCOPE.search(n.name)]
 
 
+def attention_products(proto: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """MatMul nodes of the decomposed GSWA whose two inputs are both activations."""
+    constant = {i.name for i in proto.graph.initializer}
+    return [n for n in proto.graph.node if n.op_type == "MatMul" and GSWA_SCOPE.search(n.name)
+            and not constant & set(n.input[:2])]
+
+
 def activation_inputs(proto: onnx.ModelProto) -> dict[str, str]:
     """node name -> the activation tensor it reads (input 0)."""
     return {n.name: n.input[0] for n in quantizable_nodes(proto)}

@@ -3,6 +3,7 @@ sets, beside published low-bit PTQ results on SwinIR-light, as JSON, Markdown an
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,10 +17,14 @@ from .dataset import DATA_DIR
 
 BASELINES = DATA_DIR / "baselines.json"
 REPORT_NAMES = ("calibration_report.json", "calibration_report.md", "calibration_report.png")
-CAVEAT = ("The published rows are 4-bit (W4A4) fake-quantization research results on SwinIR-light; ours are "
-          "deployable 8-bit graphs (explicit Q/DQ for TensorRT) evaluated in ONNX Runtime CPU. Compare the "
-          "drops (ΔPSNR against each method's own FP32 model), not the absolute PSNR, unless the model "
-          "evaluated here is SwinIR-light itself.")
+CAVEAT = ("The published rows are 4-bit (W4A4) fake-quantization research results on SwinIR-light with its "
+          "own weights; our W8A8 rows are deployable graphs (explicit Q/DQ for TensorRT), our W6A6/W4A4/W8/W4 "
+          "rows are exact fake quantization with int8 Q/DQ, all evaluated in ONNX Runtime CPU on the model "
+          "named above. Compare drops (ΔPSNR against each model's own FP32) at equal bit width, not absolute "
+          "PSNR, unless the model evaluated here is SwinIR-light itself.")
+
+
+LATENCY_SIZE = 64  # LR side of the CPU latency probe
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,10 @@ class Variant:
     precision: str
     bits: str
     calibrator: str | None = None
+    kind: str = "toolkit"  # toolkit | attention | sweep (other bit width) | peer (other tool, executed here)
+    tool: str = "agileir"
+    skipped: str | None = None  # why this row has no graph
+    seconds: float | None = None  # time to calibrate / quantize it
 
 
 def variant_list(calibrators: tuple[str, ...] = CALIBRATORS, fp16: bool = True) -> list[Variant]:
@@ -58,12 +67,20 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
     from ..upscale.images import upscale_rgb
     from .variants import batch_runner
 
+    from .bits import qdq_counts
+
     results = []
     bicubic = {}
     for variant in variants:
-        run = batch_runner(graphs[variant.name], threads=model_info.get("threads", 0))
         entry: dict[str, Any] = {"name": variant.name, "precision": variant.precision, "bits": variant.bits,
-                 "calibrator": variant.calibrator, "datasets": {}}
+                                 "calibrator": variant.calibrator, "kind": variant.kind, "tool": variant.tool,
+                                 "seconds": variant.seconds, "datasets": {}}
+        if variant.skipped or variant.name not in graphs:
+            results.append(entry | {"skipped": variant.skipped or "no graph"})
+            continue
+        run = batch_runner(graphs[variant.name], threads=model_info.get("threads", 0))
+        entry["qdq"] = qdq_counts(graphs[variant.name])
+        entry["cpu_latency_ms"] = cpu_latency_ms(run)
         for dataset in datasets:
             res = evaluate_fn(lambda rgb: upscale_rgb(run, rgb, scale), dataset, scale, progress)
             mean = res.summary()
@@ -74,11 +91,23 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
         results.append(entry)
     fp32 = next(r for r in results if r["name"] == "fp32")
     for entry in results:
-        for name, d in entry["datasets"].items():
+        for name, d in entry.get("datasets", {}).items():
             d["delta_psnr"] = d["psnr"] - fp32["datasets"][name]["psnr"]
     return {"model": model_info, "metric": "PSNR/SSIM on Y, border crop = scale (BasicSR formulas)",
             "scale": scale, "variants": results, "bicubic": bicubic, "baselines": load_baselines(scale),
             "caveat": CAVEAT}
+
+
+def cpu_latency_ms(run: Callable, size: int = LATENCY_SIZE, repeats: int = 5) -> float:
+    """Median wall time of one (1, 3, size, size) ONNX Runtime CPU run, after one warm-up run."""
+    x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    run(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t0)
+    return round(float(np.median(times)) * 1e3, 1)
 
 
 def markdown(report: dict) -> str:
@@ -87,15 +116,17 @@ def markdown(report: dict) -> str:
     lines = [f"# Calibration report: {m.get('file', '?')} ({m.get('arch', '?')}, x{report['scale']})", "",
              f"Evaluated in ONNX Runtime CPU, {m.get('form', 'standard')} form; {report['metric']}. "
              f"Calibration: {m.get('calibration_images', '?')}.", "",
-             "## Our variants", "",
-             "| variant | bits | " + " | ".join(f"{n} PSNR / SSIM | {n} ΔPSNR" for n in names) + " |",
-             "|---|---|" + "---|---|" * len(names)]
-    for v in report["variants"]:
-        cells = [f"{v['datasets'][n]['psnr']:.3f} / {v['datasets'][n]['ssim']:.4f} | {v['datasets'][n]['delta_psnr']:+.3f}"
-                 for n in names]
-        lines.append(f"| {v['name']} | {v['bits']} | " + " | ".join(cells) + " |")
-    lines.append("| bicubic | - | " + " | ".join(f"{report['bicubic'][n]['psnr']:.3f} / {report['bicubic'][n]['ssim']:.4f} | "
-                                                   for n in names) + " |")
+             f"Q / DQ: QuantizeLinear / DequantizeLinear nodes; act.: activation tensors quantized; latency: "
+             f"median ONNX Runtime CPU run of a 1x3x{LATENCY_SIZE}x{LATENCY_SIZE} input ({m.get('threads', 0)} "
+             f"threads, 0 = all; machine load {m.get('loadavg', '?')}); time: calibration + quantization.", "",
+             "## Variants executed here (same FP32 graph, same calibration images, same metric code)", "",
+             "| variant | bits | tool | Q / DQ | act. | latency ms | time s | "
+             + " | ".join(f"{n} PSNR / SSIM | {n} ΔPSNR" for n in names) + " |",
+             "|---|---|---|---|---|---|---|" + "---|---|" * len(names)]
+    lines += [_variant_row(v, names) for v in report["variants"]]
+    lines.append("| bicubic | - | - | | | | | " + " | ".join(
+        f"{report['bicubic'][n]['psnr']:.3f} / {report['bicubic'][n]['ssim']:.4f} | " for n in names) + " |")
+    lines += _equal_bits(report, names)
     base = report.get("baselines")
     if base:
         shown = ("Set5", "Set14")
@@ -125,6 +156,40 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variant_row(v: dict, names: list[str]) -> str:
+    head = f"| {v['name']} | {v['bits']} | {v['tool']} | "
+    if v.get("skipped"):
+        return head + f"skipped: {v['skipped']} |" + " |" * (3 + 2 * len(names))
+    q = v.get("qdq", {})
+    cells = [f"{v['datasets'][n]['psnr']:.3f} / {v['datasets'][n]['ssim']:.4f} | {v['datasets'][n]['delta_psnr']:+.3f}"
+             for n in names]
+    seconds = "" if v.get("seconds") is None else f"{v['seconds']:.0f}"
+    return head + (f"{q.get('quantize_linear', 0)} / {q.get('dequantize_linear', 0)} | "
+                   f"{q.get('quantized_activations', 0)} | {v.get('cpu_latency_ms', '')} | {seconds} | ") + " | ".join(cells) + " |"
+
+
+def _equal_bits(report: dict, names: list[str]) -> list[str]:
+    """Our rows at each bit width the published rows use, beside those rows (ΔPSNR only: other weights)."""
+    base = report.get("baselines")
+    if not base:
+        return []
+    lines = []
+    for bits in sorted({r["bits"] for r in base["rows"] if r["method"] != "FP32"}):
+        ours = [v for v in report["variants"] if v["bits"] == bits and not v.get("skipped")]
+        theirs = [r for r in base["rows"] if r["bits"] == bits]
+        shown = [n for n in names if any(n in r for r in theirs)]
+        if not ours or not shown:
+            continue
+        lines += ["", f"## {bits}: ours beside the published rows", "",
+                  "| method | weights | " + " | ".join(f"{n} ΔPSNR" for n in shown) + " |",
+                  "|---|---|" + "---|" * len(shown)]
+        lines += [f"| {v['name']} | {report['model'].get('file', 'ours')} | "
+                  + " | ".join(f"{v['datasets'][n]['delta_psnr']:+.2f}" for n in shown) + " |" for v in ours]
+        lines += [f"| {r['method']} | {base['model']} (their weights) | "
+                  + " | ".join(f"{r[n]['delta_psnr']:+.2f}" if n in r else "" for n in shown) + " |" for r in theirs]
+    return lines
+
+
 def bar_plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -132,9 +197,11 @@ def bar_plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [n for n in report["bicubic"]]
-    colors = {"fp16": "tab:green", "int8": "tab:blue"}
-    bars = [(v["name"] + f" ({v['bits']})", [v["datasets"][n]["delta_psnr"] for n in names], colors[v["precision"]])
-            for v in report["variants"] if v["name"] != "fp32"]
+    colors = {"fp16": "tab:green", "toolkit": "tab:blue", "attention": "tab:cyan", "sweep": "tab:orange",
+              "peer": "tab:purple"}
+    bars = [(v["name"] + f" ({v['bits']})", [v["datasets"][n]["delta_psnr"] for n in names],
+             colors["fp16" if v["precision"] == "fp16" else v.get("kind", "toolkit")])
+            for v in report["variants"] if v["name"] != "fp32" and not v.get("skipped")]
     base = report.get("baselines")
     if base:
         for row in base["rows"]:
@@ -155,7 +222,8 @@ def bar_plot(report: dict, path: Path) -> None:
             if np.isfinite(v):
                 digits = 3 if bars[y][2] != "tab:gray" else 2
                 ax.text(v, y, f" {v:+.{digits}f} ", va="center", ha="left" if v >= 0 else "right", fontsize=7)
-    fig.suptitle("ours (ONNX Runtime CPU): blue INT8 W8A8, green FP16    gray: published SwinIR-light W4A4 PTQ",
+    fig.suptitle("ONNX Runtime CPU: blue INT8 W8A8, cyan + attention INT8, orange other bit widths, purple other "
+                 "tools, green FP16; gray: published SwinIR-light PTQ (their weights)",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
@@ -173,6 +241,8 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
 
 
 def report_steps(variants: list[Variant], datasets: list[int], calib_images: int, calib_tensors: int) -> int:
-    cal = sum(progress_steps(v.calibrator, calib_images, calib_tensors) for v in variants if v.calibrator)
-    return cal + len(variants) * sum(datasets)
+    """Progress steps of calibrating the toolkit rows and evaluating every row that has a graph."""
+    cal = sum(progress_steps(v.calibrator, calib_images, calib_tensors) for v in variants
+              if v.calibrator and v.kind == "toolkit")
+    return cal + sum(1 for v in variants if not v.skipped) * sum(datasets)
 

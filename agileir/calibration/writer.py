@@ -24,9 +24,20 @@ class VariantOptions:
         return self.fp16 or self.int8
 
 
-def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample, options: VariantOptions,
-                   base: dict, validate: bool = True, echo: Callable[[str], None] = print, static_shape=None, opset: int = 17) -> dict:
-    """FP16 and/or INT8 files of `forms` in `out_dir`; returns export.json's "variants" entry."""
+@dataclass
+class VariantTarget:
+    """Where the variant files go and how the FP32 export that they sit beside was made."""
+    out_dir: Path
+    base: dict  # export.json's keys (less "forms"), stamped into every file's metadata
+    sample: Any  # HxWx3 float32 image the ORT check runs on
+    validate: bool = True
+    echo: Callable[[str], None] = print
+    static_shape: tuple | None = None  # the FP32 export's; calibration always runs on a dynamic-shape export
+    opset: int = 17
+
+
+def write_variants(loaded, protos: dict, forms: list[str], options: VariantOptions, target: VariantTarget) -> dict:
+    """FP16 and/or INT8 files of `forms` in `target.out_dir`; returns export.json's "variants" entry."""
     import numpy as np
     from tqdm import tqdm
 
@@ -37,6 +48,7 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
     from .fp16 import DEFAULT_BLOCK_OPS
     from .record import Calibration
 
+    out_dir, base, sample, echo = target.out_dir, target.base, target.sample, target.echo
     batch = np.ascontiguousarray(sample.transpose(2, 0, 1)[None], dtype=np.float32)
     references: dict = {}
 
@@ -60,8 +72,8 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
         else:
             images = options.images or load_images(options.calib_dir)
             graph = protos["standard"]
-            if static_shape:  # calibration images have their own sizes: calibrate a dynamic-shape export
-                graph = export_onnx(loaded.model, "standard", ExportOptions(opset=opset))
+            if target.static_shape:  # calibration images have their own sizes: calibrate a dynamic-shape export
+                graph = export_onnx(loaded.model, "standard", ExportOptions(opset=target.opset))
             steps = progress_steps(options.calibrator, len(images), len(V.readers_of(graph)))
             with tqdm(total=steps, desc=f"calibrating ({options.calibrator})", unit="step") as bar:
                 calibration = V.calibrate(graph, images, options.calibrator,
@@ -77,7 +89,7 @@ def write_variants(loaded, protos: dict, forms: list[str], out_dir: Path, sample
             entry: dict[str, Any] = {"file": name, "node_counts": node_counts(proto)}
             if precision == "int8":
                 entry["quantization"] = V.describe_int8(proto)
-            if validate:
+            if target.validate:
                 check = V.check_variant(proto, reference(form), sample, precision)
                 entry["validation"] = check
                 echo(f"[{form} {precision}] ONNX Runtime vs FP32 output on the sample image: PSNR "

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (CheckFailed, MissingDependency, artifact_inputs, friendly_errors, overwrite_option, require_module,
-                     runner_options)
+from .common import (CheckFailed, CliError, MissingDependency, artifact_inputs, friendly_errors, is_disk_full,
+                     overwrite_option, require_module, runner_options)
 from .options import tiling_options
 
 
@@ -74,6 +74,10 @@ def batch_cmd(model, input_, output, options, tiling, runner, overwrite):
         if item["status"] == "failed":
             click.echo(f"failed: {item['input']}: {item['error']}", err=True)
     click.echo(result.summary())
+    disk_full = next((item for item in result.items
+                      if item["status"] == "failed" and is_disk_full(item["error"] or "")), None)
+    if disk_full is not None:  # the machine's problem, not a bad file: exit 2 as in every command
+        raise CliError(f"{disk_full['error']} (writing the output of {disk_full['input']}; see {manifest})")
     if result.failed:
         raise CheckFailed(f"{result.failed} image(s) failed (see {result.manifest})")
 

@@ -42,13 +42,18 @@ class MissingDependency(CliError):
 # top-level module -> the extra that installs it (pyproject.toml)
 EXTRA_OF = {"onnx": "onnx", "onnxruntime": "onnx", "onnxruntime_extensions": "onnx", "onnxconverter_common": "onnx",
             "onnxslim": "onnx", "onnx_graphsurgeon": "onnx", "matplotlib": "plot", "polygraphy": "trt", "cuda": "trt",
-            "jsonschema": "onnx", "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve",
-            "av": "video"}
+            "jsonschema": "onnx", "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video",
+            "torch": "torch"}
+# Checkpoints (.safetensors/.pth), export, calibration and training need PyTorch; ONNX files and engines do not.
+TORCH_HINT = ("PyTorch is not installed: checkpoints need it (pip install torch==2.13.0 first keeps it CPU-only, "
+              "then pip install 'agileir[torch]')")
 
 
 def missing_module_message(e: ModuleNotFoundError) -> str:
     top = (e.name or "").split(".")[0]
     extra = EXTRA_OF.get(top)
+    if top == "torch":
+        return TORCH_HINT
     if extra is None:
         return f"a package is missing: {_first_line(e)}"
     return f"{top} is not installed (pip install 'agileir[{extra}]')"
@@ -91,9 +96,10 @@ def cli_error_for(e: Exception) -> click.ClickException:
     package, `ray[client]`), 2 for bad input and for a full disk (ENOSPC/EDQUOT) in every command."""
     from ..io.images import ImageError
     from ..models.load import ModelLoadError
+    from ..runtime.base import DeviceUnavailable
     from ..runtime.tensorrt.env import TensorRTUnavailable
 
-    if isinstance(e, TensorRTUnavailable):
+    if isinstance(e, (TensorRTUnavailable, DeviceUnavailable)):
         return MissingDependency(_first_line(e))
     if isinstance(e, ModuleNotFoundError):
         return MissingDependency(missing_module_message(e))
@@ -150,6 +156,12 @@ def backend_option(help_text: str = "override the backend chosen from the file t
 
 
 DEVICE_HELP = "where a checkpoint runs (PyTorch): auto (CUDA when present), cpu, cuda or cuda:N"
+
+
+def device_option(help_text: str = DEVICE_HELP):
+    """--device alone, for commands that run a checkpoint but take no runner_options group (a CUDA device that is
+    not there exits 3, agileir.runtime.base.DeviceUnavailable)."""
+    return click.option("--device", default="auto", show_default=True, help=help_text)
 
 
 def runner_options(backend_help: str = "override the backend chosen from the model file type", engine_cache: bool = True):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, friendly_errors, load_torch_model, model_options, overwrite_option, write_json
+from .common import CliError, device_option, friendly_errors, model_options, overwrite_option, write_json
 
 
 @click.command()
@@ -39,14 +39,15 @@ def info(model, preset_name, upstream_compat):
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the table as JSON")
 @model_options
 @overwrite_option
+@device_option()
 @friendly_errors
-def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat, overwrite):
+def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat, overwrite, device):
     """PSNR/SSIM (Y channel, crop = scale) of MODEL on a benchmark, with bicubic as a row."""
     from tqdm import tqdm
 
     from ..quality.evaluation import benchmark_pairs, evaluate, format_table
-    from ..runtime.pytorch import torch_upscaler
-    from ..upscale.images import upscale_rgb_budgeted
+    from ..runtime import RunnerSpec, load_runner
+    from ..upscale.upscaler import Upscaler
     from ..models.load import default_checkpoint
     from ..io.gate import OutputGate
     from ..io.outputs import input_files
@@ -54,19 +55,20 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat, over
     gate = OutputGate([Path(model) if model else default_checkpoint(), *input_files(dataset)], overwrite)
     if json_out:  # before the model loads: --json must not replace the checkpoint or a dataset file
         gate.claim(json_out, "evaluation report", "--json")
-    loaded = load_torch_model(model, preset_name, upstream_compat)
+    runner = load_runner(RunnerSpec(model, "pytorch", device, preset_name, upstream_compat))
+    loaded = runner.loaded
     scale = scale or loaded.config.scale
     if scale != loaded.config.scale:
         raise CliError(f"the model upscales x{loaded.config.scale}, not x{scale}")
-    run = torch_upscaler(loaded.model)
     n = len(benchmark_pairs(Path(dataset), scale))
-    with tqdm(total=n, desc="evaluating", unit="img") as bar:
-        result = evaluate(lambda rgb: upscale_rgb_budgeted(run, rgb, scale, loaded.config, loaded.config.window_size,
-                                                           echo=lambda m: click.echo(m, err=True)),
+    with runner, tqdm(total=n, desc="evaluating", unit="img") as bar:
+        upscaler = Upscaler(runner)
+        result = evaluate(lambda rgb: upscaler.upscale_rgb(rgb, echo=lambda m: click.echo(m, err=True)),
                           dataset, scale, bar.update)
     click.echo(format_table(result))
     if json_out:
         payload = {"model": str(loaded.path), "sha256": loaded.sha256, "preset": loaded.preset,
+                   "device": str(runner.device),
                    **result.to_dict()}
         write_json(json_out, payload, gate, "evaluation report")
         click.echo(f"wrote {json_out}")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, artifact_inputs, backend_option, friendly_errors,
-                     overwrite_option, target_options, write_json)
+from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, artifact_inputs, backend_option, device_option,
+                     friendly_errors, overwrite_option, target_options, write_json)
 
 
 def _sizes(text: str) -> list[int]:
@@ -102,13 +102,15 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
               help="BasicSR-layout dataset (HR/ and LR_bicubic/X{scale}/)")
 @click.option("--scale", required=True, type=click.IntRange(1))
 @click.option("--reference", type=click.Path(dir_okay=False),
-              help="PyTorch FP32 reference checkpoint [default: the one recorded in the artifact]")
+              help="FP32 reference: a checkpoint (PyTorch) or an FP32 .onnx (ONNX Runtime) [default: the checkpoint "
+                   "recorded in the artifact; without PyTorch, model.onnx beside it]")
 @click.option("--threshold", type=float, help="override the precision's threshold (dB)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the report as JSON")
 @backend_option()
 @overwrite_option
+@device_option("where checkpoints (the artifact or the reference) run in PyTorch: auto, cpu, cuda or cuda:N")
 @friendly_errors
-def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backend, overwrite):
+def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backend, overwrite, device):
     """Parity of ARTIFACT (checkpoint, .onnx, engine) with the PyTorch FP32 reference on a dataset.
 
     fp32: PSNR vs reference >= 60 dB on every image; fp16: >= 55 dB; int8: mean PSNR-Y vs HR within
@@ -128,9 +130,9 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
         criterion = replace(DEFAULT_CRITERIA[artifact_precision(artifact)], threshold=threshold)
     report = validate_artifact(artifact, dataset, scale, reference, backend, criterion,
                                progress=lambda r: click.echo(f"  {r['image']}: {r['psnr_vs_reference']:.2f} dB vs "
-                                                             "reference", err=True))
-    click.echo(f"{report.info['runner']} [{report.precision}, {report.info['backend']}] vs the PyTorch FP32 "
-               f"reference {report.info['reference']['file']} on {Path(dataset).name} x{scale}")
+                                                             "reference", err=True), device=device)
+    click.echo(f"{report.info['runner']} [{report.precision}, {report.info['backend']}] vs "
+               f"{report.info['reference_description']} on {Path(dataset).name} x{scale}")
     if report.info["reference"]["matches_artifact"] is False:
         click.echo("warning: the reference is not the checkpoint recorded in the artifact", err=True)
     click.echo(format_report(report))
@@ -152,8 +154,9 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the results as JSON")
 @backend_option()
 @overwrite_option
+@device_option()
 @friendly_errors
-def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend, overwrite):
+def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend, overwrite, device):
     """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
     from .. import runtime
     from ..io.gate import OutputGate
@@ -162,14 +165,10 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend,
     gate = OutputGate(artifact_inputs(*artifacts), overwrite)
     if json_out:
         gate.claim(json_out, "benchmark report", "--json")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     size_list = _sizes(sizes)
     rows = []
     for artifact in artifacts:
-        runner = runtime.load_runner(artifact, backend=backend, threads=threads, activate=False)
+        runner = runtime.load_runner(artifact, backend=backend, threads=threads, device=device, activate=False)
         click.echo(f"benchmarking {runner.description} ({runner.backend}, {runner.precision}) ...", err=True)
         try:
             rows += bench_runner(runner, size_list, runs, warmup, batch, artifact=str(artifact))
@@ -178,7 +177,8 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend,
     click.echo(format_rows(rows))
     if json_out:
         payload = {"host": host_info(), "settings": {"sizes": size_list, "runs": runs, "warmup": warmup,
-                                                     "batch": batch, "threads": threads, "backend": backend},
+                                                     "batch": batch, "threads": threads, "backend": backend,
+                                                     "device": device},
                    "results": rows}
         write_json(json_out, payload, gate, "benchmark report")
         click.echo(f"wrote {json_out}")

@@ -199,14 +199,14 @@ def _fp32_parity(proto, loaded, sample) -> dict:
 def _write_variants(loaded, protos: dict, request: ExportRequest, sample, result: ExportResult, echo) -> None:
     from ..calibration.variants import CALIBRATION_FILE
     from ..calibration.variants import FILES as VARIANT_FILES
-    from ..calibration.writer import write_variants
+    from ..calibration.writer import VariantTarget, write_variants
     from ..export.onnx_export import ExportOptions
     from ..io.gate import file_sha256
 
     options = request.onnx or ExportOptions()
     base = {k: v for k, v in result.info.items() if k != "forms"}
-    variants = write_variants(loaded, protos, list(request.forms), result.out_dir, sample, request.variants, base,
-                              request.validate, echo, options.static_shape, options.opset)
+    target = VariantTarget(result.out_dir, base, sample, request.validate, echo, options.static_shape, options.opset)
+    variants = write_variants(loaded, protos, list(request.forms), request.variants, target)
     result.info["variants"] = variants
     for entries in variants.values():  # sha256 of each file, as for the forms
         for entry in (e for e in entries.values() if isinstance(e, dict) and "file" in e):

@@ -8,12 +8,15 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..io.atomic import atomic_path
 from .config import SRConfig, preset, preset_name
-from .network import SRTransformer, build_model
+
+if TYPE_CHECKING:  # PyTorch is imported where a checkpoint is read: ONNX / engine paths use this module without it
+    import torch
+
+    from .network import SRTransformer
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net_g", "ema")
 # Buffers the official code stores but this implementation derives from coordinates.
@@ -56,6 +59,8 @@ def file_sha256(path: Path) -> str:
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """State dict and metadata of a .safetensors or .pth/.pt file (weights only, never code)."""
+    import torch  # first: without PyTorch this is a missing package (exit 3), not an unreadable file
+
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"checkpoint not found: {path}")
@@ -79,6 +84,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 
 def unwrap_state_dict(obj, name: str = "checkpoint") -> dict[str, torch.Tensor]:
+    import torch
+
     for _ in range(3):  # nested wrappers such as {"state_dict": {"params_ema": ...}}
         if not isinstance(obj, dict):
             break
@@ -156,6 +163,8 @@ def load_model(path: str | Path | None = None, preset_or_config: str | SRConfig 
         config = infer_config(sd)
     if upstream_compat is not None:
         config = config.replace(upstream_compat=upstream_compat)
+    from .network import build_model
+
     model = build_model(config)
     sd = checkpoint_filter(sd)
     expected = model.state_dict()

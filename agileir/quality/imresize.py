@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # only imresize_torch uses PyTorch; scoring (upscale_bicubic) runs on deploy installs without it
+    import torch
 
 __all__ = [
     "cubic",
@@ -235,6 +237,8 @@ def imresize_torch(
     Applies the cached dense per-axis matrices as ``M_h @ x @ M_w^T`` in the
     tensor's dtype and device.
     """
+    import torch
+
     if x.dim() not in (3, 4):
         raise ValueError(f"expected (C,H,W) or (B,C,H,W) tensor, got {tuple(x.shape)}")
     if not torch.is_floating_point(x):

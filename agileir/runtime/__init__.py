@@ -56,20 +56,19 @@ def engine_profile(max_side: int | None = None, batch: int = 1):
 
 
 def engine_runner(onnx_path: str | Path, flavour: str = "tensorrt", cache_dir: str | Path | None = None,
-                  max_side: int | None = None, batch: int = 1, compute_capabilities: tuple[str, ...] = (),
-                  plugin_library: str | Path | None = None, echo=print, activate: bool = True) -> Runner:
+                  profile=None, echo=print, activate: bool = True) -> Runner:
     """A TensorRT (flavour 'tensorrt') or TensorRT-RTX ('rtx') runner for an ONNX file: its engine is taken
-    from the engine cache (`cache_dir`, default tensorrt.cache.default_cache_dir()) or built into it first
-    (engine_profile(max_side, batch)). `echo` gets one line saying whether the engine was built or reused."""
+    from the engine cache (`cache_dir`, default tensorrt.cache.default_cache_dir()) or built into it first for
+    `profile` (a ShapeProfile; default engine_profile()); a plugin-form graph's library is found or built on first
+    use. `echo` gets one line saying whether the engine was built or reused."""
     import time
 
     from .tensorrt.builder import BuildOptions, inspect_onnx
     from .tensorrt.cache import cached_engine, default_cache_dir
     from .tensorrt.env import plugin_library_for
 
-    lib = Path(plugin_library) if plugin_library else plugin_library_for(inspect_onnx(onnx_path).form, flavour)
-    options = BuildOptions(profile=engine_profile(max_side, batch), flavour=flavour,
-                           compute_capabilities=tuple(compute_capabilities), plugin_library=lib)
+    lib = plugin_library_for(inspect_onnx(onnx_path).form, flavour)
+    options = BuildOptions(profile=profile or engine_profile(), flavour=flavour, plugin_library=lib)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     start = time.perf_counter()
     engine, built = cached_engine(onnx_path, options, cache, echo=lambda _: None)
@@ -90,7 +89,7 @@ class RunnerSpec:
     engine.json); None: the bundled default checkpoint. `backend`: one of BACKENDS (auto: from the file type).
     `device`: where a PyTorch runner runs (auto: CUDA when present, else cpu; cpu; cuda; cuda:N).
     `engine_cache`: the cache folder of engines built for --backend tensorrt/rtx on an .onnx file.
-    `threads`: ONNX Runtime intra-op threads (0: its default)."""
+    `threads`: ONNX Runtime intra-op threads, or PyTorch's threads for a checkpoint (0: their default)."""
 
     artifact: str | None = None
     backend: str = "auto"
@@ -128,7 +127,7 @@ def load_runner(spec: RunnerSpec | str | Path | None = None, *, max_side: int | 
         raise FileNotFoundError(f"model not found: {path}")
     backend = spec.resolved_backend()
     if kind == "onnx" and backend in ("tensorrt", "rtx"):
-        return engine_runner(path, backend, spec.engine_cache, max_side, batch, echo=echo, activate=activate)
+        return engine_runner(path, backend, spec.engine_cache, engine_profile(max_side, batch), echo, activate)
     runner = _backend_runner(spec, kind, backend)
     return runner.activate() if activate else runner
 
@@ -137,6 +136,10 @@ def _backend_runner(spec: RunnerSpec, kind: str, backend: str) -> Runner:
     path = spec.artifact
     providers = ["CPUExecutionProvider"] if backend == "onnxruntime-cpu" else None
     if kind == "checkpoint" and backend == "pytorch":
+        if spec.threads:
+            import torch
+
+            torch.set_num_threads(spec.threads)
         return torch_runner(path, spec.preset, spec.upstream_compat, spec.device)
     if kind == "checkpoint" and backend.startswith("onnxruntime"):
         from ..export.onnx_export import annotate, export_onnx

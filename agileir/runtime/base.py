@@ -21,6 +21,11 @@ from ..upscale.tiling import DEFAULT_OVERLAP, upscale_tiled
 INPUT, OUTPUT = "lr", "sr"  # the tensor names agileir-export writes
 
 
+class DeviceUnavailable(RuntimeError):
+    """The device a runner was asked to run on is not on this machine (e.g. --device cuda without a GPU): a
+    missing capability of the machine (CLI exit code 3), not bad input."""
+
+
 class Runner:
     """Base class: subclasses set `backend` and implement `_activate`, `_run` and (optionally) `_deactivate`."""
 

@@ -1,12 +1,14 @@
 """ONNX Runtime sessions for both export forms.
 
 The plugin form's `agileir::GroupShiftedWindowAttention` node runs through an onnxruntime-extensions
-Python op that calls the reference GSWA. onnxruntime-extensions binds Python ops to its own domain
+Python op, `gswa_numpy` below: the op contract of docs/gswa.md in NumPy, so that running either form needs no
+PyTorch (it is tested against the PyTorch reference, agileir.models.gswa). onnxruntime-extensions binds Python ops to its own domain
 (`ai.onnx.contrib`) only, so the session gets an in-memory copy of the graph with those nodes moved
 to that domain; files on disk keep the `agileir` domain that TensorRT's parser matches.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -24,27 +26,18 @@ def _register_plugin_op() -> None:
         return
     try:
         from onnxruntime_extensions import PyCustomOpDef, default_opset_domain, onnx_op
-    except ImportError:
-        raise RuntimeError("running model.plugin.onnx in ONNX Runtime needs onnxruntime-extensions "
-                           "(pip install 'agileir[onnx]')") from None
-    import torch
-
-    from ..models.gswa import gswa
-
+    except ImportError:  # a missing package (exit 3 in the CLI), named with its extra
+        raise ModuleNotFoundError("running model.plugin.onnx in ONNX Runtime needs onnxruntime-extensions "
+                                  "(pip install 'agileir[onnx]')", name="onnxruntime_extensions") from None
     attrs = {"window_size": PyCustomOpDef.dt_int64, "shift_size": PyCustomOpDef.dt_int64,
              "key_dim": PyCustomOpDef.dt_int64, "scale": PyCustomOpDef.dt_float,
              "plugin_namespace": PyCustomOpDef.dt_string, "plugin_version": PyCustomOpDef.dt_string}
     f32 = PyCustomOpDef.dt_float
 
     def run(qkv, dw_weight, dw_bias, bias_table, **a):
-        x = torch.from_numpy(np.ascontiguousarray(qkv))
-        kd = int(a["key_dim"])
-        q, k, v = x.float().split([kd, kd, x.shape[1] - 2 * kd], dim=1)
-        with torch.inference_mode():
-            out = gswa(q, k, v, torch.from_numpy(dw_weight), torch.from_numpy(dw_bias),
-                       torch.from_numpy(bias_table), int(a["window_size"]), int(a["shift_size"]),
-                       float(a["scale"]))
-        return out.numpy().astype(qkv.dtype, copy=False)
+        out = gswa_numpy(qkv, dw_weight, dw_bias, bias_table, int(a["window_size"]), int(a["shift_size"]),
+                         int(a["key_dim"]), float(a["scale"]))
+        return out.astype(qkv.dtype, copy=False)
 
     onnx_op(op_type=OP_TYPE, inputs=[f32, f32, f32, f32], outputs=[f32], attrs=attrs)(run)
     _registered = True
@@ -53,6 +46,81 @@ def _register_plugin_op() -> None:
 
 
 _contrib_domain = ORT_CONTRIB_DOMAIN
+MASK_VALUE = -100.0  # agileir.models.gswa.MASK_VALUE (that module imports torch)
+
+
+def gswa_numpy(qkv: np.ndarray, dw_weight: np.ndarray, dw_bias: np.ndarray, bias_table: np.ndarray, window: int,
+               shift: int, key_dim: int, scale: float) -> np.ndarray:
+    """The plugin node in NumPy (docs/gswa.md, float32 throughout): qkv (B, 2*key_dim + Cv, H, W) ->
+    (B, Cv, H, W), H and W multiples of `window`."""
+    x = np.asarray(qkv, dtype=np.float32)
+    b, c, h, w = x.shape
+    if h % window or w % window:
+        raise ValueError(f"GSWA needs H, W multiples of the window {window}, got {h}x{w}")
+    if shift:
+        x = np.roll(x, (-shift, -shift), axis=(2, 3))
+    n, cv = window * window, c - 2 * key_dim
+    windows = _partition(x, window)  # (B*nW, C, window, window)
+    q = _depthwise_in_window(windows[:, :key_dim], dw_weight, dw_bias).reshape(-1, key_dim, n)
+    k, v = windows[:, key_dim:2 * key_dim].reshape(-1, key_dim, n), windows[:, 2 * key_dim:].reshape(-1, cv, n)
+    logits = np.matmul(q.transpose(0, 2, 1), k).reshape(b, -1, n, n)
+    logits *= np.float32(scale)
+    logits += np.asarray(bias_table, np.float32).reshape(-1)[_relative_position_index(window)]
+    if shift:
+        logits += _shift_mask(h, w, window, shift)
+    logits -= logits.max(axis=-1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    out = np.matmul(v, logits.reshape(-1, n, n).transpose(0, 2, 1))  # (B*nW, Cv, N)
+    out = _reverse(out.reshape(-1, cv, window, window), window, h, w)
+    return np.roll(out, (shift, shift), axis=(2, 3)) if shift else out
+
+
+def _partition(x: np.ndarray, window: int) -> np.ndarray:
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h // window, window, w // window, window)
+    return np.ascontiguousarray(x.transpose(0, 2, 4, 1, 3, 5)).reshape(-1, c, window, window)
+
+
+def _reverse(windows: np.ndarray, window: int, h: int, w: int) -> np.ndarray:
+    c = windows.shape[1]
+    x = windows.reshape(-1, h // window, w // window, c, window, window)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 4, 2, 5)).reshape(-1, c, h, w)
+
+
+def _depthwise_in_window(q: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Depthwise conv (cross-correlation, as torch's conv2d) of each window with zero padding at its border."""
+    kh, kw = weight.shape[-2:]
+    pad = ((0, 0), (0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2))
+    padded = np.pad(q, pad)
+    weight = np.asarray(weight, np.float32).reshape(-1, kh, kw)
+    out = np.empty_like(q)
+    out[:] = np.asarray(bias, np.float32)[None, :, None, None]
+    side_h, side_w = q.shape[-2:]
+    for i in range(kh):
+        for j in range(kw):
+            out += weight[None, :, i, j, None, None] * padded[:, :, i:i + side_h, j:j + side_w]
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _relative_position_index(window: int) -> np.ndarray:
+    yy, xx = (a.ravel() for a in np.meshgrid(np.arange(window), np.arange(window), indexing="ij"))
+    dy = yy[:, None] - yy[None, :] + window - 1
+    dx = xx[:, None] - xx[None, :] + window - 1
+    return dy * (2 * window - 1) + dx
+
+
+@functools.lru_cache(maxsize=32)
+def _shift_mask(h: int, w: int, window: int, shift: int) -> np.ndarray:
+    """(nW, N, N): MASK_VALUE between tokens of different regions of the shifted image, else 0."""
+    def regions(size: int) -> np.ndarray:
+        pos = np.arange(size)
+        return (pos >= size - window).astype(np.int64) + (pos >= size - shift)
+
+    labels = (regions(h)[:, None] * 3 + regions(w)[None, :]).astype(np.float32)[None, None]
+    labels = _partition(labels, window).reshape(-1, window * window)
+    return (labels[:, :, None] != labels[:, None, :]).astype(np.float32) * np.float32(MASK_VALUE)
 
 
 def retarget_plugin_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:

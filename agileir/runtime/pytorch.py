@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..upscale.contract import check_upscaled
-from .base import Runner
+from .base import DeviceUnavailable, Runner
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -23,7 +23,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (resolved.index or 0) >= count:
-            raise ValueError(f"device {device!r} is not available here ({count} CUDA device(s))")
+            raise DeviceUnavailable(f"device {device!r} is not available here ({count} CUDA device(s) visible to "
+                                    "PyTorch); use --device cpu")
     return resolved
 
 

@@ -10,7 +10,9 @@ Criteria (data, not code paths; override per call):
 | int8      | mean over images of PSNR_Y(artifact, HR) - PSNR_Y(ref, HR) | >= -0.10 dB |
 
 The reference is the checkpoint recorded in the artifact (`source_checkpoint`: file name + sha256, looked
-up in agileir/weights/ and beside the artifact) or the one passed explicitly.
+up in agileir/weights/ and beside the artifact) run in PyTorch, or the one passed explicitly. Without PyTorch
+(a deploy install) it is an FP32 ONNX file of the same export run in ONNX Runtime: the one passed, else
+`model.onnx` (or `model.plugin.onnx`) beside the artifact, never the artifact itself.
 """
 from __future__ import annotations
 
@@ -93,38 +95,107 @@ def image_metrics(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, scale: int) 
             "psnr": p, "ssim": s, "ref_psnr": rp, "ref_ssim": rs, "delta_psnr": p - rp}
 
 
-def find_reference(artifact: Path, reference: str | Path | None = None) -> tuple[Path, dict | None]:
-    """(checkpoint path, the artifact's source_checkpoint record or None)."""
-    from ..models.load import WEIGHTS_DIR, file_sha256
+FP32_ONNX_REFERENCES = ("model.onnx", "model.plugin.onnx")  # what agileir-export writes, in order of preference
 
+
+@dataclass(frozen=True)
+class Reference:
+    """What an artifact is compared with: a checkpoint (run in PyTorch) or an FP32 .onnx (run in ONNX Runtime)."""
+
+    path: Path
+    recorded: dict | None  # the artifact's source_checkpoint record
+
+    @property
+    def kind(self) -> str:
+        return artifact_kind(self.path)
+
+    def describe(self) -> str:
+        engine = "PyTorch" if self.kind == "checkpoint" else "ONNX Runtime"
+        return f"the {engine} FP32 reference {self.path.name}"
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def find_reference(artifact: Path, reference: str | Path | None = None) -> Reference:
+    """The reference of `artifact`: `reference` when given (a checkpoint or an FP32 .onnx), the artifact itself
+    when it is a checkpoint, the checkpoint it records when PyTorch is installed, else an FP32 ONNX beside it."""
     kind = artifact_kind(artifact)
     recorded = artifact_metadata(artifact).get("source_checkpoint") if kind != "checkpoint" else None
     if reference is not None:
-        if not Path(reference).is_file():
-            raise FileNotFoundError(f"reference checkpoint not found: {reference}")
-        return Path(reference), recorded
+        return Reference(_explicit_reference(Path(reference)), recorded)
     if kind == "checkpoint":
-        return artifact, None
+        return Reference(artifact, None)
+    if torch_available():
+        return Reference(_recorded_checkpoint(artifact, recorded), recorded)
+    for name in FP32_ONNX_REFERENCES:
+        candidate = artifact.parent / name
+        if candidate.is_file() and candidate.resolve() != artifact.resolve() and _is_fp32_onnx(candidate):
+            return Reference(candidate, recorded)
+    raise ModuleNotFoundError(f"validating {artifact.name} needs PyTorch for its checkpoint reference, or an FP32 "
+                              f"ONNX reference (--reference model.onnx)", name="torch")
+
+
+def _explicit_reference(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"reference not found: {path}")
+    kind = artifact_kind(path)
+    if kind == "engine" or (kind == "onnx" and not _is_fp32_onnx(path)):
+        raise ValueError(f"--reference {path.name}: a reference is a checkpoint or an FP32 .onnx file")
+    return path
+
+
+def _is_fp32_onnx(path: Path) -> bool:
+    import onnx
+
+    from .artifacts import onnx_precision
+
+    return onnx_precision(onnx.load(str(path), load_external_data=False)) == "fp32"
+
+
+def _recorded_checkpoint(artifact: Path, recorded: dict | None) -> Path:
+    from ..models.load import WEIGHTS_DIR, file_sha256
+
     if not isinstance(recorded, dict) or "file" not in recorded:
         raise ValueError(f"{artifact.name} records no source checkpoint: pass --reference CKPT")
     for folder in (WEIGHTS_DIR, artifact.parent, artifact.parent.parent, Path.cwd()):
         candidate = folder / recorded["file"]
         if candidate.is_file() and file_sha256(candidate) == recorded.get("sha256"):
-            return candidate, recorded
+            return candidate
     raise ValueError(f"reference checkpoint {recorded['file']} (sha256 {str(recorded.get('sha256'))[:12]}...) not "
                      "found in agileir/weights/ or beside the artifact: pass --reference CKPT")
 
 
+def _reference_record(ref: Reference) -> dict:
+    from ..models.load import file_sha256
+
+    sha = file_sha256(ref.path)
+    if ref.kind == "checkpoint":
+        matches = None if ref.recorded is None else ref.recorded.get("sha256") == sha
+    else:  # an ONNX reference matches when both files were exported from the same checkpoint
+        own = artifact_metadata(ref.path).get("source_checkpoint")
+        matches = None if ref.recorded is None or not isinstance(own, dict) else \
+            own.get("sha256") == ref.recorded.get("sha256")
+    return {"file": ref.path.name, "kind": ref.kind, "runs_in": "pytorch" if ref.kind == "checkpoint" else
+            "onnxruntime", "sha256": sha, "matches_artifact": matches}
+
+
 def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, reference: str | Path | None = None,
                       backend: str | None = None, criterion: Criterion | None = None,
-                      progress: Callable[[dict], None] | None = None) -> ValidationReport:
-    """Run the artifact and the reference on every LR image of `dataset` and judge the precision's criterion."""
+                      progress: Callable[[dict], None] | None = None, device: str = "auto") -> ValidationReport:
+    """Run the artifact and the reference on every LR image of `dataset` and judge the precision's criterion.
+    `device`: where a checkpoint (the artifact or the reference) runs in PyTorch (resolve_device)."""
     from ..quality.evaluation import benchmark_pairs
     from ..io.images import read_image, to_uint8
-    from ..upscale.images import upscale_rgb_budgeted
+    from ..upscale.upscaler import Upscaler
     from ..models.load import file_sha256
     from . import load_runner
-    from .pytorch import PyTorchRunner
 
     artifact = Path(artifact)
     if not artifact.is_file():
@@ -134,25 +205,26 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
         if precision not in DEFAULT_CRITERIA:
             raise ValueError(f"no validation criterion for precision {precision!r}")
         criterion = DEFAULT_CRITERIA[precision]
-    ref_path, recorded = find_reference(artifact, reference)
+    found = find_reference(artifact, reference)
     pairs = benchmark_pairs(Path(dataset), scale)
-    runner = load_runner(artifact, backend=backend)
-    ref = PyTorchRunner(ref_path).activate()
+    runner = load_runner(artifact, backend=backend, device=device)
+    ref = load_runner(found.path, device=device)
     if runner.scale != scale or ref.scale != scale:
         raise ValueError(f"--scale {scale} does not match the artifact (x{runner.scale}) and reference (x{ref.scale})")
     report = ValidationReport(str(artifact), precision, criterion, info={
         "artifact_sha256": file_sha256(artifact), "backend": runner.backend, "runner": runner.description,
-        "reference": {"file": ref_path.name, "sha256": ref.sha256,
-                      "matches_artifact": None if recorded is None else recorded.get("sha256") == ref.sha256},
+        "reference": _reference_record(found), "reference_description": found.describe(),
         "dataset": str(dataset), "scale": scale})
+    upscaler, ref_upscaler = Upscaler(runner), Upscaler(ref)
     try:
         for hr_path, lr_path in pairs:
             lr = read_image(lr_path).to_rgb()
             hr = to_uint8(read_image(hr_path).to_rgb())
             row = {"image": hr_path.stem, "lr_hw": list(lr.shape[:2])}
             # both tiled alike when the image is over the memory budget, so parity compares like with like
-            out = upscale_rgb_budgeted(runner.upscale, lr, scale, ref.config, ref.window)
-            row |= image_metrics(out, upscale_rgb_budgeted(ref.upscale, lr, scale, ref.config, ref.window), hr, scale)
+            plan = ref_upscaler.plan(*lr.shape[:2])
+            out = upscaler.upscale_frames([lr], plan)[0]
+            row |= image_metrics(out, ref_upscaler.upscale_frames([lr], plan)[0], hr, scale)
             report.images.append(row)
             if progress:
                 progress(row)

@@ -41,20 +41,6 @@ def upscale_rgb(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, tile: int =
     return upscale_rgbs(upscale, [rgb], scale, tile, overlap, progress, align)[0]
 
 
-def upscale_rgb_budgeted(upscale: BatchUpscaler, rgb: np.ndarray, scale: int, config=None, align: int = 1,
-                         budget: int | None = None, echo: Callable[[str], None] | None = None,
-                         name: str = "image") -> np.ndarray:
-    """`upscale_rgb` of the whole image, tiled automatically when its estimated peak memory is over the
-    budget (agileir.upscale.memory): what eval, validate and calibrate use for images of any size."""
-    from .memory import plan_tiling
-
-    h, w = rgb.shape[:2]
-    plan = plan_tiling(config, h, w, scale, "auto", budget=budget)
-    if plan.auto and echo is not None:
-        echo(plan.message(name, h, w))
-    return upscale_rgb(upscale, rgb, scale, plan.tile, plan.overlap, align=align)
-
-
 def upscale_images(upscale: BatchUpscaler, images: list[Image], scale: int, tile: int = 0,
                    overlap: int = DEFAULT_OVERLAP, progress: Callable[[int], None] | None = None,
                    align: int = 1) -> list[Upscaled]:

@@ -56,6 +56,14 @@ class Upscaler:
     def upscale_image(self, image: Image, plan: TilePlan | None = None) -> Upscaled:
         return self.upscale_images([image], plan)[0]
 
+    def upscale_rgb(self, rgb: np.ndarray, name: str = "image", echo=None) -> np.ndarray:
+        """One HxWx3 float [0, 1] image (eval, validate, the Python API); `echo` gets the automatic-tiling note."""
+        h, w = rgb.shape[:2]
+        plan = self.plan(h, w)
+        if plan.auto and echo is not None:
+            echo(plan.message(name, h, w))
+        return self.upscale_frames([rgb], plan)[0]
+
     def upscale_frames(self, rgbs: list[np.ndarray], plan: TilePlan | None = None) -> list[np.ndarray]:
         """Same-size HxWx3 float [0, 1] frames in one model call -> (H*s)x(W*s)x3 float [0, 1]."""
         if plan is None:

@@ -1,0 +1,162 @@
+"""`agileir calibrate` as one library call: export, calibrate with every toolkit calibrator, quantize with the
+peer tools, narrow to other bit widths, evaluate every row in ONNX Runtime CPU and write the report."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import CALIBRATORS, PEERS
+
+SWEEP_CALIBRATORS = ("max", "percentile")  # range independent of the bit width: MinMax / Percentile rows
+
+
+@dataclass
+class ReportOptions:
+    eval_dirs: list[Path]
+    out_dir: Path = Path("calibration_report")
+    scale: int | None = None  # None: the model's
+    calibrators: tuple[str, ...] = CALIBRATORS
+    calib_dir: Path | None = None  # None: the bundled calibration set
+    form: str = "standard"
+    fp16: bool = True
+    fp16_study: bool = False
+    threads: int = 0  # ORT threads for evaluation and latency (0: all)
+    peers: tuple[str, ...] = PEERS
+    sweep: bool = True  # W6A6, W4A4, W8, W4 rows
+    attention: bool = True  # a row with the attention products in INT8 too
+    notes: dict = field(default_factory=dict)
+
+    def planned_outputs(self) -> list[Path]:
+        names = [f"calibration_report.{ext}" for ext in ("json", "md", "png")]
+        return [self.out_dir / n for n in names] + [self.out_dir / f"calibration_{c}.json" for c in self.calibrators]
+
+    def sweep_calibrators(self) -> tuple[str, ...]:
+        return tuple(c for c in SWEEP_CALIBRATORS if c in self.calibrators) or self.calibrators[:1]
+
+
+def check_inputs(options: ReportOptions, model_scale: int) -> list[int]:
+    """Bad input fails here in one line, before minutes of work; returns each eval set's image count."""
+    from ..quality.evaluation import benchmark_pairs
+
+    scale = options.scale or model_scale
+    if scale != model_scale:
+        raise ValueError(f"the model upscales x{model_scale}, not x{scale}")
+    if len({d.name for d in options.eval_dirs}) != len(options.eval_dirs):
+        raise ValueError("--eval folders must have distinct names (they label the report columns)")
+    if options.calib_dir and not Path(options.calib_dir).is_dir():
+        raise ValueError(f"calibration folder not found: {options.calib_dir}")
+    return [len(benchmark_pairs(d, scale)) for d in options.eval_dirs]
+
+
+def calibration_report(loaded, options: ReportOptions, progress_bar: Callable, echo: Callable[[str], None] = print):
+    """The report's dict and the files written. `progress_bar(total, desc)` returns a tqdm-like bar."""
+    from ..export.onnx_export import export_onnx
+    from ..io.outputs import OutputFolder
+    from ..quality.evaluation import evaluate
+    from . import report as R
+    from .dataset import load_images
+    from .fp16 import to_fp16
+
+    sizes = check_inputs(options, loaded.config.scale)
+    scale = loaded.config.scale
+    images = load_images(options.calib_dir)
+    OutputFolder(options.out_dir).ensure()
+    echo("exporting the ONNX graph(s) ...")
+    forms = {"standard": export_onnx(loaded.model, "standard")}
+    if options.form == "plugin":
+        forms["plugin"] = export_onnx(loaded.model, "plugin")
+    graphs = {"fp32": forms[options.form]}
+    if options.fp16:
+        graphs["fp16"] = to_fp16(forms[options.form])
+    info = {"file": loaded.path.name, "sha256": loaded.sha256, "arch": loaded.config.arch, "preset": loaded.preset,
+            "scale": scale, "form": options.form, "threads": options.threads,
+            "loadavg": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count(),
+            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "calibration_images": f"{len(images)} images from {options.calib_dir or 'the bundled set'}", **options.notes}
+    variants = _toolkit_rows(loaded, forms, graphs, images, options, progress_bar, echo)
+    if options.form == "standard":
+        variants += _peer_rows(forms["standard"], graphs, images, options, echo)
+    with progress_bar(sum(1 for v in variants if not v.skipped) * sum(sizes), "evaluating") as bar:
+        report = R.build_report(info, graphs, variants, options.eval_dirs, scale, evaluate, bar.update)
+    paths = R.write_report(report, options.out_dir)  # written before the slow FP16 study, rewritten with it
+    if options.fp16_study:
+        report["fp16_study"] = _fp16_study(forms["standard"], options.eval_dirs[0], scale, progress_bar)
+        paths = R.write_report(report, options.out_dir)
+    return report, paths
+
+
+def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progress_bar, echo) -> list:
+    """Calibrate with each toolkit calibrator (INT8 rows), then the attention and bit-width rows from them."""
+    from . import variants as V
+    from .attention import attention_int8
+    from .bits import SWEEP, narrowed
+    from .calibrators import progress_steps
+    from .report import Variant, variant_list
+
+    rows = variant_list((), fp16=options.fp16)
+    calibrations = {}
+    tensors = len(V.readers_of(forms["standard"]))
+    for calibrator in options.calibrators:
+        t0 = time.perf_counter()
+        with progress_bar(progress_steps(calibrator, len(images), tensors), f"calibrating {calibrator}") as bar:
+            cal = V.calibrate(forms["standard"], images, calibrator,
+                              {"source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256}}, bar.update)
+        cal.save(options.out_dir / f"calibration_{calibrator}.json")
+        calibrations[calibrator] = cal
+        graphs[f"int8-{calibrator}"] = V.int8_forms(forms, cal)[options.form]
+        rows.append(Variant(f"int8-{calibrator}", "int8", "W8A8", calibrator,
+                            seconds=round(time.perf_counter() - t0, 1)))
+    first = options.calibrators[0] if options.calibrators else None
+    if options.attention and first and options.form == "standard":
+        t0 = time.perf_counter()
+        echo(f"[attention] calibrating the attention products ({first}) ...")
+        graphs[f"int8-{first}-attention"] = attention_int8(forms["standard"], calibrations[first],
+                                                           [im.rgb for im in images])
+        rows.append(Variant(f"int8-{first}-attention", "int8", "W8A8", first, kind="attention",
+                            seconds=round(time.perf_counter() - t0, 1)))
+    if options.sweep:
+        for calibrator in options.sweep_calibrators():
+            for bits in SWEEP[1:]:  # W8A8 is the INT8 row itself
+                name = f"{calibrator}-{bits.label.lower()}"
+                graphs[name] = narrowed(graphs[f"int8-{calibrator}"], graphs["fp32"], bits)
+                rows.append(Variant(name, "int8", bits.label, calibrator, kind="sweep",
+                                    tool="agileir (fake-quantized with int8 Q/DQ)"))
+    return rows
+
+
+def _peer_rows(standard, graphs, images, options: ReportOptions, echo) -> list:
+    from .peers import run_peer
+    from .report import Variant
+
+    rows = []
+    for name in options.peers:
+        echo(f"[{name}] quantizing the same FP32 graph with the same calibration images ...")
+        result = run_peer(name, standard, [im.rgb for im in images])
+        if result.graph is not None:
+            graphs[name] = result.graph
+        else:
+            echo(f"[{name}] skipped: {result.skipped}")
+        rows.append(Variant(name, "int8", "W8A8", None, kind="peer", tool=result.tool, skipped=result.skipped,
+                            seconds=result.seconds))
+    return rows
+
+
+def _fp16_study(standard, dataset: Path, scale: int, progress_bar) -> dict:
+    """FP16 op-blocking study on the smallest LR image of `dataset` (it runs the graph about 25 times)."""
+    from PIL import Image
+
+    from ..io.images import read_image
+    from ..quality.evaluation import benchmark_pairs
+    from .fp16_study import block_study
+
+    def pixels(path):
+        with Image.open(path) as im:
+            return im.width * im.height
+
+    lr_path = min((lr for _, lr in benchmark_pairs(dataset, scale)), key=pixels)
+    with progress_bar(None, "FP16 op-blocking study") as bar:
+        rows = block_study(standard, read_image(lr_path).to_rgb(), progress=bar.update)
+    return {"image": f"{dataset.name}/{lr_path.name}", "form": "standard", "rows": rows}
