@@ -87,26 +87,26 @@ def _upscale_array(upscaler, array: np.ndarray) -> np.ndarray:
 
 
 def _upscale_file(upscaler, source: Path, output) -> Path:
-    from .io.outputs import check_outputs, output_names
+    from .io.outputs import output_names
     from .upscale.files import upscale_file
 
     out = Path(output) if output is not None else source.with_name(output_names([source], upscaler.scale)[0])
-    check_outputs([out], [source])
-    return upscale_file(upscaler, source, out).output
+    return upscale_file(upscaler, source, out).output  # its own output gate: the input and user files refused
 
 
 def _upscale_folder(upscaler, source: Path, output, batch: int) -> list[Path]:
     from .io.images import list_images
-    from .io.outputs import OutputFolder, check_outputs, folder_outputs
+    from .io.outputs import OutputFolder, folder_outputs
     from .upscale.files import upscale_files
     from .upscale.options import PipelineOptions
+    from .upscale.writing import IMAGE, RunOutputs
 
     images = list_images(source)
     out_dir = Path(output) if output is not None else source.with_name(f"{source.name}_x{upscaler.scale}")
     plan = folder_outputs(images, out_dir, upscaler.scale)
-    check_outputs(plan.values(), images)
+    outputs = RunOutputs.claimed(plan.items(), IMAGE, OutputFolder(out_dir))  # before any work
     options = PipelineOptions(batch=batch, fail_fast=True, handle_signals=False)
-    upscale_files(upscaler, plan, options, OutputFolder(out_dir))
+    upscale_files(upscaler, plan, options, outputs)
     return [plan[src] for src in images]
 
 
