@@ -6,11 +6,14 @@ state dicts load without renaming. Features travel through the transformer body 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
 
 from .config import SRConfig
-from .gswa import gswa_op
+from .gswa import (WindowSpec, from_windows, routing, sharing_window_geometry, to_windows,
+                   window_logit_bias)
 from .layers import (Conv2dBN, Mlp, PatchEmbed, conv_weight_and_bias, make_resi_conv, make_upsampler,
                      pad_to_multiple)
 
@@ -30,16 +33,29 @@ class CascadedGroupAttention(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        # The depthwise conv runs inside GSWA (per window) with folded weights, so its BN is an affine
-        # map on running statistics even while training; batch statistics would need windows out here.
+        # The depthwise conv runs per window with folded weights, so its BN is an affine map on running
+        # statistics even while training (as when GSWA runs it in image layout).
         for dw in self.dws:
             if isinstance(dw, Conv2dBN):
                 dw.bn.eval()
         return self
 
+    def forward(self, x: torch.Tensor, attend: Callable) -> torch.Tensor:
+        """x: NCHW, an image or its windows (the convs are pointwise); attend(i, q, k, v) -> group i's output."""
+        chunks = x.split(self.value_dim, dim=1)
+        outs: list[torch.Tensor] = []
+        for i in range(self.heads):
+            feat = chunks[i] if i == 0 else chunks[i] + outs[-1]
+            q, k, v = self.qkvs[i](feat).split([self.key_dim, self.key_dim, self.value_dim], dim=1)
+            outs.append(attend(i, q, k, v))
+        return self.proj(torch.cat(outs, dim=1))
+
 
 class ShiftedGroupAttention(nn.Module):
-    """AgileIR's attention (upstream name EfficientShiftingWindowAttention): GSWA per head group."""
+    """AgileIR's attention (upstream name EfficientShiftingWindowAttention): GSWA per head group.
+
+    The whole cascade runs in window space (one shifted partition and one reverse per block; the depthwise
+    conv on windows is GSWA's zero padding at window borders) unless a per-call GSWA is routed in."""
 
     def __init__(self, dim: int, key_dim: int, window: int, heads: int, upstream_compat: bool = False):
         super().__init__()
@@ -52,16 +68,19 @@ class ShiftedGroupAttention(nn.Module):
     def forward(self, x: torch.Tensor, shift: int) -> torch.Tensor:
         if self.upstream_compat:
             return x  # the official forward computes the attention and returns its input
-        g = self.groupatt
-        chunks = x.permute(0, 3, 1, 2).split(g.value_dim, dim=1)
-        outs: list[torch.Tensor] = []
-        for i in range(self.heads):
-            feat = chunks[i] if i == 0 else chunks[i] + outs[-1]
-            q, k, v = g.qkvs[i](feat).split([g.key_dim, g.key_dim, g.value_dim], dim=1)
-            dw_weight, dw_bias = conv_weight_and_bias(g.dws[i])
-            outs.append(gswa_op(q, k, v, dw_weight, dw_bias, self.relative_position_bias_table[:, i],
-                                self.window, shift, self.scale))
-        return g.proj(torch.cat(outs, dim=1)).permute(0, 2, 3, 1)
+        g, route, table = self.groupatt, routing(), self.relative_position_bias_table
+        spec = WindowSpec(self.window, shift, self.scale)
+        x = x.permute(0, 3, 1, 2)
+        b, _, h, w = x.shape
+        if route.per_call is not None:
+            def per_call(i, q, k, v):
+                return route.per_call(q, k, v, conv_weight_and_bias(g.dws[i]), table[:, i], spec)
+            return g(x, per_call).permute(0, 2, 3, 1)
+
+        def in_windows(i, q, k, v):
+            return route.attend(g.dws[i](q), k, v, window_logit_bias(table[:, i], spec, h, w), self.scale, b)
+        y = g(to_windows(x, self.window, shift), in_windows)
+        return from_windows(y, self.window, shift, h, w).permute(0, 2, 3, 1)
 
 
 class WindowAttention(nn.Module):
@@ -77,10 +96,19 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, shift: int) -> torch.Tensor:
-        q, k, v = (t.chunk(self.heads, dim=1) for t in self.qkv(x).permute(0, 3, 1, 2).chunk(3, dim=1))
-        outs = [gswa_op(q[h], k[h], v[h], None, None, self.relative_position_bias_table[:, h],
-                        self.window, shift, self.scale) for h in range(self.heads)]
-        return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
+        route, table = routing(), self.relative_position_bias_table
+        spec = WindowSpec(self.window, shift, self.scale)
+        qkv = self.qkv(x).permute(0, 3, 1, 2)
+        b, _, h, w = qkv.shape
+        if route.per_call is not None:
+            q, k, v = (t.chunk(self.heads, dim=1) for t in qkv.chunk(3, dim=1))
+            outs = [route.per_call(q[i], k[i], v[i], None, table[:, i], spec) for i in range(self.heads)]
+            return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
+        q, k, v = (t.chunk(self.heads, dim=1) for t in to_windows(qkv, self.window, shift).chunk(3, dim=1))
+        outs = [route.attend(q[i], k[i], v[i], window_logit_bias(table[:, i], spec, h, w), self.scale, b)
+                for i in range(self.heads)]
+        y = from_windows(torch.cat(outs, dim=1), self.window, shift, h, w)
+        return self.proj(y.permute(0, 2, 3, 1))
 
 
 class TransformerBlock(nn.Module):
@@ -167,7 +195,8 @@ class SRTransformer(nn.Module):
         x = pad_to_multiple(x, self.config.window_size)
         x = (x - self.mean) * self.config.img_range
         feat = self.conv_first(x)
-        x = self.conv_after_body(self.forward_features(feat)) + feat
+        with sharing_window_geometry():
+            x = self.conv_after_body(self.forward_features(feat)) + feat
         if self.config.upsampler == "pixelshuffle":
             x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
         else:

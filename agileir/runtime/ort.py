@@ -29,7 +29,7 @@ def _register_plugin_op() -> None:
                            "(pip install 'agileir[onnx]')") from None
     import torch
 
-    from ..models.gswa import gswa
+    from ..models.gswa import WindowSpec, gswa
 
     attrs = {"window_size": PyCustomOpDef.dt_int64, "shift_size": PyCustomOpDef.dt_int64,
              "key_dim": PyCustomOpDef.dt_int64, "scale": PyCustomOpDef.dt_float,
@@ -41,9 +41,9 @@ def _register_plugin_op() -> None:
         kd = int(a["key_dim"])
         q, k, v = x.float().split([kd, kd, x.shape[1] - 2 * kd], dim=1)
         with torch.inference_mode():
-            out = gswa(q, k, v, torch.from_numpy(dw_weight), torch.from_numpy(dw_bias),
-                       torch.from_numpy(bias_table), int(a["window_size"]), int(a["shift_size"]),
-                       float(a["scale"]))
+            spec = WindowSpec(int(a["window_size"]), int(a["shift_size"]), float(a["scale"]))
+            out = gswa(q, k, v, (torch.from_numpy(dw_weight), torch.from_numpy(dw_bias)),
+                       torch.from_numpy(bias_table), spec)
         return out.numpy().astype(qkv.dtype, copy=False)
 
     onnx_op(op_type=OP_TYPE, inputs=[f32, f32, f32, f32], outputs=[f32], attrs=attrs)(run)
