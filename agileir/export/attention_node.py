@@ -2,8 +2,8 @@
 
 The windows are the heads: Q, K, V are (B, nW, N, D) with N = window^2 tokens, and the relative-position bias
 plus shift mask is the float additive mask, (N, N) or (1, nW, N, N). TensorRT-RTX's fused attention needs V's
-head dim equal to K's, so the narrower of the two is zero-padded (zero channels add nothing to the logits;
-zero value channels are sliced off the output). Traced, the node is written in a private domain (the
+head dim equal to K's: the model routes with equal_head_dims, so v arrives zero-padded to K's width by its
+conv's weights (zero value channels give zero output channels, which the model drops). Traced, the node is written in a private domain (the
 TorchScript exporter stops at opset 20) and moved to the standard domain by :func:`to_standard_attention`.
 """
 from __future__ import annotations
@@ -29,21 +29,13 @@ class AttentionNode(torch.autograd.Function):
         return out
 
 
-def _pad_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    return x if x.shape[1] == channels else F.pad(x, (0, 0, 0, 0, 0, channels - x.shape[1]))
-
-
-def attention_kernel(q, k, v, logit_bias, scale: float, batch):
-    """Window-space kernel (docs/gswa.md): q, k (B*nW, Ck, w, w), v (B*nW, Cv, w, w) -> (B*nW, Cv, w, w)."""
-    window, cv = q.shape[-1], v.shape[1]
-    n, dim = window * window, max(q.shape[1], cv)
-
-    def heads(x):  # (B*nW, D, w, w) -> (B, nW, N, D)
-        return _pad_channels(x, dim).reshape(batch, -1, dim, n).transpose(2, 3)
-
+def attention_kernel(q, k, v, logit_bias, scale: float):
+    """Window-space kernel, windows as heads (agileir.models.gswa.attend_tokens): q, k, v (B, nW, N, D) with
+    equal D (the model routes with equal_head_dims) -> (B, nW, N, D)."""
+    if not q.shape[-1] == k.shape[-1] == v.shape[-1]:
+        raise ValueError("the Attention form needs q, k and v of one head dim (route with equal_head_dims)")
     mask = logit_bias.unsqueeze(0) if logit_bias.dim() == 3 else logit_bias
-    out = AttentionNode.apply(heads(q), heads(k), heads(v), mask.to(q.dtype), float(scale))
-    return out[..., :cv].transpose(2, 3).reshape(-1, cv, window, window)
+    return AttentionNode.apply(q, k, v, mask.to(q.dtype), float(scale))
 
 
 def to_standard_attention(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:

@@ -163,7 +163,7 @@ def export_onnx(model: SRTransformer, form: str = "standard",
     if form not in FORMS:
         raise ValueError(f"unknown export form {form!r}")
     model = model.eval()
-    routes = {"standard": routed(), "plugin": routed(per_call=plugin_gswa), "attention": routed(attention_kernel)}
+    routes = {"standard": routed(), "plugin": routed(per_call=plugin_gswa), "attention": routed(attention_kernel, equal_head_dims=True)}
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         with routes[form]:

@@ -95,45 +95,72 @@ class WindowSpec:
             raise ValueError(f"shift must be in [0, window), got {self.shift}")
 
 
-def to_windows(x: torch.Tensor, window: int, shift: int) -> torch.Tensor:
-    """(B, C, H, W) image -> (B * nW, C, window, window): the cyclic shift by -shift, then the partition."""
+def to_windows(x: torch.Tensor, window: int, shift: int, shared: bool = True) -> torch.Tensor:
+    """(B, C, H, W) image -> (B * nW, C, window, window): the cyclic shift by -shift, then the partition.
+    `shared`: shift with the forward's shared gather indices when there are any (sharing_window_geometry)."""
     if shift:
-        x = torch.roll(x, shifts=(-shift, -shift), dims=(2, 3))
+        x = _roll(x, -shift, shared)
     return window_partition(x, window)
 
 
-def from_windows(windows: torch.Tensor, window: int, shift: int, h: int, w: int) -> torch.Tensor:
+def from_windows(windows: torch.Tensor, window: int, shift: int, h: int, w: int, shared: bool = True) -> torch.Tensor:
     """Inverse of :func:`to_windows`: reverse the partition, then undo the shift."""
     x = window_reverse(windows, window, h, w)
     if shift:
-        x = torch.roll(x, shifts=(shift, shift), dims=(2, 3))
+        x = _roll(x, shift, shared)
     return x
 
 
-def window_logit_bias(bias_table: torch.Tensor, spec: WindowSpec, h: int, w: int) -> torch.Tensor:
-    """Relative-position bias plus shift mask, the additive term of the logits: (1, N, N) without a shift,
-    (nW, N, N) with one (per window of an h x w image)."""
+def _roll(x: torch.Tensor, shift: int, shared: bool) -> torch.Tensor:
+    """torch.roll by (shift, shift) over (H, W). Within a shared geometry as two gathers whose indices are
+    built once per forward (traced: two Gather nodes per roll instead of Slice/Concat pairs)."""
+    if not shared or _geometry is None:
+        return torch.roll(x, shifts=(shift, shift), dims=(2, 3))
+    h, w = x.shape[-2:]
+
+    def indices():
+        return ((torch.arange(h, device=x.device) - shift) % h, (torch.arange(w, device=x.device) - shift) % w)
+    rows, cols = _shared(("roll", shift), indices)
+    return x.index_select(2, rows).index_select(3, cols)
+
+
+def window_logit_bias(bias_table: torch.Tensor, spec: WindowSpec, h: int, w: int, shared: bool = True) -> torch.Tensor:
+    """Relative-position bias plus shift mask, the additive term of the logits: (N, N) without a shift,
+    (nW, N, N) with one (per window of an h x w image). `shared`: take the shift mask from the forward's
+    shared geometry (see sharing_window_geometry) when there is one."""
     n = spec.window * spec.window
     index = _cached(relative_position_index, spec.window, bias_table.device)
     bias = bias_table.reshape(-1)[index.reshape(-1)].reshape(n, n)
     if spec.shift:
-        bias = bias + _shift_mask_shared(h, w, spec.window, spec.shift, bias_table.device).to(bias.dtype)
+        def mask():
+            return _cached(shift_mask, h, w, spec.window, spec.shift, bias_table.device)
+        bias = bias + (_shared(("mask", spec.window, spec.shift), mask) if shared else mask()).to(bias.dtype)
     return bias
 
 
-def attend_windows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_bias: torch.Tensor,
-                   scale: float) -> torch.Tensor:
-    """Attention inside each window. q, k (B*nW, Ck, w, w), v (B*nW, Cv, w, w), logit_bias (N, N) or
-    (nW, N, N) from :func:`window_logit_bias`; returns (B*nW, Cv, w, w)."""
-    window = q.shape[-1]
-    n = window * window
-    qt, kt, vt = q.flatten(2), k.flatten(2), v.flatten(2)
-    attn = qt.transpose(1, 2) @ kt
-    if logit_bias.dim() == 3:
-        attn = attn.reshape(-1, logit_bias.shape[0], n, n)
-    attn = torch.add(logit_bias, attn, alpha=scale).reshape(-1, n, n)  # one pass for scale and bias
-    out = vt @ attn.softmax(dim=-1).transpose(1, 2)  # (B*nW, Cv, N)
-    return out.reshape(-1, v.shape[1], window, window)
+def to_tokens(windows: torch.Tensor, batch) -> torch.Tensor:
+    """(B*nW, C, w, w) windows -> (B, nW, N, C) tokens, the layout of attention heads (windows as heads)."""
+    c, n = windows.shape[1], windows.shape[-1] * windows.shape[-2]
+    return windows.reshape(batch, -1, c, n).transpose(2, 3)
+
+
+def from_tokens(tokens: torch.Tensor, window: int) -> torch.Tensor:
+    """Inverse of :func:`to_tokens`."""
+    return tokens.transpose(2, 3).reshape(-1, tokens.shape[-1], window, window)
+
+
+def take_channels(x: torch.Tensor, dim: int, start: int, count: int) -> torch.Tensor:
+    """x's channels [start, start + count) along `dim` by a gather with constant int32 indices: exported, one
+    Gather node, which TensorRT's parser maps to one layer (a Slice or Split costs it tens of shape layers)."""
+    return x.index_select(dim, torch.arange(start, start + count, dtype=torch.int32, device=x.device))
+
+
+def attend_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_bias: torch.Tensor,
+                  scale: float) -> torch.Tensor:
+    """Attention inside each window, windows as heads. q, k (B, nW, N, Ck), v (B, nW, N, Cv), logit_bias
+    (N, N) or (nW, N, N) from :func:`window_logit_bias`; returns (B, nW, N, Cv)."""
+    attn = torch.add(logit_bias, q @ k.transpose(-2, -1), alpha=scale)  # one pass for scale and bias
+    return attn.softmax(dim=-1) @ v
 
 
 def gswa(
@@ -152,31 +179,33 @@ def gswa(
     """
     h, w = q.shape[-2:]
     spec.check(h, w)
-    qw = to_windows(q, spec.window, spec.shift)
+    qw, kw, vw = (to_windows(t, spec.window, spec.shift, shared=False) for t in (q, k, v))
     if dw is not None:
         qw = F.conv2d(qw, dw[0], dw[1], padding=dw[0].shape[-1] // 2, groups=q.shape[1])
-    out = attend_windows(qw, to_windows(k, spec.window, spec.shift), to_windows(v, spec.window, spec.shift),
-                         window_logit_bias(bias_table, spec, h, w), spec.scale)
-    return from_windows(out, spec.window, spec.shift, h, w)
+    b = q.shape[0]
+    out = attend_tokens(to_tokens(qw, b), to_tokens(kw, b), to_tokens(vw, b),
+                        window_logit_bias(bias_table, spec, h, w, shared=False), spec.scale)
+    out = from_tokens(out, spec.window)
+    return from_windows(out, spec.window, spec.shift, h, w, shared=False)
 
 
 # How the models run GSWA. By default a block runs in window space: one (shifted) partition of its input,
-# the head groups' convs and `kernel` (attention inside the windows, same signature as attend_windows plus
-# the image batch size) per window, one reverse. With `per_call` set (same signature as gswa), every head
+# the head groups' convs and `kernel` (attention inside the windows, same signature as attend_tokens)
+# per window, one reverse. With `per_call` set (same signature as gswa), every head
 # group calls it in image layout instead: the plugin form traces each call to one custom node.
+# equal_head_dims: the kernel needs v as wide as q and k (zero-padded; it returns the padded width).
 @dataclass(frozen=True)
 class Routing:
-    kernel: Callable = None  # type: ignore[assignment]
+    kernel: Callable | None = None
     per_call: Callable | None = None
+    equal_head_dims: bool = False
 
-    def attend(self, q, k, v, logit_bias, scale, batch):
-        if self.kernel is None:
-            return attend_windows(q, k, v, logit_bias, scale)
-        return self.kernel(q, k, v, logit_bias, scale, batch)
+    def attend(self, q, k, v, logit_bias, scale):
+        return (self.kernel or attend_tokens)(q, k, v, logit_bias, scale)
 
 
 _routing = Routing()
-_shift_masks: dict | None = None  # per forward: (window, shift) -> mask, see sharing_window_geometry
+_geometry: dict | None = None  # per forward: shift masks and roll indices, see sharing_window_geometry
 
 
 def routing() -> Routing:
@@ -184,10 +213,10 @@ def routing() -> Routing:
 
 
 @contextlib.contextmanager
-def routed(kernel: Callable | None = None, per_call: Callable | None = None):
+def routed(kernel: Callable | None = None, per_call: Callable | None = None, equal_head_dims: bool = False):
     """Route every model GSWA call: `kernel` for the attention in window space, or `per_call` per head group."""
     global _routing
-    previous, _routing = _routing, Routing(kernel, per_call)
+    previous, _routing = _routing, Routing(kernel, per_call, equal_head_dims)
     try:
         yield
     finally:
@@ -196,20 +225,19 @@ def routed(kernel: Callable | None = None, per_call: Callable | None = None):
 
 @contextlib.contextmanager
 def sharing_window_geometry():
-    """Within one forward every block sees the same padded H x W: build each shift mask once and share it
-    (traced for export: one mask subgraph for all shifted blocks instead of one per head group)."""
-    global _shift_masks
-    previous, _shift_masks = _shift_masks, {}
+    """Within one forward every block sees the same padded H x W: build each shift mask and roll index once
+    and share it (traced for export: one subgraph for all blocks instead of one per block or head group)."""
+    global _geometry
+    previous, _geometry = _geometry, {}
     try:
         yield
     finally:
-        _shift_masks = previous
+        _geometry = previous
 
 
-def _shift_mask_shared(h, w, window: int, shift: int, device) -> torch.Tensor:
-    if _shift_masks is None:
-        return _cached(shift_mask, h, w, window, shift, device)
-    key = (window, shift)
-    if key not in _shift_masks:
-        _shift_masks[key] = _cached(shift_mask, h, w, window, shift, device)
-    return _shift_masks[key]
+def _shared(key: tuple, make: Callable):
+    if _geometry is None:
+        return make()
+    if key not in _geometry:
+        _geometry[key] = make()
+    return _geometry[key]

@@ -10,10 +10,11 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .config import SRConfig
-from .gswa import (WindowSpec, from_windows, routing, sharing_window_geometry, to_windows,
-                   window_logit_bias)
+from .gswa import (WindowSpec, from_tokens, from_windows, routing, sharing_window_geometry, take_channels,
+                   to_tokens, to_windows, window_logit_bias)
 from .layers import (Conv2dBN, Mlp, PatchEmbed, conv_weight_and_bias, make_resi_conv, make_upsampler,
                      pad_to_multiple)
 
@@ -41,7 +42,7 @@ class CascadedGroupAttention(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor, attend: Callable) -> torch.Tensor:
-        """x: NCHW, an image or its windows (the convs are pointwise); attend(i, q, k, v) -> group i's output."""
+        """Image layout: x (B, C, H, W); attend(i, q, k, v) -> group i's output (B, Cv, H, W)."""
         chunks = x.split(self.value_dim, dim=1)
         outs: list[torch.Tensor] = []
         for i in range(self.heads):
@@ -49,6 +50,55 @@ class CascadedGroupAttention(nn.Module):
             q, k, v = self.qkvs[i](feat).split([self.key_dim, self.key_dim, self.value_dim], dim=1)
             outs.append(attend(i, q, k, v))
         return self.proj(torch.cat(outs, dim=1))
+
+    def windowed(self, windows: torch.Tensor, attend: Callable, batch, equal_head_dims: bool,
+                 scale: float) -> torch.Tensor:
+        """Window space: windows (B*nW, C, w, w) -> (B*nW, C, w, w); attend(i, q, k, v) takes and returns tokens
+        (B, nW, N, D). The convs are pointwise (the depthwise one pads at the window border, as GSWA does), so
+        the cascade runs on windows; with equal_head_dims q, k and v are zero-padded to one width. q comes out
+        multiplied by the logit scale (folded into the depthwise conv)."""
+        ck, cv, window = self.key_dim, self.value_dim, windows.shape[-1]
+        widths = (max(ck, cv),) * 3 if equal_head_dims else (ck, ck, cv)
+        outs: list[torch.Tensor] = []
+        for i in range(self.heads):
+            chunk = take_channels(windows, 1, i * cv, cv)
+            feat = chunk if i == 0 else chunk + outs[-1]
+            tokens = to_tokens(self.projected(i, feat, widths, scale), batch)
+            q, k, v = (take_channels(tokens, 3, sum(widths[:j]), widths[j]) for j in range(3))
+            out = attend(i, q, k, v)
+            outs.append(from_tokens(out if widths[2] == cv else take_channels(out, 3, 0, cv), window))
+        return self.proj(torch.cat(outs, dim=1))
+
+    def projected(self, i: int, feat: torch.Tensor, widths: tuple[int, int, int], scale: float) -> torch.Tensor:
+        """Group i's packed [q | k | v] windows, q through the depthwise conv and times `scale`, each part
+        zero-padded to its width: one qkv conv and one depthwise conv over all channels (identity taps on k
+        and v), whose weights an export folds into constants."""
+        conv, sizes = self.qkvs[i], (self.key_dim, self.key_dim, self.value_dim)
+        dw_weight, dw_bias = conv_weight_and_bias(self.dws[i])
+        if isinstance(conv, Conv2dBN) and conv.training:  # BN batch statistics need the module's own output
+            qkv = _pad_parts(conv(feat), 1, sizes, widths)
+        else:
+            weight, bias = conv_weight_and_bias(conv)
+            bias = bias if bias is not None else weight.new_zeros(weight.shape[0])
+            qkv = F.conv2d(feat, _pad_parts(weight, 0, sizes, widths), _pad_parts(bias, 0, sizes, widths))
+        taps = dw_weight.shape[-1]
+        identity = dw_weight.new_zeros(widths[1] + widths[2], 1, taps, taps)
+        identity[:, :, taps // 2, taps // 2] = 1.0
+        weight = torch.cat([_pad_parts(dw_weight * scale, 0, sizes[:1], widths[:1]), identity])
+        bias = torch.cat([_pad_parts(dw_bias * scale, 0, sizes[:1], widths[:1]), dw_bias.new_zeros(len(identity))])
+        return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=sum(widths))
+
+
+def _pad_parts(x: torch.Tensor, dim: int, sizes: tuple, widths: tuple) -> torch.Tensor:
+    """Consecutive parts of `sizes` along `dim`, each followed by zeros up to its width."""
+    if tuple(sizes) == tuple(widths):
+        return x
+    parts = []
+    for part, width in zip(x.split(list(sizes), dim=dim), widths):
+        shape = list(part.shape)
+        shape[dim] = width - shape[dim]
+        parts += [part, part.new_zeros(shape)]
+    return torch.cat(parts, dim=dim)
 
 
 class ShiftedGroupAttention(nn.Module):
@@ -77,9 +127,9 @@ class ShiftedGroupAttention(nn.Module):
                 return route.per_call(q, k, v, conv_weight_and_bias(g.dws[i]), table[:, i], spec)
             return g(x, per_call).permute(0, 2, 3, 1)
 
-        def in_windows(i, q, k, v):
-            return route.attend(g.dws[i](q), k, v, window_logit_bias(table[:, i], spec, h, w), self.scale, b)
-        y = g(to_windows(x, self.window, shift), in_windows)
+        def attend(i, q, k, v):  # q arrives scaled
+            return route.attend(q, k, v, window_logit_bias(table[:, i], spec, h, w), 1.0)
+        y = g.windowed(to_windows(x, self.window, shift), attend, b, route.equal_head_dims, self.scale)
         return from_windows(y, self.window, shift, h, w).permute(0, 2, 3, 1)
 
 
@@ -98,16 +148,21 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, shift: int) -> torch.Tensor:
         route, table = routing(), self.relative_position_bias_table
         spec = WindowSpec(self.window, shift, self.scale)
-        qkv = self.qkv(x).permute(0, 3, 1, 2)
-        b, _, h, w = qkv.shape
+        dim = x.shape[-1]
         if route.per_call is not None:
+            qkv = self.qkv(x).permute(0, 3, 1, 2)
             q, k, v = (t.chunk(self.heads, dim=1) for t in qkv.chunk(3, dim=1))
             outs = [route.per_call(q[i], k[i], v[i], None, table[:, i], spec) for i in range(self.heads)]
             return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
-        q, k, v = (t.chunk(self.heads, dim=1) for t in to_windows(qkv, self.window, shift).chunk(3, dim=1))
-        outs = [route.attend(q[i], k[i], v[i], window_logit_bias(table[:, i], spec, h, w), self.scale, b)
-                for i in range(self.heads)]
-        y = from_windows(torch.cat(outs, dim=1), self.window, shift, h, w)
+        # window space, q scaled by the projection (an export folds the scaled weights into constants)
+        gain = torch.cat([torch.full((dim,), self.scale), torch.ones(2 * dim)]).to(x)
+        qkv = F.linear(x, self.qkv.weight * gain[:, None], self.qkv.bias * gain).permute(0, 3, 1, 2)
+        b, _, h, w = qkv.shape
+        tokens = to_tokens(to_windows(qkv, self.window, shift), b)  # (B, nW, N, 3C)
+        hd = dim // self.heads
+        outs = [route.attend(*(take_channels(tokens, 3, j * dim + i * hd, hd) for j in range(3)),
+                             window_logit_bias(table[:, i], spec, h, w), 1.0) for i in range(self.heads)]
+        y = from_windows(from_tokens(torch.cat(outs, dim=-1), self.window), self.window, shift, h, w)
         return self.proj(y.permute(0, 2, 3, 1))
 
 
