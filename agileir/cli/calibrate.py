@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..calibration import CALIBRATORS
+from ..export.forms import FORMS
 from .common import CliError, friendly_errors, load_torch_model, model_options, require_module
 
 
@@ -19,7 +20,7 @@ from .common import CliError, friendly_errors, load_torch_model, model_options, 
 @click.option("--calibrator", "calibrators", multiple=True, type=click.Choice(CALIBRATORS),
               help="INT8 calibrators to compare (repeatable) [default: all]")
 @click.option("--calib-dir", type=click.Path(file_okay=False), help="LR calibration images [default: bundled set]")
-@click.option("--form", type=click.Choice(["standard", "plugin"]), default="standard", show_default=True,
+@click.option("--form", type=click.Choice(list(FORMS)), default="standard", show_default=True,
               help="export form evaluated (the INT8 ranges always come from the standard form)")
 @click.option("--no-fp16", is_flag=True, help="leave out the FP16 variant")
 @click.option("--fp16-study", is_flag=True,
@@ -70,8 +71,8 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
 
     click.echo("exporting the ONNX graph(s) ...", err=True)
     forms = {"standard": export_onnx(loaded.model, "standard")}
-    if form == "plugin":
-        forms["plugin"] = export_onnx(loaded.model, "plugin")
+    if form != "standard":
+        forms[form] = export_onnx(loaded.model, form)
     graphs = {"fp32": forms[form]}
     if not no_fp16:
         graphs["fp16"] = to_fp16(forms[form])

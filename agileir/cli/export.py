@@ -1,5 +1,6 @@
-"""`agileir-export`: checkpoint -> fused model -> model.onnx + model.plugin.onnx + export.json,
-and with --fp16 / --int8 the reduced-precision variants of each form (agileir.calibration)."""
+"""`agileir-export`: checkpoint -> fused model -> one ONNX file per form (model.onnx, model.plugin.onnx,
+model.attention.onnx; agileir.export.forms) + export.json, and with --fp16 / --int8 the reduced-precision
+variants of each form (agileir.calibration)."""
 from __future__ import annotations
 
 import time
@@ -9,10 +10,10 @@ from typing import Any
 import click
 
 from ..calibration import CALIBRATORS
+from ..export.forms import DEFAULT_FORM_SET, form_choices, forms_of, onnx_name
 from .common import (CliError, friendly_errors, load_torch_model, model_options, require_module, target_options,
                      write_json)
 
-FILES = {"standard": "model.onnx", "plugin": "model.plugin.onnx"}
 # The export gate is PSNR, as in `agileir validate`. Max abs error is reported, not gated: on the synthetic
 # sample's flat regions float32 rounding reaches ~1e-3 for the trained x4 model (ONNX Runtime graph
 # optimisations on or off), while on natural images (Set5, tested) it stays near 1e-6.
@@ -69,7 +70,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
         echo(f"[{form}] tracing and cleaning the graph ...")
         proto = export_onnx(loaded.model, form, options)
         protos[form] = onnx.ModelProto.FromString(proto.SerializeToString())
-        entry: dict[str, Any] = {"file": FILES[form], "node_counts": node_counts(proto),
+        entry: dict[str, Any] = {"file": onnx_name(form), "node_counts": node_counts(proto),
                                  "export_s": round(time.time() - t0, 1)}
         if validate:
             annotate(proto, {"scale": config.scale, "window": config.window_size, "form": form})
@@ -79,7 +80,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
             echo(f"[{form}] ONNX Runtime vs PyTorch on the sample image: PSNR {check['psnr_db']:.1f} dB, "
                  f"max abs err {check['max_abs_err']:.2e} -> {'ok' if check['passed'] else 'FAILED'}")
         annotate(proto, {k: v for k, v in info.items() if k != "forms"} | {"form": form, **entry})
-        path = out_dir / FILES[form]
+        path = out_dir / onnx_name(form)
         save_checked(proto, path)
         entry["bytes"] = path.stat().st_size
         info["forms"][form] = entry
@@ -101,7 +102,8 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
 @click.argument("model", required=False)
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
               help="output folder [default: export_<checkpoint name>]")
-@click.option("--form", type=click.Choice(["both", "standard", "plugin"]), default="both", show_default=True)
+@click.option("--form", type=click.Choice(form_choices()), default=DEFAULT_FORM_SET, show_default=True,
+              help="both: standard and plugin; all: also attention (ONNX Attention nodes, opset 23)")
 @click.option("--static-shape", help="export for one input shape BxCxHxW instead of dynamic batch/H/W")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(17, 21))
 @click.option("--fold", type=click.Choice(["all", "small"]), default="all", show_default=True,
@@ -123,7 +125,7 @@ def export_artifacts(loaded, out_dir: Path, forms: list[str], static_shape=None,
 @friendly_errors
 def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp16, int8, calibrator, calib_dir,
                calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat):
-    """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops and GSWA plugin form."""
+    """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops, GSWA plugin and Attention forms."""
     from ..calibration.writer import VariantOptions
 
     from ..runtime.tensorrt.builder import parse_compute_capabilities
@@ -169,15 +171,10 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
     engine_step(sorted(out.glob("model*.onnx")), target=target, compute_capabilities=caps)
 
 
-def forms_of(form: str) -> list[str]:
-    return ["standard", "plugin"] if form == "both" else [form]
-
-
 def export_outputs(out: Path, forms: list[str], fp16: bool, int8: bool) -> list[Path]:
     """Every file agileir-export may write into `out`."""
-    stems = [FILES[f][: -len(".onnx")] for f in forms]
-    names = [FILES[f] for f in forms] + ["export.json"]
-    names += [f"{s}.fp16.onnx" for s in stems if fp16] + [f"{s}.int8.onnx" for s in stems if int8]
+    names = [onnx_name(f) for f in forms] + ["export.json"]
+    names += [onnx_name(f, "fp16") for f in forms if fp16] + [onnx_name(f, "int8") for f in forms if int8]
     names += ["calibration.json"] if int8 else []
     names += [n[: -len(".onnx")] + ".plan" for n in list(names) if n.endswith(".onnx")]
     names += [n[: -len(".onnx")] + ".json" for n in list(names) if n.endswith(".onnx")]

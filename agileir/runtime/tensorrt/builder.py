@@ -112,7 +112,7 @@ class OnnxInfo:
     path: Path
     sha256: str
     precision: str
-    form: str  # "standard" | "plugin"
+    form: str  # one of agileir.export.forms.FORMS
     metadata: dict
 
 
@@ -120,7 +120,7 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     """Precision (from the graph), form and agileir metadata of an ONNX file."""
     import onnx
 
-    from ...models.gswa_node import gswa_nodes
+    from ...export.forms import form_of
     from ...models.load import file_sha256
 
     path = Path(path)
@@ -130,8 +130,7 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     meta = onnx_metadata(proto)
     if "scale" not in meta:
         raise ValueError(f"{path.name} has no agileir metadata (scale); export it with agileir-export")
-    form = "plugin" if gswa_nodes(proto) else "standard"
-    return OnnxInfo(path, file_sha256(path), onnx_precision(proto), form, meta)
+    return OnnxInfo(path, file_sha256(path), onnx_precision(proto), form_of(proto), meta)
 
 
 def network_typing(graph_precision: str, requested: str | None, tensorrt_major: int,
@@ -228,12 +227,38 @@ def flavour_of(trt) -> str:
 
 
 def network_summary(trt, network) -> dict:
-    """Layer counts of the parsed network: total, GSWA plugin layers, Q/DQ layers."""
+    """Layer counts of the parsed network: total, GSWA plugin layers, fused attentions, Q/DQ layers, by type."""
     types = [network.get_layer(i).type for i in range(network.num_layers)]
     plugin_types = {getattr(trt.LayerType, n) for n in ("PLUGIN_V3", "PLUGIN_V2", "PLUGIN") if hasattr(trt.LayerType, n)}
+    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
+    by_type: dict[str, int] = {}
+    for t in types:
+        by_type[t.name] = by_type.get(t.name, 0) + 1
     return {"layers": len(types), "plugin_layers": sum(t in plugin_types for t in types),
+            "attention_layers": sum(t == attention_input for t in types) if attention_input is not None else 0,
             "quantize_layers": sum(t == trt.LayerType.QUANTIZE for t in types),
-            "dequantize_layers": sum(t == trt.LayerType.DEQUANTIZE for t in types)}
+            "dequantize_layers": sum(t == trt.LayerType.DEQUANTIZE for t in types),
+            "by_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1]))}
+
+
+def decompose_fp32_attention(trt, network) -> int:
+    """Mark every attention whose query is FP32 decomposable; returns how many.
+
+    TensorRT-RTX 1.7 has fused attention kernels for FP16/BF16 only: an FP32 IAttention that is not
+    decomposable fails the build ("not supported by a dedicated kernel"). Decomposed, it runs as
+    MatMul/SoftMax/MatMul layers inside the engine."""
+    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
+    marked = 0
+    for i in range(network.num_layers if attention_input is not None else 0):
+        layer = network.get_layer(i)
+        if layer.type != attention_input:
+            continue
+        layer.__class__ = trt.IAttentionInputLayer
+        attention = layer.attention
+        if attention.get_input(0).dtype == trt.float32:
+            attention.decomposable = True
+            marked += 1
+    return marked
 
 
 def _set_targets(trt, config, caps: tuple[str, ...]) -> list[str]:
@@ -303,6 +328,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
                          f"{errors[0].splitlines()[0] if errors else 'no error reported'}")
     parse_s = time.time() - start
     summary = network_summary(trt, network)
+    summary["decomposable_attentions"] = decompose_fp32_attention(trt, network)
+    if summary["decomposable_attentions"]:
+        echo(f"{summary['decomposable_attentions']} FP32 attentions marked decomposable (fused attention kernels "
+             "are FP16/BF16 only): build the FP16 variant for fused attention")
 
     config = builder.create_builder_config()
     for flag in flags:  # only BuilderFlag.FP16 on TensorRT 10 (network_typing refuses it elsewhere)
