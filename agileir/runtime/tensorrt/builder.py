@@ -283,6 +283,63 @@ def _timing_cache(config, cache_path: Path | None, echo) -> None:
             raise RuntimeError("TensorRT could not create a timing cache")
 
 
+def _load_plugin(impl: str | None, library: Path | None, flavour: str) -> None:
+    """Register the GSWA plugin before the parser runs: it looks the creator up while parsing."""
+    if impl == "library":
+        assert library is not None
+        load_plugin_library(library, flavour)
+    elif impl == "qdp":
+        from .qdp import register
+
+        register()
+
+
+def _parse(trt, builder, info: OnnxInfo, typing: tuple[bool, bool], logger, echo: Callable[[str], None]):
+    """(network, parser, parse seconds, network summary) of the ONNX file; typing = (strongly typed, Python
+    AOT plugins). FP32 attentions are marked decomposable (decompose_fp32_attention)."""
+    strongly_typed, aot_plugins = typing
+    network_flags = 0
+    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # ignored (always on) in 11
+    if strongly_typed and strong is not None:
+        network_flags |= 1 << int(strong)
+    aot = getattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS", None)  # TensorRT >= 10.9
+    if aot_plugins and aot is not None:
+        network_flags |= 1 << int(aot)
+    network = builder.create_network(network_flags)
+    parser = trt.OnnxParser(network, logger)
+    start = time.time()
+    if not parser.parse_from_file(str(info.path)):
+        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+        raise ValueError(f"{FLAVOUR_NAMES[flavour_of(trt)]}'s ONNX parser rejected {info.path.name}: "
+                         f"{errors[0].splitlines()[0] if errors else 'no error reported'}")
+    parse_s = time.time() - start
+    summary = network_summary(trt, network)
+    summary["decomposable_attentions"] = decompose_fp32_attention(trt, network)
+    if summary["decomposable_attentions"]:
+        echo(f"{summary['decomposable_attentions']} FP32 attentions marked decomposable (fused attention kernels "
+             "are FP16/BF16 only): build the FP16 variant for fused attention")
+    return network, parser, parse_s, summary
+
+
+def _builder_config(trt, builder, network, options: BuildOptions, flags: list[str]):
+    """(builder config, input name, rtx targets or None): flags, workspace, optimisation level, profile."""
+    config = builder.create_builder_config()
+    for flag in flags:  # only BuilderFlag.FP16 on TensorRT 10 (network_typing refuses it elsewhere)
+        builder_flag = getattr(trt.BuilderFlag, flag, None)
+        if builder_flag is None:
+            raise ValueError(f"{FLAVOUR_NAMES[flavour_of(trt)]} {trt.__version__} has no BuilderFlag.{flag}")
+        config.set_flag(builder_flag)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    config.builder_optimization_level = options.optimization_level
+    profile = builder.create_optimization_profile()
+    input_name = network.get_input(0).name
+    p = options.profile
+    profile.set_shape(input_name, trt.Dims(list(p.min)), trt.Dims(list(p.opt)), trt.Dims(list(p.max)))
+    config.add_optimization_profile(profile)
+    targets = _set_targets(trt, config, options.compute_capabilities) if flavour_of(trt) == "rtx" else None
+    return config, input_name, targets
+
+
 def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, options: BuildOptions = BuildOptions(),
                  echo: Callable[[str], None] = print) -> dict:
     """Build and write `engine_path` (default: the ONNX path with .plan) and its .json sidecar; returns the sidecar.
@@ -303,50 +360,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
     strongly_typed, flags = network_typing(info.precision, options.precision, major, flavour)
     impl, library = resolve_plugin(info.form, options, version if flavour == "tensorrt" else None)
     logger = collecting_logger(trt, options.verbose, echo)
-    if impl == "library":
-        assert library is not None
-        load_plugin_library(library, flavour)  # before the parser: it looks the creator up while parsing
-    elif impl == "qdp":
-        from .qdp import register
-
-        register()
+    _load_plugin(impl, library, flavour)
 
     builder = trt.Builder(logger)
-    network_flags = 0
-    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # ignored (always on) in 11
-    if strongly_typed and strong is not None:
-        network_flags |= 1 << int(strong)
-    aot = getattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS", None)  # TensorRT >= 10.9
-    if impl == "qdp" and aot is not None:
-        network_flags |= 1 << int(aot)
-    network = builder.create_network(network_flags)
-    parser = trt.OnnxParser(network, logger)
-    start = time.time()
-    if not parser.parse_from_file(str(info.path)):
-        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-        raise ValueError(f"{FLAVOUR_NAMES[flavour]}'s ONNX parser rejected {info.path.name}: "
-                         f"{errors[0].splitlines()[0] if errors else 'no error reported'}")
-    parse_s = time.time() - start
-    summary = network_summary(trt, network)
-    summary["decomposable_attentions"] = decompose_fp32_attention(trt, network)
-    if summary["decomposable_attentions"]:
-        echo(f"{summary['decomposable_attentions']} FP32 attentions marked decomposable (fused attention kernels "
-             "are FP16/BF16 only): build the FP16 variant for fused attention")
+    network, parser, parse_s, summary = _parse(trt, builder, info, (strongly_typed, impl == "qdp"), logger, echo)
 
-    config = builder.create_builder_config()
-    for flag in flags:  # only BuilderFlag.FP16 on TensorRT 10 (network_typing refuses it elsewhere)
-        builder_flag = getattr(trt.BuilderFlag, flag, None)
-        if builder_flag is None:
-            raise ValueError(f"{FLAVOUR_NAMES[flavour]} {version} has no BuilderFlag.{flag}")
-        config.set_flag(builder_flag)
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
-    config.builder_optimization_level = options.optimization_level
-    profile = builder.create_optimization_profile()
-    input_name = network.get_input(0).name
-    p = options.profile
-    profile.set_shape(input_name, trt.Dims(list(p.min)), trt.Dims(list(p.opt)), trt.Dims(list(p.max)))
-    config.add_optimization_profile(profile)
-    targets = _set_targets(trt, config, options.compute_capabilities) if flavour == "rtx" else None
+    config, input_name, targets = _builder_config(trt, builder, network, options, flags)
     cache_path = options.timing_cache if flavour == "tensorrt" else None
     _timing_cache(config, cache_path, echo)
 
@@ -380,7 +399,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         "onnx_precision": info.precision,
         "strongly_typed": strongly_typed,
         "builder_flags": flags,
-        "profile": p.to_dict() | {"input": input_name},
+        "profile": options.profile.to_dict() | {"input": input_name},
         "scale": int(meta["scale"]),
         "window": meta.get("window"),
         "form": info.form,
