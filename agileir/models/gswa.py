@@ -149,10 +149,11 @@ def from_tokens(tokens: torch.Tensor, window: int) -> torch.Tensor:
     return tokens.transpose(2, 3).reshape(-1, tokens.shape[-1], window, window)
 
 
-def take_channels(x: torch.Tensor, dim: int, start: int, count: int) -> torch.Tensor:
-    """x's channels [start, start + count) along `dim` by a gather with constant int32 indices: exported, one
-    Gather node, which TensorRT's parser maps to one layer (a Slice or Split costs it tens of shape layers)."""
-    return x.index_select(dim, torch.arange(start, start + count, dtype=torch.int32, device=x.device))
+def take_channels(x: torch.Tensor, dim: int, indices) -> torch.Tensor:
+    """x's channels `indices` (a range or list of ints) along `dim`, by a gather with constant int32 indices:
+    exported, one Gather node, which TensorRT's parser maps to one layer (a Slice or Split costs it tens of
+    shape layers)."""
+    return x.index_select(dim, torch.tensor(list(indices), dtype=torch.int32, device=x.device))
 
 
 def attend_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_bias: torch.Tensor,

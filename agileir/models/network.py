@@ -41,7 +41,9 @@ class CascadedGroupAttention(nn.Module):
                 dw.bn.eval()
         return self
 
-    def forward(self, x: torch.Tensor, attend: Callable) -> torch.Tensor:
+    # Two plain methods, no forward: the attention module calls one of them, so in either layout the convs
+    # trace under the attention's scope with the same node names (INT8 Q/DQ is transplanted between forms by name).
+    def image_layout(self, x: torch.Tensor, attend: Callable) -> torch.Tensor:
         """Image layout: x (B, C, H, W); attend(i, q, k, v) -> group i's output (B, Cv, H, W)."""
         chunks = x.split(self.value_dim, dim=1)
         outs: list[torch.Tensor] = []
@@ -58,47 +60,41 @@ class CascadedGroupAttention(nn.Module):
         the cascade runs on windows; with equal_head_dims q, k and v are zero-padded to one width. q comes out
         multiplied by the logit scale (folded into the depthwise conv)."""
         ck, cv, window = self.key_dim, self.value_dim, windows.shape[-1]
-        widths = (max(ck, cv),) * 3 if equal_head_dims else (ck, ck, cv)
+        width = max(ck, cv) if equal_head_dims else None
         outs: list[torch.Tensor] = []
         for i in range(self.heads):
-            chunk = take_channels(windows, 1, i * cv, cv)
+            chunk = take_channels(windows, 1, range(i * cv, (i + 1) * cv))
             feat = chunk if i == 0 else chunk + outs[-1]
-            tokens = to_tokens(self.projected(i, feat, widths, scale), batch)
-            q, k, v = (take_channels(tokens, 3, sum(widths[:j]), widths[j]) for j in range(3))
-            out = attend(i, q, k, v)
-            outs.append(from_tokens(out if widths[2] == cv else take_channels(out, 3, 0, cv), window))
+            packed, parts = self.projected(i, feat, width, scale)
+            tokens = to_tokens(packed, batch)
+            out = attend(i, *(take_channels(tokens, 3, part) for part in parts))
+            outs.append(from_tokens(out if out.shape[-1] == cv else take_channels(out, 3, range(cv)), window))
         return self.proj(torch.cat(outs, dim=1))
 
-    def projected(self, i: int, feat: torch.Tensor, widths: tuple[int, int, int], scale: float) -> torch.Tensor:
-        """Group i's packed [q | k | v] windows, q through the depthwise conv and times `scale`, each part
-        zero-padded to its width: one qkv conv and one depthwise conv over all channels (identity taps on k
-        and v), whose weights an export folds into constants."""
-        conv, sizes = self.qkvs[i], (self.key_dim, self.key_dim, self.value_dim)
+    def projected(self, i: int, feat: torch.Tensor, width: int | None, scale: float):
+        """Group i's windows through its qkv conv and one depthwise conv over all channels (q's taps times
+        `scale`, identity taps on k and v); returns them and the channel indices of q, k and v in them.
+
+        The qkv conv is the module itself, so every form has the same conv node (INT8 ranges and Q/DQ match
+        by node name). With a `width`, each of q, k, v is zero-padded to it: the depthwise conv then writes
+        a zero channel after each channel (channel multiplier 2), which the indices repeat as padding."""
+        qkv = self.qkvs[i](feat)
+        ck, cv = self.key_dim, self.value_dim
         dw_weight, dw_bias = conv_weight_and_bias(self.dws[i])
-        if isinstance(conv, Conv2dBN) and conv.training:  # BN batch statistics need the module's own output
-            qkv = _pad_parts(conv(feat), 1, sizes, widths)
-        else:
-            weight, bias = conv_weight_and_bias(conv)
-            bias = bias if bias is not None else weight.new_zeros(weight.shape[0])
-            qkv = F.conv2d(feat, _pad_parts(weight, 0, sizes, widths), _pad_parts(bias, 0, sizes, widths))
         taps = dw_weight.shape[-1]
-        identity = dw_weight.new_zeros(widths[1] + widths[2], 1, taps, taps)
-        identity[:, :, taps // 2, taps // 2] = 1.0
-        weight = torch.cat([_pad_parts(dw_weight * scale, 0, sizes[:1], widths[:1]), identity])
-        bias = torch.cat([_pad_parts(dw_bias * scale, 0, sizes[:1], widths[:1]), dw_bias.new_zeros(len(identity))])
-        return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=sum(widths))
-
-
-def _pad_parts(x: torch.Tensor, dim: int, sizes: tuple, widths: tuple) -> torch.Tensor:
-    """Consecutive parts of `sizes` along `dim`, each followed by zeros up to its width."""
-    if tuple(sizes) == tuple(widths):
-        return x
-    parts = []
-    for part, width in zip(x.split(list(sizes), dim=dim), widths):
-        shape = list(part.shape)
-        shape[dim] = width - shape[dim]
-        parts += [part, part.new_zeros(shape)]
-    return torch.cat(parts, dim=dim)
+        weight = dw_weight.new_zeros(2 * ck + cv, 1, taps, taps)
+        weight[:, :, taps // 2, taps // 2] = 1.0  # k and v pass through
+        weight = torch.cat([dw_weight * scale, weight[ck:]])
+        bias = torch.cat([dw_bias * scale, dw_bias.new_zeros(ck + cv)])
+        starts, sizes = (0, ck, 2 * ck), (ck, ck, cv)
+        if width is None:
+            parts = [range(start, start + size) for start, size in zip(starts, sizes)]
+            return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=len(weight)), parts
+        weight = torch.stack([weight, torch.zeros_like(weight)], dim=1).flatten(0, 1)
+        bias = torch.stack([bias, torch.zeros_like(bias)], dim=1).flatten()
+        parts = [[2 * c for c in range(start, start + size)] + [1] * (width - size)
+                 for start, size in zip(starts, sizes)]
+        return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=2 * ck + cv), parts
 
 
 class ShiftedGroupAttention(nn.Module):
@@ -125,7 +121,7 @@ class ShiftedGroupAttention(nn.Module):
         if route.per_call is not None:
             def per_call(i, q, k, v):
                 return route.per_call(q, k, v, conv_weight_and_bias(g.dws[i]), table[:, i], spec)
-            return g(x, per_call).permute(0, 2, 3, 1)
+            return g.image_layout(x, per_call).permute(0, 2, 3, 1)
 
         def attend(i, q, k, v):  # q arrives scaled
             return route.attend(q, k, v, window_logit_bias(table[:, i], spec, h, w), 1.0)
@@ -154,13 +150,14 @@ class WindowAttention(nn.Module):
             q, k, v = (t.chunk(self.heads, dim=1) for t in qkv.chunk(3, dim=1))
             outs = [route.per_call(q[i], k[i], v[i], None, table[:, i], spec) for i in range(self.heads)]
             return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
-        # window space, q scaled by the projection (an export folds the scaled weights into constants)
+        # window space: q times the logit scale, once per block (the Linear stays itself: INT8 matches it by name)
         gain = torch.cat([torch.full((dim,), self.scale), torch.ones(2 * dim)]).to(x)
-        qkv = F.linear(x, self.qkv.weight * gain[:, None], self.qkv.bias * gain).permute(0, 3, 1, 2)
+        qkv = (self.qkv(x) * gain).permute(0, 3, 1, 2)
         b, _, h, w = qkv.shape
         tokens = to_tokens(to_windows(qkv, self.window, shift), b)  # (B, nW, N, 3C)
         hd = dim // self.heads
-        outs = [route.attend(*(take_channels(tokens, 3, j * dim + i * hd, hd) for j in range(3)),
+        outs = [route.attend(*(take_channels(tokens, 3, range(j * dim + i * hd, j * dim + (i + 1) * hd))
+                               for j in range(3)),
                              window_logit_bias(table[:, i], spec, h, w), 1.0) for i in range(self.heads)]
         y = from_windows(from_tokens(torch.cat(outs, dim=-1), self.window), self.window, shift, h, w)
         return self.proj(y.permute(0, 2, 3, 1))
