@@ -34,8 +34,7 @@ def attention_kernel(q, k, v, logit_bias, scale: float):
     equal D (the model routes with equal_head_dims) -> (B, nW, N, D)."""
     if not q.shape[-1] == k.shape[-1] == v.shape[-1]:
         raise ValueError("the Attention form needs q, k and v of one head dim (route with equal_head_dims)")
-    mask = logit_bias.unsqueeze(0) if logit_bias.dim() == 3 else logit_bias
-    return AttentionNode.apply(q, k, v, mask.to(q.dtype), float(scale))
+    return AttentionNode.apply(q, k, v, logit_bias.to(q.dtype), float(scale))
 
 
 def to_standard_attention(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:

@@ -126,14 +126,14 @@ def _roll(x: torch.Tensor, shift: int, shared: bool) -> torch.Tensor:
 
 def window_logit_bias(bias_table: torch.Tensor, spec: WindowSpec, h: int, w: int, shared: bool = True) -> torch.Tensor:
     """Relative-position bias plus shift mask, the additive term of the logits: (N, N) without a shift,
-    (nW, N, N) with one (per window of an h x w image). `shared`: take the shift mask from the forward's
+    (1, nW, N, N) with one (per window of an h x w image, broadcast over the batch). `shared`: take the shift mask from the forward's
     shared geometry (see sharing_window_geometry) when there is one."""
     n = spec.window * spec.window
     index = _cached(relative_position_index, spec.window, bias_table.device)
     bias = bias_table.reshape(-1)[index.reshape(-1)].reshape(n, n)
     if spec.shift:
         def mask():
-            return _cached(shift_mask, h, w, spec.window, spec.shift, bias_table.device)
+            return _cached(shift_mask, h, w, spec.window, spec.shift, bias_table.device)[None]
         bias = bias + (_shared(("mask", spec.window, spec.shift), mask) if shared else mask()).to(bias.dtype)
     return bias
 
@@ -159,7 +159,7 @@ def take_channels(x: torch.Tensor, dim: int, indices) -> torch.Tensor:
 def attend_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_bias: torch.Tensor,
                   scale: float) -> torch.Tensor:
     """Attention inside each window, windows as heads. q, k (B, nW, N, Ck), v (B, nW, N, Cv), logit_bias
-    (N, N) or (nW, N, N) from :func:`window_logit_bias`; returns (B, nW, N, Cv)."""
+    (N, N) or (1, nW, N, N) from :func:`window_logit_bias`; returns (B, nW, N, Cv)."""
     attn = torch.add(logit_bias, q @ k.transpose(-2, -1), alpha=scale)  # one pass for scale and bias
     return attn.softmax(dim=-1) @ v
 
