@@ -2,8 +2,9 @@
 
     python bench/export_graph.py [--model CKPT] [--sizes 64,128,256] [--runs 5] [--out bench/results/export_graph.json]
 
-Forms: "naive" traces the reference GSWA op as it is (a copy of the window bookkeeping per head
-group), "standard" is what agileir-export writes as model.onnx, "plugin" is model.plugin.onnx.
+Forms: "naive" traces the reference GSWA op per head group as it is (a copy of the window bookkeeping per
+head group), then every export form of agileir.export.forms (model.onnx, model.plugin.onnx,
+model.attention.onnx).
 Latency compares ONNX Runtime (standard form) with PyTorch eager on the same fused model, one
 process, the same threads, one size at a time (eager runs, then ORT runs), median of --runs after one
 warm-up each.
@@ -24,12 +25,14 @@ import torch
 
 from agileir import __version__
 from agileir.export import onnx_export as ox
+from agileir.export.forms import FORMS
 from agileir.models import load_model
+from agileir.models.gswa import gswa, routed
 from agileir.runtime.ort import create_session
 
 
 def naive_export(model) -> onnx.ModelProto:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, routed(per_call=gswa):
         path = Path(tmp) / "naive.onnx"
         ox._trace_to_onnx(model, path, ox.ExportOptions())
         return ox._slim(onnx.load(str(path)))
@@ -62,7 +65,7 @@ def main() -> None:
                           "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__},
               "graphs": {}, "latency": []}
     protos = {}
-    for form in ("naive", "standard", "plugin"):
+    for form in ("naive", *FORMS):
         t = time.time()
         protos[form] = naive_export(model) if form == "naive" else ox.export_onnx(model, form)
         counts = ox.node_counts(protos[form])

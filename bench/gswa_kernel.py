@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     if err != drv.CUresult.CUDA_SUCCESS:
         return _fail(f"cuInit failed ({err})")
 
-    from agileir.models.gswa import gswa
+    from agileir.models.gswa import WindowSpec, gswa
     from agileir.plugins import launch
 
     torch.manual_seed(0)
@@ -204,12 +204,12 @@ def main(argv=None) -> int:
                 q, k, v = qkv.split([KEY_DIM, KEY_DIM, V_DIM], dim=1)
 
                 def reference():
-                    return gswa(q, k, v, dw_w.to(tdtype), dw_b.to(tdtype), table.to(tdtype), WINDOW, shift, scale)
+                    return gswa(q, k, v, (dw_w.to(tdtype), dw_b.to(tdtype)), table.to(tdtype), WindowSpec(WINDOW, shift, scale))
 
                 with torch.no_grad():
                     call()
                     torch.cuda.synchronize()
-                    ref32 = gswa(q.float(), k.float(), v.float(), dw_w, dw_b, table, WINDOW, shift, scale)
+                    ref32 = gswa(q.float(), k.float(), v.float(), (dw_w, dw_b), table, WindowSpec(WINDOW, shift, scale))
                     max_err = float((out.float() - ref32).abs().max())
                     t_kernel = _time_ms(torch, call, args.iters, args.warmup)
                     t_ref = _time_ms(torch, reference, max(5, args.iters // 5), 2)

@@ -53,7 +53,7 @@ def make_case(
 ) -> GswaCase:
     import torch
 
-    from agileir.models.gswa import gswa
+    from agileir.models.gswa import WindowSpec, gswa
     from agileir.plugins.launch import dtype_tag
 
     tag = dtype_tag(dtype)
@@ -68,5 +68,5 @@ def make_case(
     scale = key_dim**-0.5 if scale is None else scale
     q, k, v = qkv.split([key_dim, key_dim, v_dim], dim=1)
     with torch.no_grad():
-        ref = gswa(q, k, v, dw_weight if with_dw else None, dw_bias if with_dw else None, bias_table, window, shift, scale)
+        ref = gswa(q, k, v, (dw_weight, dw_bias) if with_dw else None, bias_table, WindowSpec(window, shift, scale))
     return GswaCase(tag, B, H, W, key_dim, v_dim, window, shift, with_dw, scale, qkv, dw_weight, dw_bias, bias_table, ref)

@@ -1,4 +1,4 @@
-"""ONNX export: both forms against PyTorch in ONNX Runtime, dynamic shapes, graph structure."""
+"""ONNX export: every form against PyTorch in ONNX Runtime, dynamic shapes, graph structure."""
 import json
 
 import numpy as np
@@ -6,6 +6,7 @@ import onnx
 import pytest
 import torch
 
+from agileir.export.forms import FORMS
 from agileir.export.onnx_export import ExportOptions, export_onnx, node_counts
 from agileir.io.images import read_image
 from agileir.runtime.pytorch import torch_upscaler
@@ -30,7 +31,7 @@ def attention_ops(proto):
 
 
 @pytest.mark.parametrize("config", [TINY_AGILEIR, TINY_SWINIR], ids=["agileir", "swinir"])
-@pytest.mark.parametrize("form", ["standard", "plugin"])
+@pytest.mark.parametrize("form", FORMS)
 def test_one_file_serves_all_sizes(config, form):
     model = randomized(build_model(config)).fuse()
     session = create_session(export_onnx(model, form))

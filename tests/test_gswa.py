@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from agileir.models.gswa import gswa, relative_position_index
+from agileir.models.gswa import WindowSpec, gswa, relative_position_index
 
 
 def naive_gswa(q, k, v, dw_w, dw_b, table, ws, shift, scale):
@@ -75,7 +75,7 @@ def test_reference_matches_naive(B, ck, cv, H, W, ws, shift, dw):
     dw_b = torch.randn(ck, generator=g) * 0.1 if dw else None
     table = torch.randn((2 * ws - 1) ** 2, generator=g)
     scale = ck ** -0.5
-    got = gswa(q, k, v, dw_w, dw_b, table, ws, shift, scale).double()
+    got = gswa(q, k, v, (dw_w, dw_b) if dw else None, table, WindowSpec(ws, shift, scale)).double()
     want = naive_gswa(q, k, v, dw_w, dw_b, table, ws, shift, scale)
     assert got.shape == (B, cv, H, W)
     assert (got - want).abs().max().item() <= 1e-5
@@ -91,10 +91,10 @@ def test_relative_position_index_range():
 def test_rejects_bad_shapes():
     x = torch.zeros(1, 2, 12, 16)
     with pytest.raises(ValueError, match="multiples"):
-        gswa(x, x, x, None, None, torch.zeros(225), 8, 0, 1.0)
+        gswa(x, x, x, None, torch.zeros(225), WindowSpec(8, 0, 1.0))
     x = torch.zeros(1, 2, 16, 16)
     with pytest.raises(ValueError, match="shift"):
-        gswa(x, x, x, None, None, torch.zeros(225), 8, 8, 1.0)
+        gswa(x, x, x, None, torch.zeros(225), WindowSpec(8, 8, 1.0))
 
 
 def test_inference_then_training_gradients_are_exact():
@@ -107,11 +107,11 @@ def test_inference_then_training_gradients_are_exact():
     dw_w = torch.randn(2, 1, 5, 5, generator=g, dtype=torch.float64) * 0.2
     dw_b = torch.randn(2, generator=g, dtype=torch.float64) * 0.1
     with torch.inference_mode():
-        gswa(q, k, v, dw_w, dw_b, table, 4, 2, 0.5)  # fills the coordinate cache in inference mode
+        gswa(q, k, v, (dw_w, dw_b), table, WindowSpec(4, 2, 0.5))  # fills the coordinate cache in inference mode
     leaves = tuple(t.clone().requires_grad_(True) for t in (q, k, v, dw_w, dw_b, table))
 
     def op(q, k, v, dw_w, dw_b, table):
-        return gswa(q, k, v, dw_w, dw_b, table, 4, 2, 0.5)
+        return gswa(q, k, v, (dw_w, dw_b), table, WindowSpec(4, 2, 0.5))
 
     assert torch.autograd.gradcheck(op, leaves, eps=1e-6, atol=1e-6)
     op(*leaves).square().sum().backward()

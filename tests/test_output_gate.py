@@ -3,7 +3,7 @@
 Rules: an input is never a target (symlink, hard link, even with --overwrite); a file agileir wrote is replaced
 by an output of the same kind; a file it did not write, or one edited since, or one of another kind, is refused
 without --overwrite; one target claimed twice is refused. Every refusal is one `error:` line, exit 2, and the
-refused file is byte-for-byte unchanged. Export folders are validated before use (agileir/io/export_folder.py).
+refused file is byte-for-byte unchanged. Export folders are validated before use (agileir/export/folder.py).
 Exit codes: a full disk is 2 and a missing `ray[client]` is 3 (cli/common.py's one mapping)."""
 from __future__ import annotations
 

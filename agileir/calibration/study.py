@@ -66,8 +66,8 @@ def calibration_report(loaded, options: ReportOptions, progress_bar: Callable, e
     OutputFolder(options.out_dir).ensure()
     echo("exporting the ONNX graph(s) ...")
     forms = {"standard": export_onnx(loaded.model, "standard")}
-    if options.form == "plugin":
-        forms["plugin"] = export_onnx(loaded.model, "plugin")
+    if options.form != "standard":
+        forms[options.form] = export_onnx(loaded.model, options.form)
     graphs = {"fp32": forms[options.form]}
     if options.fp16:
         graphs["fp16"] = to_fp16(forms[options.form])

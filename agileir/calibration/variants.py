@@ -6,6 +6,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
+from ..export.forms import FORMS, onnx_name
 from ..runtime.parity import output_parity
 from .calibrators import DEFAULT_CALIBRATOR, SETTINGS, activation_ranges
 from .dataset import CalibrationImage
@@ -14,8 +15,7 @@ from .int8 import quantize_standard, transplant_qdq
 from .qdq_rules import activation_inputs, qdq_summary, qdq_violations
 from .record import Calibration, graph_sha256, library_versions
 
-FILES = {("fp16", "standard"): "model.fp16.onnx", ("fp16", "plugin"): "model.plugin.fp16.onnx",
-         ("int8", "standard"): "model.int8.onnx", ("int8", "plugin"): "model.plugin.int8.onnx"}
+FILES = {(precision, form): onnx_name(form, precision) for precision in ("fp16", "int8") for form in FORMS}
 CALIBRATION_FILE = "calibration.json"
 # Pass marks of the ORT check against the FP32 graph's output: they catch a broken graph, not a small loss.
 MIN_PSNR_DB = {"fp16": 50.0, "int8": 30.0}
@@ -44,8 +44,9 @@ def int8_forms(forms: dict[str, onnx.ModelProto], calibration: Calibration) -> d
     ranges = calibration.ranges_for(activation_inputs(forms["standard"]))
     quantized = quantize_standard(forms["standard"], ranges)
     out = {"standard": quantized}
-    if "plugin" in forms:
-        out["plugin"] = transplant_qdq(quantized, forms["plugin"])
+    for form in forms:
+        if form != "standard":
+            out[form] = transplant_qdq(quantized, forms[form])
     return out
 
 

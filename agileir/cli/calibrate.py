@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..calibration import CALIBRATORS, PEERS
+from ..export.forms import FORMS
 from .common import friendly_errors, load_torch_model, model_options, overwrite_option, require_module
 
 PEER_CHOICES = (*PEERS, "none")
@@ -22,7 +23,7 @@ PEER_CHOICES = (*PEERS, "none")
 @click.option("--calibrator", "calibrators", multiple=True, type=click.Choice(CALIBRATORS),
               help="INT8 calibrators to compare (repeatable) [default: all]")
 @click.option("--calib-dir", type=click.Path(file_okay=False), help="LR calibration images [default: bundled set]")
-@click.option("--form", type=click.Choice(["standard", "plugin"]), default="standard", show_default=True,
+@click.option("--form", type=click.Choice(list(FORMS)), default="standard", show_default=True,
               help="export form evaluated (the INT8 ranges always come from the standard form)")
 @click.option("--peer", "peers", multiple=True, type=click.Choice(PEER_CHOICES),
               help="other tools' INT8 of the same graph (repeatable; 'none' for none) [default: all]; "

@@ -1,5 +1,6 @@
-"""`agileir-export`: checkpoint -> model.onnx + model.plugin.onnx + export.json, and with --fp16 / --int8 the
-reduced-precision variants of each form; the job itself is agileir.deploy.export_checkpoint."""
+"""`agileir-export`: checkpoint -> one ONNX file per form (model.onnx, model.plugin.onnx, model.attention.onnx;
+agileir.export.forms) + export.json, and with --fp16 / --int8 the reduced-precision variants of each form; the
+job itself is agileir.deploy.export_checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..calibration import CALIBRATORS
+from ..export.forms import DEFAULT_FORM_SET, form_choices, forms_of
 from .common import CliError, friendly_errors, model_options, overwrite_option, require_module, target_options
 
 
@@ -27,7 +29,8 @@ def static_shape_option(text: str | None) -> tuple[int, int, int, int] | None:
 @click.argument("model", required=False)
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
               help="output folder [default: export_<checkpoint name>]")
-@click.option("--form", type=click.Choice(["both", "standard", "plugin"]), default="both", show_default=True)
+@click.option("--form", type=click.Choice(form_choices()), default=DEFAULT_FORM_SET, show_default=True,
+              help="both: standard and plugin; all: also attention (ONNX Attention nodes, opset 23)")
 @click.option("--static-shape", help="export for one input shape BxCxHxW instead of dynamic batch/H/W")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(17, 21))
 @click.option("--fold", type=click.Choice(["all", "small"]), default="all", show_default=True,
@@ -50,10 +53,9 @@ def static_shape_option(text: str | None) -> tuple[int, int, int, int] | None:
 @friendly_errors
 def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp16, int8, calibrator, calib_dir,
                calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat, overwrite):
-    """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops and GSWA plugin form."""
+    """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops, GSWA plugin and Attention forms."""
     from ..calibration.writer import VariantOptions
     from ..deploy import EngineTarget, ExportRequest, export_checkpoint
-    from ..deploy.export import FORM_CHOICES
     from ..export.onnx_export import ExportOptions
     from ..runtime.tensorrt.builder import parse_compute_capabilities
 
@@ -65,7 +67,7 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
     block = tuple(op.strip() for op in fp16_block.split(",") if op.strip()) if fp16_block is not None else None
     variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
                               Path(calib_json) if calib_json else None, block)
-    request = ExportRequest(model, Path(out_dir) if out_dir else None, FORM_CHOICES[form],
+    request = ExportRequest(model, Path(out_dir) if out_dir else None, tuple(forms_of(form)),
                             ExportOptions(opset=opset, static_shape=shape, fold=fold), not no_validate, variants,
                             EngineTarget(target, caps), preset_name, upstream_compat)
     gate = _claim_outputs(request, overwrite)

@@ -20,14 +20,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.export_folder import check_onnx, read_export
+from ..export.forms import FORMS, PRECISIONS, onnx_name
+from ..export.folder import check_onnx, read_export
 from ..io.gate import OutputGate, file_sha256
 from ..io.outputs import input_files
 from ..runtime.artifacts import ENGINE_SUFFIXES, read_sidecar, sidecar_path
 
 INPUT, OUTPUT = "lr", "sr"
-ONNX_VARIANTS = {"model.onnx": "fp32", "model.fp16.onnx": "fp16", "model.int8.onnx": "int8"}
-PLUGIN_ONNX = ("model.plugin.onnx", "model.plugin.fp16.onnx", "model.plugin.int8.onnx")
+ONNX_VARIANTS = {onnx_name("standard", p): p for p in PRECISIONS}
+# ONNX files Triton's onnxruntime backend is not given, by form, with the reason
+SKIPPED_FORMS = {
+    "plugin": "plugin form: its custom GSWA op is not loadable by Triton's onnxruntime backend; build a TensorRT "
+              "engine from it (`agileir build`) and rerun",
+    "attention": "attention form: its opset-23 Attention op needs ONNX Runtime >= 1.23, newer than the onnxruntime "
+                 "backend of many Triton releases; serve model.onnx, or build a TensorRT engine from it",
+}
+assert set(SKIPPED_FORMS) | {"standard"} == set(FORMS)
 
 
 @dataclass
@@ -90,10 +98,10 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
             # ONNX Runtime: the graph pads to a window multiple itself, so any H, W >= 1 is valid
             models.append(RepoModel(name, "onnxruntime", path, model_config(
                 name, "onnxruntime", ort_max_batch, ort_instances, ort_kind, (64, 64))))
-    for file in PLUGIN_ONNX:
-        if (export_dir / file).is_file():
-            skipped.append((file, "plugin form: its custom GSWA op is not loadable by Triton's onnxruntime "
-                                  "backend; build a TensorRT engine from it (`agileir build`) and rerun"))
+    for form, reason in SKIPPED_FORMS.items():
+        for file in (onnx_name(form, p) for p in PRECISIONS):
+            if (export_dir / file).is_file():
+                skipped.append((file, reason))
     needs_plugin = False
     for path in sorted(p for p in export_dir.iterdir() if p.suffix in ENGINE_SUFFIXES):
         try:
@@ -111,7 +119,7 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
             skipped.append((path.name, "built with the Python (QDP) GSWA plugin, which lives in a Python process; "
                                        "rebuild with the plugin library (`agileir build --plugin library`)"))
             continue
-        form = "_plugin" if info.get("form") == "plugin" else ""
+        form = "" if info.get("form", "standard") == "standard" else f"_{info['form']}"
         name = f"agileir_x{int(info['scale'])}_trt{form}_{info['precision']}"
         profile = info.get("profile") or {}
         max_batch = int((profile.get("max") or [1])[0])
@@ -163,7 +171,7 @@ def repository_files(plan: RepoPlan, repo: Path) -> dict[Path, Path | str]:
 def write_repository(export_dir: str | Path, repo: str | Path, overwrite: bool = False, **kwargs) -> RepoPlan:
     """Write the model repository (configs, model files, plugin library, README.md); returns the plan.
 
-    The export folder is validated first (agileir.io.export_folder), then every file of the repository is
+    The export folder is validated first (agileir.export.folder), then every file of the repository is
     claimed through one OutputGate before the first is written: none may be a file of the export folder or
     the plugin library, nor an existing file agileir did not write (a hand-edited config.pbtxt, the user's
     README.md) unless `overwrite`."""

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..export.forms import onnx_name
 from .engines import EngineStep, EngineTarget, engine_step
 
-FILES = {"standard": "model.onnx", "plugin": "model.plugin.onnx"}
-FORM_CHOICES = {"both": ("standard", "plugin"), "standard": ("standard",), "plugin": ("plugin",)}
 # The export gate is PSNR, as in `agileir validate`. Max abs error is reported, not gated: on the synthetic
 # sample's flat regions float32 rounding reaches ~1e-3 for the trained x4 model (ONNX Runtime graph
 # optimisations on or off), while on natural images (Set5, tested) it stays near 1e-6.
@@ -56,9 +55,8 @@ class ExportResult:
 
 def export_outputs(out: Path, forms: tuple[str, ...], fp16: bool, int8: bool) -> list[Path]:
     """Every file an export into `out` may write (engines and their sidecars included)."""
-    stems = [FILES[f][: -len(".onnx")] for f in forms]
-    names = [FILES[f] for f in forms] + ["export.json"]
-    names += [f"{s}.fp16.onnx" for s in stems if fp16] + [f"{s}.int8.onnx" for s in stems if int8]
+    names = [onnx_name(f) for f in forms] + ["export.json"]
+    names += [onnx_name(f, "fp16") for f in forms if fp16] + [onnx_name(f, "int8") for f in forms if int8]
     names += ["calibration.json"] if int8 else []
     names += [n[: -len(".onnx")] + ".plan" for n in list(names) if n.endswith(".onnx")]
     names += [n[: -len(".onnx")] + ".json" for n in list(names) if n.endswith(".onnx")]
@@ -168,7 +166,7 @@ def _write_form(loaded, form: str, options, validate: bool, sample, info: dict, 
     echo(f"[{form}] tracing and cleaning the graph ...")
     proto = export_onnx(loaded.model, form, options)
     traced = proto.SerializeToString()
-    entry: dict[str, Any] = {"file": FILES[form], "node_counts": node_counts(proto),
+    entry: dict[str, Any] = {"file": onnx_name(form), "node_counts": node_counts(proto),
                              "export_s": round(time.time() - t0, 1)}
     if validate:
         annotate(proto, {"scale": config.scale, "window": config.window_size, "form": form})
@@ -176,7 +174,7 @@ def _write_form(loaded, form: str, options, validate: bool, sample, info: dict, 
         echo(f"[{form}] ONNX Runtime vs PyTorch on the sample image: PSNR {check['psnr_db']:.1f} dB, "
              f"max abs err {check['max_abs_err']:.2e} -> {'ok' if check['passed'] else 'FAILED'}")
     annotate(proto, {k: v for k, v in info.items() if k != "forms"} | {"form": form, **entry})
-    path = result.out_dir / FILES[form]
+    path = result.out_dir / onnx_name(form)
     save_checked(proto, path)
     result.written.append(path)
     entry["bytes"], entry["sha256"] = path.stat().st_size, file_sha256(path)  # a reader can tell a replaced file

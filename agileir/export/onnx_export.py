@@ -1,4 +1,5 @@
-"""Export a (fused) model to ONNX: a standard-ops graph and a graph with one GSWA plugin node per call.
+"""Export a (fused) model to ONNX in one of the forms of agileir.export.forms: standard ops, one GSWA plugin
+node per head group, or one ONNX Attention node per head group.
 
 Uses torch.onnx's TorchScript-based exporter (dynamo=False): torch.export cannot express the in-graph
 reflect padding to a window multiple under dynamic H and W (its shape constraints fail on torch 2.13),
@@ -20,10 +21,11 @@ import torch
 
 from .. import __version__
 from ..io.atomic import atomic_path
-from ..models.gswa import use_implementation
-from ..models.network import SRTransformer
-from .decomposed import sharing_window_geometry
+from ..models.gswa import routed
 from ..models.gswa_node import OP_TYPE, gswa_nodes
+from ..models.network import SRTransformer
+from .attention_node import attention_kernel, to_standard_attention
+from .forms import ATTENTION_OPSET, FORMS
 from .plugin_node import plugin_gswa
 
 OPSET = 17  # LayerNormalization is native from 17; also what JetPack 6's TensorRT 10.3 parses
@@ -151,24 +153,24 @@ def node_counts(model: onnx.ModelProto) -> dict:
     ops = Counter(n.op_type for n in model.graph.node)
     return {"total": len(model.graph.node), "per_block": dict(per_block),
             "max_per_block": max(per_block.values(), default=0),
-            "gswa_nodes": ops.get(OP_TYPE, 0), "by_op": dict(ops.most_common())}
+            "gswa_nodes": ops.get(OP_TYPE, 0), "attention_nodes": ops.get("Attention", 0),
+            "by_op": dict(ops.most_common())}
 
 
 def export_onnx(model: SRTransformer, form: str = "standard",
                 options: ExportOptions = ExportOptions()) -> onnx.ModelProto:
-    """The graph of `model.onnx` (form='standard') or `model.plugin.onnx` (form='plugin')."""
-    if form not in ("standard", "plugin"):
+    """The graph of one form: model.onnx (standard), model.plugin.onnx or model.attention.onnx."""
+    if form not in FORMS:
         raise ValueError(f"unknown export form {form!r}")
     model = model.eval()
+    routes = {"standard": routed(), "plugin": routed(per_call=plugin_gswa), "attention": routed(attention_kernel, equal_head_dims=True)}
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
-        if form == "plugin":
-            with use_implementation(plugin_gswa):
-                _trace_to_onnx(model, raw, options)
-        else:
-            with sharing_window_geometry():
-                _trace_to_onnx(model, raw, options)
+        with routes[form]:
+            _trace_to_onnx(model, raw, options)
         proto = onnx.load(str(raw))
+    if form == "attention":
+        proto = to_standard_attention(proto, max(options.opset, ATTENTION_OPSET))
     if options.slim:
         proto = _slim(proto)  # folds the traced shape queries that hang off the split q/k/v
     proto = fold_split_concat(proto)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.gswa import DW_KERNEL, gswa
+from ..models.gswa import DW_KERNEL, WindowSpec, gswa
 from ..models.gswa_node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 
@@ -16,14 +16,14 @@ class GSWANode(torch.autograd.Function):
     """Eager: the reference op on packed qkv. Export: a single custom node."""
 
     @staticmethod
-    def forward(ctx, qkv, dw_weight, dw_bias, bias_table, key_dim: int, window: int, shift: int, scale: float):
+    def forward(ctx, qkv, dw_weight, dw_bias, bias_table, key_dim: int, spec: WindowSpec):
         q, k, v = qkv.split([key_dim, key_dim, qkv.shape[1] - 2 * key_dim], dim=1)
-        return gswa(q, k, v, dw_weight, dw_bias, bias_table, window, shift, scale)
+        return gswa(q, k, v, (dw_weight, dw_bias), bias_table, spec)
 
     @staticmethod
-    def symbolic(g, qkv, dw_weight, dw_bias, bias_table, key_dim, window, shift, scale):
+    def symbolic(g, qkv, dw_weight, dw_bias, bias_table, key_dim, spec):
         out = g.op(f"{DOMAIN}::{OP_TYPE}", qkv, dw_weight, dw_bias, bias_table,
-                   window_size_i=window, shift_size_i=shift, key_dim_i=key_dim, scale_f=scale,
+                   window_size_i=spec.window, shift_size_i=spec.shift, key_dim_i=key_dim, scale_f=spec.scale,
                    plugin_namespace_s=PLUGIN_NAMESPACE, plugin_version_s=PLUGIN_VERSION)
         sizes = qkv.type().varyingSizes()  # None where dynamic
         if sizes and sizes[1] is not None:
@@ -39,11 +39,10 @@ def identity_dw(channels: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.
     return weight, torch.zeros(channels, dtype=like.dtype, device=like.device)
 
 
-def plugin_gswa(q, k, v, dw_weight, dw_bias, bias_table, window, shift, scale):
+def plugin_gswa(q, k, v, dw, bias_table, spec: WindowSpec):
     """Drop-in for the reference op (same signature) that exports as one plugin node."""
     key_dim = int(q.shape[1])
-    if dw_weight is None:
-        dw_weight, dw_bias = identity_dw(key_dim, q)
+    dw_weight, dw_bias = dw if dw is not None else identity_dw(key_dim, q)
     qkv = torch.cat([q, k, v], dim=1)
-    return GSWANode.apply(qkv, dw_weight, dw_bias, bias_table.reshape(-1), key_dim, int(window), int(shift),
-                          float(scale))
+    spec = WindowSpec(int(spec.window), int(spec.shift), float(spec.scale))
+    return GSWANode.apply(qkv, dw_weight, dw_bias, bias_table.reshape(-1), key_dim, spec)

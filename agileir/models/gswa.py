@@ -8,7 +8,10 @@ Shapes: q, k are (B, Ck, H, W), v is (B, Cv, H, W), H and W multiples of ``windo
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+from typing import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -77,75 +80,165 @@ def _cached(fn, *args):
     return _memo(fn, torch.is_inference_mode_enabled(), *args)
 
 
+@dataclass(frozen=True)
+class WindowSpec:
+    """The window settings of one GSWA call: window side, cyclic shift (0 <= shift < window), logit scale."""
+
+    window: int
+    shift: int = 0
+    scale: float = 1.0
+
+    def check(self, h: int, w: int) -> None:
+        if h % self.window or w % self.window:
+            raise ValueError(f"GSWA needs H, W multiples of the window {self.window}, got {h}x{w}")
+        if not 0 <= self.shift < self.window:
+            raise ValueError(f"shift must be in [0, window), got {self.shift}")
+
+
+def to_windows(x: torch.Tensor, window: int, shift: int, shared: bool = True) -> torch.Tensor:
+    """(B, C, H, W) image -> (B * nW, C, window, window): the cyclic shift by -shift, then the partition.
+    `shared`: shift with the forward's shared gather indices when there are any (sharing_window_geometry)."""
+    if shift:
+        x = _roll(x, -shift, shared)
+    return window_partition(x, window)
+
+
+def from_windows(windows: torch.Tensor, window: int, shift: int, h: int, w: int, shared: bool = True) -> torch.Tensor:
+    """Inverse of :func:`to_windows`: reverse the partition, then undo the shift."""
+    x = window_reverse(windows, window, h, w)
+    if shift:
+        x = _roll(x, shift, shared)
+    return x
+
+
+def _roll(x: torch.Tensor, shift: int, shared: bool) -> torch.Tensor:
+    """torch.roll by (shift, shift) over (H, W). Within a shared geometry as two gathers whose indices are
+    built once per forward (traced: two Gather nodes per roll instead of Slice/Concat pairs)."""
+    if not shared or _geometry is None:
+        return torch.roll(x, shifts=(shift, shift), dims=(2, 3))
+    h, w = x.shape[-2:]
+
+    def indices():
+        return ((torch.arange(h, device=x.device) - shift) % h, (torch.arange(w, device=x.device) - shift) % w)
+    rows, cols = _shared(("roll", shift), indices)
+    return x.index_select(2, rows).index_select(3, cols)
+
+
+def window_logit_bias(bias_table: torch.Tensor, spec: WindowSpec, h: int, w: int, shared: bool = True) -> torch.Tensor:
+    """Relative-position bias plus shift mask, the additive term of the logits: (N, N) without a shift,
+    (1, nW, N, N) with one (per window of an h x w image, broadcast over the batch). `shared`: take the shift mask from the forward's
+    shared geometry (see sharing_window_geometry) when there is one."""
+    n = spec.window * spec.window
+    index = _cached(relative_position_index, spec.window, bias_table.device)
+    bias = bias_table.reshape(-1)[index.reshape(-1)].reshape(n, n)
+    if spec.shift:
+        def mask():
+            return _cached(shift_mask, h, w, spec.window, spec.shift, bias_table.device)[None]
+        bias = bias + (_shared(("mask", spec.window, spec.shift), mask) if shared else mask()).to(bias.dtype)
+    return bias
+
+
+def to_tokens(windows: torch.Tensor, batch) -> torch.Tensor:
+    """(B*nW, C, w, w) windows -> (B, nW, N, C) tokens, the layout of attention heads (windows as heads)."""
+    c, n = windows.shape[1], windows.shape[-1] * windows.shape[-2]
+    return windows.reshape(batch, -1, c, n).transpose(2, 3)
+
+
+def from_tokens(tokens: torch.Tensor, window: int) -> torch.Tensor:
+    """Inverse of :func:`to_tokens`."""
+    return tokens.transpose(2, 3).reshape(-1, tokens.shape[-1], window, window)
+
+
+def take_channels(x: torch.Tensor, dim: int, indices) -> torch.Tensor:
+    """x's channels `indices` (a range or list of ints) along `dim`, by a gather with constant int32 indices:
+    exported, one Gather node, which TensorRT's parser maps to one layer (a Slice or Split costs it tens of
+    shape layers)."""
+    return x.index_select(dim, torch.tensor(list(indices), dtype=torch.int32, device=x.device))
+
+
+def attend_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_bias: torch.Tensor,
+                  scale: float) -> torch.Tensor:
+    """Attention inside each window, windows as heads. q, k (B, nW, N, Ck), v (B, nW, N, Cv), logit_bias
+    (N, N) or (1, nW, N, N) from :func:`window_logit_bias`; returns (B, nW, N, Cv)."""
+    attn = torch.add(logit_bias, q @ k.transpose(-2, -1), alpha=scale)  # one pass for scale and bias
+    return attn.softmax(dim=-1) @ v
+
+
 def gswa(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    dw_weight: torch.Tensor | None,
-    dw_bias: torch.Tensor | None,
+    dw: tuple[torch.Tensor, torch.Tensor] | None,
     bias_table: torch.Tensor,
-    window: int,
-    shift: int,
-    scale: float,
+    spec: WindowSpec,
 ) -> torch.Tensor:
     """Reference GSWA for one head group. Returns (B, Cv, H, W) in image layout, un-shifted.
 
-    dw_weight (Ck, 1, 5, 5) / dw_bias (Ck,) are the depthwise conv on q, applied per window with zero
-    padding at the window border; pass None to skip it (plain Swin attention). bias_table is this
-    group's ((2*window-1)^2,) relative-position bias.
+    dw = (weight (Ck, 1, 5, 5), bias (Ck,)) is the depthwise conv on q, applied per window with zero
+    padding at the window border; None skips it (plain Swin attention). bias_table is this group's
+    ((2*window-1)^2,) relative-position bias.
     """
-    b, ck, h, w = q.shape
-    if h % window or w % window:
-        raise ValueError(f"GSWA needs H, W multiples of the window {window}, got {h}x{w}")
-    if not 0 <= shift < window:
-        raise ValueError(f"shift must be in [0, window), got {shift}")
-    if shift:
-        q, k, v = (torch.roll(t, shifts=(-shift, -shift), dims=(2, 3)) for t in (q, k, v))
-
-    qw = window_partition(q, window)
-    if dw_weight is not None:
-        qw = F.conv2d(qw, dw_weight, dw_bias, padding=dw_weight.shape[-1] // 2, groups=ck)
-    qt = qw.flatten(2)  # (B*nW, Ck, N)
-    kt = window_partition(k, window).flatten(2)
-    vt = window_partition(v, window).flatten(2)  # (B*nW, Cv, N)
-
-    n = window * window
-    index = _cached(relative_position_index, window, q.device)
-    bias = bias_table.reshape(-1)[index.reshape(-1)].reshape(n, n)
-    if shift:
-        bias = bias + _cached(shift_mask, h, w, window, shift, q.device).to(bias.dtype)
-    attn = (qt.transpose(1, 2) @ kt).reshape(b, -1, n, n)
-    attn = torch.add(bias, attn, alpha=scale).reshape(-1, n, n)  # one pass for scale and bias
-    attn = attn.softmax(dim=-1)
-    out = vt @ attn.transpose(1, 2)  # (B*nW, Cv, N)
-
-    out = window_reverse(out.reshape(-1, v.shape[1], window, window), window, h, w)
-    if shift:
-        out = torch.roll(out, shifts=(shift, shift), dims=(2, 3))
-    return out
+    h, w = q.shape[-2:]
+    spec.check(h, w)
+    qw, kw, vw = (to_windows(t, spec.window, spec.shift, shared=False) for t in (q, k, v))
+    if dw is not None:
+        qw = F.conv2d(qw, dw[0], dw[1], padding=dw[0].shape[-1] // 2, groups=q.shape[1])
+    b = q.shape[0]
+    out = attend_tokens(to_tokens(qw, b), to_tokens(kw, b), to_tokens(vw, b),
+                        window_logit_bias(bias_table, spec, h, w, shared=False), spec.scale)
+    out = from_tokens(out, spec.window)
+    return from_windows(out, spec.window, spec.shift, h, w, shared=False)
 
 
-# The models call GSWA through this indirection so that an exporter can swap in an implementation that
-# traces to a single custom ONNX node; everything else always runs the reference above.
-_implementation = gswa
+# How the models run GSWA. By default a block runs in window space: one (shifted) partition of its input,
+# the head groups' convs and `kernel` (attention inside the windows, same signature as attend_tokens)
+# per window, one reverse. With `per_call` set (same signature as gswa), every head
+# group calls it in image layout instead: the plugin form traces each call to one custom node.
+# equal_head_dims: the kernel needs v as wide as q and k (zero-padded; it returns the padded width).
+@dataclass(frozen=True)
+class Routing:
+    kernel: Callable | None = None
+    per_call: Callable | None = None
+    equal_head_dims: bool = False
+
+    def attend(self, q, k, v, logit_bias, scale):
+        return (self.kernel or attend_tokens)(q, k, v, logit_bias, scale)
 
 
-def gswa_op(*args, **kwargs) -> torch.Tensor:
-    return _implementation(*args, **kwargs)
+_routing = Routing()
+_geometry: dict | None = None  # per forward: shift masks and roll indices, see sharing_window_geometry
 
 
-class use_implementation:
-    """Context manager: route every model GSWA call to `fn` (same signature as :func:`gswa`)."""
+def routing() -> Routing:
+    return _routing
 
-    def __init__(self, fn):
-        self.fn = fn
 
-    def __enter__(self):
-        global _implementation
-        self.previous, _implementation = _implementation, self.fn
-        return self
+@contextlib.contextmanager
+def routed(kernel: Callable | None = None, per_call: Callable | None = None, equal_head_dims: bool = False):
+    """Route every model GSWA call: `kernel` for the attention in window space, or `per_call` per head group."""
+    global _routing
+    previous, _routing = _routing, Routing(kernel, per_call, equal_head_dims)
+    try:
+        yield
+    finally:
+        _routing = previous
 
-    def __exit__(self, *exc):
-        global _implementation
-        _implementation = self.previous
-        return False
+
+@contextlib.contextmanager
+def sharing_window_geometry():
+    """Within one forward every block sees the same padded H x W: build each shift mask and roll index once
+    and share it (traced for export: one subgraph for all blocks instead of one per block or head group)."""
+    global _geometry
+    previous, _geometry = _geometry, {}
+    try:
+        yield
+    finally:
+        _geometry = previous
+
+
+def _shared(key: tuple, make: Callable):
+    if _geometry is None:
+        return make()
+    if key not in _geometry:
+        _geometry[key] = make()
+    return _geometry[key]

@@ -6,11 +6,15 @@ state dicts load without renaming. Features travel through the transformer body 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .config import SRConfig
-from .gswa import gswa_op
+from .gswa import (WindowSpec, from_tokens, from_windows, routing, sharing_window_geometry, take_channels,
+                   to_tokens, to_windows, window_logit_bias)
 from .layers import (Conv2dBN, Mlp, PatchEmbed, conv_weight_and_bias, make_resi_conv, make_upsampler,
                      pad_to_multiple)
 
@@ -30,16 +34,74 @@ class CascadedGroupAttention(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        # The depthwise conv runs inside GSWA (per window) with folded weights, so its BN is an affine
-        # map on running statistics even while training; batch statistics would need windows out here.
+        # The depthwise conv runs per window with folded weights, so its BN is an affine map on running
+        # statistics even while training (as when GSWA runs it in image layout).
         for dw in self.dws:
             if isinstance(dw, Conv2dBN):
                 dw.bn.eval()
         return self
 
+    # Two plain methods, no forward: the attention module calls one of them, so in either layout the convs
+    # trace under the attention's scope with the same node names (INT8 Q/DQ is transplanted between forms by name).
+    def image_layout(self, x: torch.Tensor, attend: Callable) -> torch.Tensor:
+        """Image layout: x (B, C, H, W); attend(i, q, k, v) -> group i's output (B, Cv, H, W)."""
+        chunks = x.split(self.value_dim, dim=1)
+        outs: list[torch.Tensor] = []
+        for i in range(self.heads):
+            feat = chunks[i] if i == 0 else chunks[i] + outs[-1]
+            q, k, v = self.qkvs[i](feat).split([self.key_dim, self.key_dim, self.value_dim], dim=1)
+            outs.append(attend(i, q, k, v))
+        return self.proj(torch.cat(outs, dim=1))
+
+    def windowed(self, windows: torch.Tensor, attend: Callable, batch, equal_head_dims: bool,
+                 scale: float) -> torch.Tensor:
+        """Window space: windows (B*nW, C, w, w) -> (B*nW, C, w, w); attend(i, q, k, v) takes and returns tokens
+        (B, nW, N, D). The convs are pointwise (the depthwise one pads at the window border, as GSWA does), so
+        the cascade runs on windows; with equal_head_dims q, k and v are zero-padded to one width. q comes out
+        multiplied by the logit scale (folded into the depthwise conv)."""
+        ck, cv, window = self.key_dim, self.value_dim, windows.shape[-1]
+        width = max(ck, cv) if equal_head_dims else None
+        outs: list[torch.Tensor] = []
+        for i in range(self.heads):
+            chunk = take_channels(windows, 1, range(i * cv, (i + 1) * cv))
+            feat = chunk if i == 0 else chunk + outs[-1]
+            packed, parts = self.projected(i, feat, width, scale)
+            tokens = to_tokens(packed, batch)
+            out = attend(i, *(take_channels(tokens, 3, part) for part in parts))
+            outs.append(from_tokens(out if out.shape[-1] == cv else take_channels(out, 3, range(cv)), window))
+        return self.proj(torch.cat(outs, dim=1))
+
+    def projected(self, i: int, feat: torch.Tensor, width: int | None, scale: float):
+        """Group i's windows through its qkv conv and one depthwise conv over all channels (q's taps times
+        `scale`, identity taps on k and v); returns them and the channel indices of q, k and v in them.
+
+        The qkv conv is the module itself, so every form has the same conv node (INT8 ranges and Q/DQ match
+        by node name). With a `width`, each of q, k, v is zero-padded to it: the depthwise conv then writes
+        a zero channel after each channel (channel multiplier 2), which the indices repeat as padding."""
+        qkv = self.qkvs[i](feat)
+        ck, cv = self.key_dim, self.value_dim
+        dw_weight, dw_bias = conv_weight_and_bias(self.dws[i])
+        taps = dw_weight.shape[-1]
+        weight = dw_weight.new_zeros(2 * ck + cv, 1, taps, taps)
+        weight[:, :, taps // 2, taps // 2] = 1.0  # k and v pass through
+        weight = torch.cat([dw_weight * scale, weight[ck:]])
+        bias = torch.cat([dw_bias * scale, dw_bias.new_zeros(ck + cv)])
+        starts, sizes = (0, ck, 2 * ck), (ck, ck, cv)
+        if width is None:
+            parts = [range(start, start + size) for start, size in zip(starts, sizes)]
+            return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=len(weight)), parts
+        weight = torch.stack([weight, torch.zeros_like(weight)], dim=1).flatten(0, 1)
+        bias = torch.stack([bias, torch.zeros_like(bias)], dim=1).flatten()
+        parts = [[2 * c for c in range(start, start + size)] + [1] * (width - size)
+                 for start, size in zip(starts, sizes)]
+        return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=2 * ck + cv), parts
+
 
 class ShiftedGroupAttention(nn.Module):
-    """AgileIR's attention (upstream name EfficientShiftingWindowAttention): GSWA per head group."""
+    """AgileIR's attention (upstream name EfficientShiftingWindowAttention): GSWA per head group.
+
+    The whole cascade runs in window space (one shifted partition and one reverse per block; the depthwise
+    conv on windows is GSWA's zero padding at window borders) unless a per-call GSWA is routed in."""
 
     def __init__(self, dim: int, key_dim: int, window: int, heads: int, upstream_compat: bool = False):
         super().__init__()
@@ -52,16 +114,19 @@ class ShiftedGroupAttention(nn.Module):
     def forward(self, x: torch.Tensor, shift: int) -> torch.Tensor:
         if self.upstream_compat:
             return x  # the official forward computes the attention and returns its input
-        g = self.groupatt
-        chunks = x.permute(0, 3, 1, 2).split(g.value_dim, dim=1)
-        outs: list[torch.Tensor] = []
-        for i in range(self.heads):
-            feat = chunks[i] if i == 0 else chunks[i] + outs[-1]
-            q, k, v = g.qkvs[i](feat).split([g.key_dim, g.key_dim, g.value_dim], dim=1)
-            dw_weight, dw_bias = conv_weight_and_bias(g.dws[i])
-            outs.append(gswa_op(q, k, v, dw_weight, dw_bias, self.relative_position_bias_table[:, i],
-                                self.window, shift, self.scale))
-        return g.proj(torch.cat(outs, dim=1)).permute(0, 2, 3, 1)
+        g, route, table = self.groupatt, routing(), self.relative_position_bias_table
+        spec = WindowSpec(self.window, shift, self.scale)
+        x = x.permute(0, 3, 1, 2)
+        b, _, h, w = x.shape
+        if route.per_call is not None:
+            def per_call(i, q, k, v):
+                return route.per_call(q, k, v, conv_weight_and_bias(g.dws[i]), table[:, i], spec)
+            return g.image_layout(x, per_call).permute(0, 2, 3, 1)
+
+        def attend(i, q, k, v):  # q arrives scaled
+            return route.attend(q, k, v, window_logit_bias(table[:, i], spec, h, w), 1.0)
+        y = g.windowed(to_windows(x, self.window, shift), attend, b, route.equal_head_dims, self.scale)
+        return from_windows(y, self.window, shift, h, w).permute(0, 2, 3, 1)
 
 
 class WindowAttention(nn.Module):
@@ -77,10 +142,25 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, shift: int) -> torch.Tensor:
-        q, k, v = (t.chunk(self.heads, dim=1) for t in self.qkv(x).permute(0, 3, 1, 2).chunk(3, dim=1))
-        outs = [gswa_op(q[h], k[h], v[h], None, None, self.relative_position_bias_table[:, h],
-                        self.window, shift, self.scale) for h in range(self.heads)]
-        return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
+        route, table = routing(), self.relative_position_bias_table
+        spec = WindowSpec(self.window, shift, self.scale)
+        dim = x.shape[-1]
+        if route.per_call is not None:
+            qkv = self.qkv(x).permute(0, 3, 1, 2)
+            q, k, v = (t.chunk(self.heads, dim=1) for t in qkv.chunk(3, dim=1))
+            outs = [route.per_call(q[i], k[i], v[i], None, table[:, i], spec) for i in range(self.heads)]
+            return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
+        # window space: q times the logit scale, once per block (the Linear stays itself: INT8 matches it by name)
+        gain = torch.cat([torch.full((dim,), self.scale), torch.ones(2 * dim)]).to(x)
+        qkv = (self.qkv(x) * gain).permute(0, 3, 1, 2)
+        b, _, h, w = qkv.shape
+        tokens = to_tokens(to_windows(qkv, self.window, shift), b)  # (B, nW, N, 3C)
+        hd = dim // self.heads
+        outs = [route.attend(*(take_channels(tokens, 3, range(j * dim + i * hd, j * dim + (i + 1) * hd))
+                               for j in range(3)),
+                             window_logit_bias(table[:, i], spec, h, w), 1.0) for i in range(self.heads)]
+        y = from_windows(from_tokens(torch.cat(outs, dim=-1), self.window), self.window, shift, h, w)
+        return self.proj(y.permute(0, 2, 3, 1))
 
 
 class TransformerBlock(nn.Module):
@@ -167,7 +247,8 @@ class SRTransformer(nn.Module):
         x = pad_to_multiple(x, self.config.window_size)
         x = (x - self.mean) * self.config.img_range
         feat = self.conv_first(x)
-        x = self.conv_after_body(self.forward_features(feat)) + feat
+        with sharing_window_geometry():
+            x = self.conv_after_body(self.forward_features(feat)) + feat
         if self.config.upsampler == "pixelshuffle":
             x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
         else:

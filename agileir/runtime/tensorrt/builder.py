@@ -112,7 +112,7 @@ class OnnxInfo:
     path: Path
     sha256: str
     precision: str
-    form: str  # "standard" | "plugin"
+    form: str  # one of agileir.export.forms.FORMS
     metadata: dict
 
 
@@ -120,7 +120,7 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     """Precision (from the graph), form and agileir metadata of an ONNX file."""
     import onnx
 
-    from ...models.gswa_node import gswa_nodes
+    from ...export.forms import form_of
     from ...models.load import file_sha256
 
     path = Path(path)
@@ -130,8 +130,7 @@ def inspect_onnx(path: str | Path) -> OnnxInfo:
     meta = onnx_metadata(proto)
     if "scale" not in meta:
         raise ValueError(f"{path.name} has no agileir metadata (scale); export it with agileir-export")
-    form = "plugin" if gswa_nodes(proto) else "standard"
-    return OnnxInfo(path, file_sha256(path), onnx_precision(proto), form, meta)
+    return OnnxInfo(path, file_sha256(path), onnx_precision(proto), form_of(proto), meta)
 
 
 def network_typing(graph_precision: str, requested: str | None, tensorrt_major: int,
@@ -228,12 +227,38 @@ def flavour_of(trt) -> str:
 
 
 def network_summary(trt, network) -> dict:
-    """Layer counts of the parsed network: total, GSWA plugin layers, Q/DQ layers."""
+    """Layer counts of the parsed network: total, GSWA plugin layers, fused attentions, Q/DQ layers, by type."""
     types = [network.get_layer(i).type for i in range(network.num_layers)]
     plugin_types = {getattr(trt.LayerType, n) for n in ("PLUGIN_V3", "PLUGIN_V2", "PLUGIN") if hasattr(trt.LayerType, n)}
+    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
+    by_type: dict[str, int] = {}
+    for t in types:
+        by_type[t.name] = by_type.get(t.name, 0) + 1
     return {"layers": len(types), "plugin_layers": sum(t in plugin_types for t in types),
+            "attention_layers": sum(t == attention_input for t in types) if attention_input is not None else 0,
             "quantize_layers": sum(t == trt.LayerType.QUANTIZE for t in types),
-            "dequantize_layers": sum(t == trt.LayerType.DEQUANTIZE for t in types)}
+            "dequantize_layers": sum(t == trt.LayerType.DEQUANTIZE for t in types),
+            "by_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1]))}
+
+
+def decompose_fp32_attention(trt, network) -> int:
+    """Mark every attention whose query is FP32 decomposable; returns how many.
+
+    TensorRT-RTX 1.7 has fused attention kernels for FP16/BF16 only: an FP32 IAttention that is not
+    decomposable fails the build ("not supported by a dedicated kernel"). Decomposed, it runs as
+    MatMul/SoftMax/MatMul layers inside the engine."""
+    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
+    marked = 0
+    for i in range(network.num_layers if attention_input is not None else 0):
+        layer = network.get_layer(i)
+        if layer.type != attention_input:
+            continue
+        layer.__class__ = trt.IAttentionInputLayer
+        attention = layer.attention
+        if attention.get_input(0).dtype == trt.float32:
+            attention.decomposable = True
+            marked += 1
+    return marked
 
 
 def _set_targets(trt, config, caps: tuple[str, ...]) -> list[str]:
@@ -258,6 +283,63 @@ def _timing_cache(config, cache_path: Path | None, echo) -> None:
             raise RuntimeError("TensorRT could not create a timing cache")
 
 
+def _load_plugin(impl: str | None, library: Path | None, flavour: str) -> None:
+    """Register the GSWA plugin before the parser runs: it looks the creator up while parsing."""
+    if impl == "library":
+        assert library is not None
+        load_plugin_library(library, flavour)
+    elif impl == "qdp":
+        from .qdp import register
+
+        register()
+
+
+def _parse(trt, builder, info: OnnxInfo, typing: tuple[bool, bool], logger, echo: Callable[[str], None]):
+    """(network, parser, parse seconds, network summary) of the ONNX file; typing = (strongly typed, Python
+    AOT plugins). FP32 attentions are marked decomposable (decompose_fp32_attention)."""
+    strongly_typed, aot_plugins = typing
+    network_flags = 0
+    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # ignored (always on) in 11
+    if strongly_typed and strong is not None:
+        network_flags |= 1 << int(strong)
+    aot = getattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS", None)  # TensorRT >= 10.9
+    if aot_plugins and aot is not None:
+        network_flags |= 1 << int(aot)
+    network = builder.create_network(network_flags)
+    parser = trt.OnnxParser(network, logger)
+    start = time.time()
+    if not parser.parse_from_file(str(info.path)):
+        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+        raise ValueError(f"{FLAVOUR_NAMES[flavour_of(trt)]}'s ONNX parser rejected {info.path.name}: "
+                         f"{errors[0].splitlines()[0] if errors else 'no error reported'}")
+    parse_s = time.time() - start
+    summary = network_summary(trt, network)
+    summary["decomposable_attentions"] = decompose_fp32_attention(trt, network)
+    if summary["decomposable_attentions"]:
+        echo(f"{summary['decomposable_attentions']} FP32 attentions marked decomposable (fused attention kernels "
+             "are FP16/BF16 only): build the FP16 variant for fused attention")
+    return network, parser, parse_s, summary
+
+
+def _builder_config(trt, builder, network, options: BuildOptions, flags: list[str]):
+    """(builder config, input name, rtx targets or None): flags, workspace, optimisation level, profile."""
+    config = builder.create_builder_config()
+    for flag in flags:  # only BuilderFlag.FP16 on TensorRT 10 (network_typing refuses it elsewhere)
+        builder_flag = getattr(trt.BuilderFlag, flag, None)
+        if builder_flag is None:
+            raise ValueError(f"{FLAVOUR_NAMES[flavour_of(trt)]} {trt.__version__} has no BuilderFlag.{flag}")
+        config.set_flag(builder_flag)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    config.builder_optimization_level = options.optimization_level
+    profile = builder.create_optimization_profile()
+    input_name = network.get_input(0).name
+    p = options.profile
+    profile.set_shape(input_name, trt.Dims(list(p.min)), trt.Dims(list(p.opt)), trt.Dims(list(p.max)))
+    config.add_optimization_profile(profile)
+    targets = _set_targets(trt, config, options.compute_capabilities) if flavour_of(trt) == "rtx" else None
+    return config, input_name, targets
+
+
 def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, options: BuildOptions = BuildOptions(),
                  echo: Callable[[str], None] = print) -> dict:
     """Build and write `engine_path` (default: the ONNX path with .plan) and its .json sidecar; returns the sidecar.
@@ -278,46 +360,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
     strongly_typed, flags = network_typing(info.precision, options.precision, major, flavour)
     impl, library = resolve_plugin(info.form, options, version if flavour == "tensorrt" else None)
     logger = collecting_logger(trt, options.verbose, echo)
-    if impl == "library":
-        assert library is not None
-        load_plugin_library(library, flavour)  # before the parser: it looks the creator up while parsing
-    elif impl == "qdp":
-        from .qdp import register
-
-        register()
+    _load_plugin(impl, library, flavour)
 
     builder = trt.Builder(logger)
-    network_flags = 0
-    strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # ignored (always on) in 11
-    if strongly_typed and strong is not None:
-        network_flags |= 1 << int(strong)
-    aot = getattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS", None)  # TensorRT >= 10.9
-    if impl == "qdp" and aot is not None:
-        network_flags |= 1 << int(aot)
-    network = builder.create_network(network_flags)
-    parser = trt.OnnxParser(network, logger)
-    start = time.time()
-    if not parser.parse_from_file(str(info.path)):
-        errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
-        raise ValueError(f"{FLAVOUR_NAMES[flavour]}'s ONNX parser rejected {info.path.name}: "
-                         f"{errors[0].splitlines()[0] if errors else 'no error reported'}")
-    parse_s = time.time() - start
-    summary = network_summary(trt, network)
+    network, parser, parse_s, summary = _parse(trt, builder, info, (strongly_typed, impl == "qdp"), logger, echo)
 
-    config = builder.create_builder_config()
-    for flag in flags:  # only BuilderFlag.FP16 on TensorRT 10 (network_typing refuses it elsewhere)
-        builder_flag = getattr(trt.BuilderFlag, flag, None)
-        if builder_flag is None:
-            raise ValueError(f"{FLAVOUR_NAMES[flavour]} {version} has no BuilderFlag.{flag}")
-        config.set_flag(builder_flag)
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
-    config.builder_optimization_level = options.optimization_level
-    profile = builder.create_optimization_profile()
-    input_name = network.get_input(0).name
-    p = options.profile
-    profile.set_shape(input_name, trt.Dims(list(p.min)), trt.Dims(list(p.opt)), trt.Dims(list(p.max)))
-    config.add_optimization_profile(profile)
-    targets = _set_targets(trt, config, options.compute_capabilities) if flavour == "rtx" else None
+    config, input_name, targets = _builder_config(trt, builder, network, options, flags)
     cache_path = options.timing_cache if flavour == "tensorrt" else None
     _timing_cache(config, cache_path, echo)
 
@@ -351,7 +399,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
         "onnx_precision": info.precision,
         "strongly_typed": strongly_typed,
         "builder_flags": flags,
-        "profile": p.to_dict() | {"input": input_name},
+        "profile": options.profile.to_dict() | {"input": input_name},
         "scale": int(meta["scale"]),
         "window": meta.get("window"),
         "form": info.form,

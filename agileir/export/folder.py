@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .gate import file_sha256
+from ..io.gate import file_sha256
+from .forms import FORMS, PRECISIONS, onnx_name
 
 EXPORT_JSON = "export.json"
-ONNX_FILES = ("model.onnx", "model.plugin.onnx", "model.fp16.onnx", "model.plugin.fp16.onnx", "model.int8.onnx",
-              "model.plugin.int8.onnx")
+ONNX_FILES = tuple(onnx_name(form, precision) for form in FORMS for precision in PRECISIONS)
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 _FILE = {"type": "object", "required": ["file"],
          "properties": {"file": {"enum": list(ONNX_FILES)}, "sha256": _SHA256}}
@@ -27,12 +27,12 @@ EXPORT_SCHEMA: dict[str, Any] = {
     "properties": {
         "scale": {"type": "integer", "minimum": 1},
         "window": {"type": "integer", "minimum": 1},
-        "forms": {"type": "object", "propertyNames": {"enum": ["standard", "plugin"]},
+        "forms": {"type": "object", "propertyNames": {"enum": list(FORMS)},
                   "additionalProperties": _FILE},
         "variants": {"type": "object", "propertyNames": {"enum": ["fp16", "int8"]},
                      "additionalProperties": {
                          "type": "object",
-                         "properties": {"standard": _FILE, "plugin": _FILE,
+                         "properties": {**{form: _FILE for form in FORMS},
                                         "calibration": {"enum": ["calibration.json"]},
                                         "calibration_sha256": _SHA256}}},
     },
@@ -56,7 +56,7 @@ def listed_files(info: dict) -> dict[str, tuple[str, str, str | None]]:
     for form, entry in (info.get("forms") or {}).items():
         found[entry["file"]] = (f"$.forms.{form}.file", f"$.forms.{form}.sha256", entry.get("sha256"))
     for precision, entries in (info.get("variants") or {}).items():
-        for form in ("standard", "plugin"):
+        for form in FORMS:
             if isinstance(entries.get(form), dict):
                 at = f"$.variants.{precision}.{form}"
                 found[entries[form]["file"]] = (f"{at}.file", f"{at}.sha256", entries[form].get("sha256"))
