@@ -269,7 +269,11 @@ def test_export_cli_writes_validated_variants(tiny_checkpoint, tmp_path):
     r = invoke(["export", tiny_checkpoint, "-o", out, "--fp16", "--int8", "--calibrator", "max"])
     assert r.exit_code == 0, r.output
     info = json.loads((out / "export.json").read_text())
+    assert sorted(info["forms"]) == ["plugin", "standard"]  # the default form set: both
     for (precision, form), name in V.FILES.items():
+        if form not in info["forms"]:
+            assert not (out / name).exists()
+            continue
         entry = info["variants"][precision][form]
         assert entry["file"] == name and entry["validation"]["passed"] and entry["bytes"] > 0
         proto = onnx.load(str(out / name))
