@@ -71,6 +71,8 @@ def run_command(entry, *args, **kwargs):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if isinstance(result, int) and result:  # click returns a raised Exit's code when not in standalone mode
+        raise SystemExit(result)
     return result
 
 

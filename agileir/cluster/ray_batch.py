@@ -29,6 +29,7 @@ Ray is imported inside functions only: importing this module needs no Ray.
 from __future__ import annotations
 
 import errno
+import gc
 import glob as globlib
 import hashlib
 import json
@@ -37,6 +38,7 @@ import pickle
 import signal
 import socket
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,6 +440,12 @@ def _ray_session(options: BatchOptions, outputs: list[str]):
     started = init_ray(options.address, local_ray_cpus(options.actors, options.cpus_per_actor, options.num_cpus))
     try:
         yield
+    except BaseException as e:
+        # Collect the job's frames (Ray Data's iterators) while Ray is up: finalized after shutdown, they start a
+        # new local instance and print tracebacks on the way out of a SIGINT/SIGTERM
+        traceback.clear_frames(e.__traceback__)
+        gc.collect()
+        raise
     finally:
         if started:
             ray.shutdown()
