@@ -104,3 +104,18 @@ def sweep_stale(folder: str | os.PathLike, older_than_s: float = 3600.0) -> list
             except OSError:
                 pass
     return removed
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on `path`, created if needed: one builder at a time per cache entry."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -15,18 +15,17 @@ its compute capability is known, else for :data:`DEFAULT_CUDA_ARCHS`.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import secrets
 import shutil
 import sys
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from ..io.atomic import file_lock
 from . import (DEFAULT_CUDA_ARCHS, RTX_LIBRARY_NAME, LIBRARY_NAME, build_plugin_library, find_nvcc,
                plugin_source_dir)
 from .headers import HeaderFetchError, fetch_headers, header_tag
@@ -124,22 +123,11 @@ def resolve_headers(spec: PluginBuildSpec, cache: Path) -> Path:
             return found
     try:
         tag = header_tag(spec.flavour, spec.tensorrt_version)
-        with _locked(cache / ".headers.lock"):
+        with file_lock(cache / ".headers.lock"):
             return fetch_headers(tag, cache / "headers" / tag)
     except HeaderFetchError as e:
         raise PluginBuildUnavailable(f"TensorRT headers not found (set AGILEIR_TRT_INCLUDE or TensorRT_ROOT; "
                                      f"fetching NVIDIA's failed: {e})") from None
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def cached_library(spec: PluginBuildSpec, cache_dir: str | os.PathLike | None = None) -> Path | None:
@@ -161,7 +149,7 @@ def ensure_library(spec: PluginBuildSpec, cache_dir: str | os.PathLike | None = 
         raise PluginBuildUnavailable(f"cannot build {spec.library_name}: {', '.join(missing)} not found")
     include = resolve_headers(spec, cache)
     name = entry_name(spec)
-    with _locked(cache / f".{name}.lock"):
+    with file_lock(cache / f".{name}.lock"):
         found = cached_library(spec, cache)
         if found is not None:  # another process built it while this one waited
             return found

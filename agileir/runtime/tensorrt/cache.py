@@ -21,11 +21,11 @@ import json
 import os
 import secrets
 import shutil
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
+from ...io.atomic import file_lock
 from ..artifacts import sidecar_path
 from .builder import BuildOptions, build_engine, inspect_onnx
 from .env import import_trt, require_gpu
@@ -130,17 +130,6 @@ def _check_replaceable(entry: Path) -> None:
                              f"(no {KEY} of {KEY_FORMAT}): refusing to replace it; move it away")
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def cached_engine(onnx_path: str | Path, options: BuildOptions = BuildOptions(), cache_dir: str | Path | None = None,
                   echo: Callable[[str], None] = print) -> tuple[Path, bool]:
     """(engine path in the cache, True when it was built now): the cached engine for `onnx_path` and `options`,
@@ -151,7 +140,7 @@ def cached_engine(onnx_path: str | Path, options: BuildOptions = BuildOptions(),
     entry = cache / key.digest
     if entry_is_valid(entry, key):
         return entry / ENGINE, False
-    with _locked(cache / f".{key.digest}.lock"):
+    with file_lock(cache / f".{key.digest}.lock"):
         if entry_is_valid(entry, key):  # another process built it while this one waited
             return entry / ENGINE, False
         _check_replaceable(entry)
