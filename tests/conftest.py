@@ -1,5 +1,7 @@
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,3 +49,20 @@ class TinyRunner:
         torch.manual_seed(0)
         model = build_model(TINY_SWINIR).eval()
         self.scale, self.window, self.upscale = model.scale, 8, torch_upscaler(model)
+
+
+def noise_video(path: Path, frames: int, width: int, height: int, codec="ffv1", pix_fmt="yuv444p", fmt="matroska"):
+    """A noise video of `frames` frames at 24 fps (PyAV; the test is skipped without it)."""
+    av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'agileir[video]')")
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray((rng.random((height, width, 3)) * 255).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

@@ -12,7 +12,6 @@ import importlib.util
 import json
 import os
 import shutil
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from agileir.cli.common import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, cli_error_for, 
 from agileir.io.gate import LEDGER, OVERWRITE_HINT, OutputConflict, OutputGate, read_ledger, toolkit_kind
 from agileir.models import build_model, save_safetensors
 from test_models import TINY_SWINIR
+from conftest import noise_video
 
 USER_TEXT = b"the user's own file\n"
 
@@ -151,20 +151,7 @@ def files(tmp_path_factory):
 
 def _make_clip(path, frames=3, size=8):
     """A tiny FFV1 video (`size` x `size` noise, 24 fps)."""
-    import av
-
-    rng = np.random.default_rng(1)
-    with av.open(str(path), "w", format="matroska") as out:
-        stream = out.add_stream("ffv1", rate=24)
-        stream.width, stream.height, stream.pix_fmt = size, size, "yuv444p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray((rng.random((size, size, 3)) * 255).astype(np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return noise_video(path, frames, size, size)
 
 
 def test_export_records_sha256_and_its_files_as_its_own(files):

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from PIL import Image as PILImage
 from agileir.io.atomic import is_temp_file
 from agileir.models import build_model, save_safetensors
 from test_models import TINY_SWINIR
+from conftest import noise_video
 
 SCALE = 3  # TINY_SWINIR
 
@@ -66,20 +66,6 @@ def _noise_images(folder: Path, count: int, size: int) -> list[Path]:
     return paths
 
 
-def _make_video(path: Path, frames: int, width: int, height: int, codec="ffv1", pix_fmt="yuv444p", fmt="matroska"):
-    av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'agileir[video]')")
-    rng = np.random.default_rng(1)
-    with av.open(str(path), "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=24)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray((rng.random((height, width, 3)) * 255).astype(np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 def _upscaler():
@@ -95,7 +81,7 @@ def _upscaler():
 @pytest.mark.parametrize("args, option", [(["--start", "inf"], "--start"), (["--start", "nan"], "--start"),
                                           (["--start", "-1"], "--start"), (["--frames", "0"], "--frames")])
 def test_video_range_options_are_checked_by_click(model, tmp_path, args, option):
-    video = _make_video(tmp_path / "in.mkv", 2, 16, 12)
+    video = noise_video(tmp_path / "in.mkv", 2, 16, 12)
     r = _agileir("video", model, video, "-o", tmp_path / "out.mkv", *args)
     errors = _errors(r.stderr)
     assert r.returncode == 2 and len(errors) == 1 and f"'{option}'" in errors[0], r.stderr
@@ -107,7 +93,7 @@ def test_a_truncated_video_is_reported_and_strict_refuses_it(model, tmp_path):
     duration announces 6); --strict makes it exit 2 with no output."""
     from agileir.upscale.video import VideoError, upscale_video
 
-    whole = _make_video(tmp_path / "whole.mkv", 6, 16, 12)
+    whole = noise_video(tmp_path / "whole.mkv", 6, 16, 12)
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
 
@@ -139,7 +125,7 @@ def test_a_packet_that_fails_to_decode_is_counted_and_skipped(tmp_path):
     """H.264 in MP4 with 200 bytes flipped a third of the way in: the bad packet is skipped, the run goes on."""
     from agileir.upscale.video import upscale_video
 
-    clean = _make_video(tmp_path / "clean.mp4", 6, 32, 24, codec="libx264", pix_fmt="yuv420p", fmt="mp4")
+    clean = noise_video(tmp_path / "clean.mp4", 6, 32, 24, codec="libx264", pix_fmt="yuv420p", fmt="mp4")
     data = bytearray(clean.read_bytes())
     for k in range(len(data) // 3, len(data) // 3 + 200):
         data[k] ^= 0x55
@@ -159,7 +145,7 @@ def test_an_odd_size_for_a_subsampled_pixel_format_is_refused_before_any_work(tm
     from agileir.upscale.options import EncodingOptions
     from agileir.upscale.video import VideoError, upscale_video
 
-    video = _make_video(tmp_path / "odd.mkv", 2, 11, 9)
+    video = noise_video(tmp_path / "odd.mkv", 2, 11, 9)
     with pytest.raises(VideoError, match="yuv420p.*33x27"):
         upscale_video(_upscaler(), video, tmp_path / "odd.mp4", EncodingOptions(codec="libx264", pix_fmt="yuv420p"))
     assert not (tmp_path / "odd.mp4").exists()
@@ -171,7 +157,7 @@ def test_an_odd_size_for_a_subsampled_pixel_format_is_refused_before_any_work(tm
 
 
 def test_video_full_disk_is_exit_2_with_the_error_on_its_own_line(model, tmp_path, small_disk):
-    video = _make_video(tmp_path / "in.mkv", 12, 32, 24)  # ffv1 96x72 noise: about 20 KB a frame
+    video = noise_video(tmp_path / "in.mkv", 12, 32, 24)  # ffv1 96x72 noise: about 20 KB a frame
     r = _agileir("video", model, video, "-o", small_disk / "out.mkv", "--codec", "ffv1", "--pix-fmt", "yuv444p")
     errors = _errors(r.stderr)
     assert r.returncode == 2 and len(errors) == 1, r.stderr
