@@ -30,17 +30,14 @@ import numpy as np
 import onnx
 import torch
 
+import export_graph  # bench/, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def timed(fn, runs: int) -> float:
-    fn()  # warm-up
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return round(statistics.median(out) * 1000, 1)
+    """Median milliseconds of `runs` calls after a warm-up (export_graph.timed's samples)."""
+    return round(statistics.median(export_graph.timed(fn, runs)) * 1000, 1)
 
 
 def rtx_layers(path: Path) -> dict:
