@@ -80,6 +80,44 @@ def test_standard_graph_bakes_no_window_constants():
     assert counts["max_per_block"] < 250  # shared window bookkeeping, not a copy per head group
 
 
+@pytest.mark.parametrize("form", ["standard", "attention"])
+def test_shape_bookkeeping_is_computed_once_per_graph(form):
+    """Every block reads the padded size from one Shape subgraph: deeper models add no shape arithmetic."""
+    def shape_nodes(depths):
+        config = TINY_AGILEIR.replace(depths=depths, num_heads=(2,) * len(depths), key_dims=(6,) * len(depths))
+        proto = export_onnx(randomized(build_model(config)).fuse(), form)
+        return sum(n.op_type in ("Shape", "Div", "Unsqueeze") and "/attn/" in n.name
+                   for n in proto.graph.node)
+    assert shape_nodes((2,)) == shape_nodes((4, 2))
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_constant_operands_have_the_rank_they_broadcast_to(form):
+    """TensorRT's parser adds a broadcast layer for every lower-rank constant operand; the export leaves none
+    (elementwise ops, LayerNormalization scale/bias, Attention masks)."""
+    proto = export_onnx(randomized(build_model(TINY_AGILEIR)).fuse(), form)
+    inits = {i.name: len(i.dims) for i in proto.graph.initializer}
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in proto.graph.value_info}
+    checked = 0
+    for node in proto.graph.node:
+        if node.op_type in ("Add", "Mul", "Sub", "Div"):
+            want, slots = ranks.get(node.output[0]), range(len(node.input))
+        elif node.op_type == "LayerNormalization":
+            want, slots = ranks.get(node.input[0], 4), (1, 2)
+        elif node.op_type == "Attention":
+            want, slots = 4, (3,)
+        else:
+            continue
+        for i in slots:
+            if node.input[i] in inits and want:
+                assert inits[node.input[i]] == want, (node.name, node.input[i])
+                checked += 1
+    assert checked > 10
+    if form == "attention":  # traced at opset 20: GELU is one node
+        ops = {n.op_type for n in proto.graph.node}
+        assert "Gelu" in ops and "Erf" not in ops
+
+
 def test_static_shape_export():
     model = randomized(build_model(TINY_SWINIR)).fuse()
     proto = export_onnx(model, "standard", ExportOptions(static_shape=(1, 3, 24, 16)))

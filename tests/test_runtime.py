@@ -518,3 +518,15 @@ def test_fp32_graph_built_as_fp16(artifacts, dataset, tmp_path):
     r = CliRunner().invoke(main, ["validate", str(engine), "--dataset", str(dataset), "--scale", "2",
                                   "--reference", str(artifacts["checkpoint"])])
     assert r.exit_code == 0 and "fp16 criterion" in r.output, r.output
+
+
+def test_rtx_attention_engines_stop_at_the_side_tensorrt_rtx_builds():
+    """TensorRT-RTX attention-form engines are capped (larger inputs are tiled); other forms and TensorRT keep
+    the profile they were asked for."""
+    from agileir.runtime.tensorrt.builder import RTX_ATTENTION_MAX_SIDE, ShapeProfile, fitted_profile
+
+    asked = ShapeProfile((1, 3, 1, 1), (1, 3, 384, 200), (2, 3, 512, 512))
+    capped = fitted_profile(asked, "attention", "rtx")
+    side = RTX_ATTENTION_MAX_SIDE
+    assert capped.max == (2, 3, side, side) and capped.opt == (1, 3, min(384, side), 200) and capped.min == asked.min
+    assert fitted_profile(asked, "standard", "rtx") == asked == fitted_profile(asked, "attention", "tensorrt")

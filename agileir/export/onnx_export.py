@@ -13,9 +13,10 @@ import re
 import tempfile
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -28,6 +29,7 @@ from .attention_node import attention_kernel, to_standard_attention
 from .forms import ATTENTION_OPSET, FORMS
 from .plugin_node import plugin_gswa
 
+GELU_OPSET = 20  # the first opset with Gelu, and the TorchScript exporter's newest
 OPSET = 17  # LayerNormalization is native from 17; also what JetPack 6's TensorRT 10.3 parses
 INPUT, OUTPUT = "lr", "sr"
 BLOCK_SCOPE = re.compile(r"/layers\.(\d+)/residual_group/blocks\.(\d+)/")
@@ -144,6 +146,51 @@ def fold_constant_nodes(model: onnx.ModelProto, policy: str = "all") -> onnx.Mod
     return folded
 
 
+ELEMENTWISE_OPS = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Equal", "Less", "Greater", "Where")
+
+
+def _rank_aligned_slots(node) -> tuple[int | None, tuple[int, ...]]:
+    """(the rank the node's constant operands should have, which inputs) for the ops TensorRT broadcasts."""
+    out_shape = node.outputs[0].shape if node.outputs else None
+    if node.op in ELEMENTWISE_OPS:
+        return (len(out_shape) if out_shape is not None else None), tuple(range(len(node.inputs)))
+    if node.op == "LayerNormalization" and node.inputs[0].shape is not None:
+        return len(node.inputs[0].shape), (1, 2)
+    if node.op == "Attention" and len(node.inputs) > 3:
+        return 4, (3,)
+    return None, ()
+
+
+def align_constant_ranks(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every constant operand of an elementwise op, a LayerNormalization scale and bias, and an Attention
+    mask the rank of what it is broadcast against (leading 1s). Same values; TensorRT's ONNX parser otherwise
+    adds a broadcast Shuffle per operand and per use (hundreds of layers in a network this size)."""
+    import onnx_graphsurgeon as gs
+
+    graph = gs.import_onnx(model)
+    reshaped: dict[tuple[str, int], gs.Constant] = {}
+    for node in graph.nodes:
+        rank, slots = _rank_aligned_slots(node)
+        for i in slots if rank else ():
+            t = node.inputs[i] if i < len(node.inputs) else None
+            if not isinstance(t, gs.Constant) or t.values.ndim >= rank:
+                continue
+            key = (t.name, rank)
+            if key not in reshaped:
+                values = np.asarray(t.values)
+                padded = values.reshape((1,) * (rank - values.ndim) + values.shape)
+                reshaped[key] = gs.Constant(f"{t.name}_rank{rank}", padded)
+            node.inputs[i] = reshaped[key]
+    if not reshaped:
+        return model
+    graph.cleanup()
+    aligned = gs.export_onnx(graph)
+    del aligned.opset_import[:]
+    aligned.opset_import.extend(model.opset_import)
+    aligned.metadata_props.extend(model.metadata_props)
+    return aligned
+
+
 def node_counts(model: onnx.ModelProto) -> dict:
     per_block: Counter = Counter()
     for node in model.graph.node:
@@ -167,7 +214,10 @@ def export_onnx(model: SRTransformer, form: str = "standard",
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         with routes[form]:
-            _trace_to_onnx(model, raw, options)
+            # The attention form needs opset 23 anyway: traced at the exporter's newest opset (20), GELU is one
+            # Gelu node instead of five (Div/Erf/Add/Mul/Mul), one TensorRT layer per MLP instead of five.
+            traced = replace(options, opset=max(options.opset, GELU_OPSET)) if form == "attention" else options
+            _trace_to_onnx(model, raw, traced)
         proto = onnx.load(str(raw))
     if form == "attention":
         proto = to_standard_attention(proto, max(options.opset, ATTENTION_OPSET))
@@ -176,7 +226,7 @@ def export_onnx(model: SRTransformer, form: str = "standard",
     proto = fold_split_concat(proto)
     proto = fold_constant_nodes(proto, options.fold)
     proto = onnx.shape_inference.infer_shapes(proto)
-    return proto
+    return onnx.shape_inference.infer_shapes(align_constant_ranks(proto))
 
 
 def annotate(proto: onnx.ModelProto, info: dict) -> None:

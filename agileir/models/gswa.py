@@ -42,9 +42,11 @@ def shift_regions(size: int, window: int, shift: int, device=None) -> torch.Tens
     return (pos >= size - window).long() + (pos >= size - shift).long()
 
 
-def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B * nW, C, window, window), windows in row-major order."""
-    b, c, h, w = x.shape
+def window_partition(x: torch.Tensor, window: int, grid: tuple | None = None) -> torch.Tensor:
+    """(B, C, H, W) -> (B * nW, C, window, window), windows in row-major order. `grid`: x's (B, H, W) when
+    the caller has them (see grid_of)."""
+    b, h, w = grid or (x.shape[0], x.shape[2], x.shape[3])
+    c = x.shape[1]
     x = x.reshape(b, c, h // window, window, w // window, window)
     return x.permute(0, 2, 4, 1, 3, 5).reshape(-1, c, window, window)
 
@@ -98,9 +100,10 @@ class WindowSpec:
 def to_windows(x: torch.Tensor, window: int, shift: int, shared: bool = True) -> torch.Tensor:
     """(B, C, H, W) image -> (B * nW, C, window, window): the cyclic shift by -shift, then the partition.
     `shared`: shift with the forward's shared gather indices when there are any (sharing_window_geometry)."""
+    grid = grid_of(x) if shared else None
     if shift:
         x = _roll(x, -shift, shared)
-    return window_partition(x, window)
+    return window_partition(x, window, grid)
 
 
 def from_windows(windows: torch.Tensor, window: int, shift: int, h: int, w: int, shared: bool = True) -> torch.Tensor:
@@ -234,6 +237,14 @@ def sharing_window_geometry():
         yield
     finally:
         _geometry = previous
+
+
+def grid_of(x: torch.Tensor) -> tuple:
+    """(B, H, W) of a (B, C, H, W) tensor. Within a shared geometry every block has the same padded size, so
+    the first block's values serve all (traced: one Shape subgraph for the whole body, not one per block)."""
+    def sizes():
+        return x.shape[0], x.shape[2], x.shape[3]
+    return _shared(("grid",), sizes)
 
 
 def _shared(key: tuple, make: Callable):

@@ -13,8 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import SRConfig
-from .gswa import (WindowSpec, from_tokens, from_windows, routing, sharing_window_geometry, take_channels,
-                   to_tokens, to_windows, window_logit_bias)
+from .gswa import (WindowSpec, from_tokens, from_windows, grid_of, routing, sharing_window_geometry,
+                   take_channels, to_tokens, to_windows, window_logit_bias)
 from .layers import (Conv2dBN, Mlp, PatchEmbed, conv_weight_and_bias, make_resi_conv, make_upsampler,
                      pad_to_multiple)
 
@@ -117,7 +117,7 @@ class ShiftedGroupAttention(nn.Module):
         g, route, table = self.groupatt, routing(), self.relative_position_bias_table
         spec = WindowSpec(self.window, shift, self.scale)
         x = x.permute(0, 3, 1, 2)
-        b, _, h, w = x.shape
+        b, h, w = grid_of(x)
         if route.per_call is not None:
             def per_call(i, q, k, v):
                 return route.per_call(q, k, v, conv_weight_and_bias(g.dws[i]), table[:, i], spec)
@@ -153,7 +153,7 @@ class WindowAttention(nn.Module):
         # window space: q times the logit scale, once per block (the Linear stays itself: INT8 matches it by name)
         gain = torch.cat([torch.full((dim,), self.scale), torch.ones(2 * dim)]).to(x)
         qkv = (self.qkv(x) * gain).permute(0, 3, 1, 2)
-        b, _, h, w = qkv.shape
+        b, h, w = grid_of(qkv)
         tokens = to_tokens(to_windows(qkv, self.window, shift), b)  # (B, nW, N, 3C)
         hd = dim // self.heads
         outs = [route.attend(*(take_channels(tokens, 3, range(j * dim + i * hd, j * dim + (i + 1) * hd))

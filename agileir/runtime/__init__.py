@@ -63,12 +63,14 @@ def engine_runner(onnx_path: str | Path, flavour: str = "tensorrt", cache_dir: s
     use. `echo` gets one line saying whether the engine was built or reused."""
     import time
 
-    from .tensorrt.builder import BuildOptions, inspect_onnx
+    from .tensorrt.builder import BuildOptions, fitted_profile, inspect_onnx
     from .tensorrt.cache import cached_engine, default_cache_dir
     from .tensorrt.env import plugin_library_for
 
-    lib = plugin_library_for(inspect_onnx(onnx_path).form, flavour)
-    options = BuildOptions(profile=profile or engine_profile(), flavour=flavour, plugin_library=lib)
+    form = inspect_onnx(onnx_path).form
+    lib = plugin_library_for(form, flavour)
+    options = BuildOptions(profile=fitted_profile(profile or engine_profile(), form, flavour), flavour=flavour,
+                           plugin_library=lib)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     start = time.perf_counter()
     engine, built = cached_engine(onnx_path, options, cache, echo=lambda _: None)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,6 +91,22 @@ class ShapeProfile:
 
     def to_dict(self) -> dict:
         return {"input": INPUT, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+
+# TensorRT-RTX 1.7 does not build the bundled AgileIR-light's FP16 attention form with a profile beyond 256x256: its
+# fused attention (windows as heads, 256 tokens) asks for 36 MB more than any workspace limit it is given (measured
+# with 4 and 8 GiB at 384x384 and 512x512). Engines of that form stop at 256x256; larger inputs are tiled.
+RTX_ATTENTION_MAX_SIDE = 256
+
+
+def fitted_profile(profile: ShapeProfile, form: str, flavour: str) -> ShapeProfile:
+    """`profile`, its H and W capped at RTX_ATTENTION_MAX_SIDE for a TensorRT-RTX attention-form engine."""
+    if form != "attention" or flavour != "rtx":
+        return profile
+
+    def capped(shape: Shape) -> Shape:
+        return (shape[0], shape[1], min(shape[2], RTX_ATTENTION_MAX_SIDE), min(shape[3], RTX_ATTENTION_MAX_SIDE))
+    return ShapeProfile(capped(profile.min), capped(profile.opt), capped(profile.max))
 
 
 @dataclass(frozen=True)
@@ -340,6 +356,15 @@ def _builder_config(trt, builder, network, options: BuildOptions, flags: list[st
     return config, input_name, targets
 
 
+def _fit_profile(options: BuildOptions, form: str, flavour: str, echo: Callable[[str], None]) -> BuildOptions:
+    fitted = fitted_profile(options.profile, form, flavour)
+    if fitted == options.profile:
+        return options
+    echo(f"note: profile capped at {shape_text(fitted.max)} for the attention form on TensorRT-RTX (larger inputs "
+         f"are tiled)")
+    return replace(options, profile=fitted)
+
+
 def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, options: BuildOptions = BuildOptions(),
                  echo: Callable[[str], None] = print) -> dict:
     """Build and write `engine_path` (default: the ONNX path with .plan) and its .json sidecar; returns the sidecar.
@@ -352,6 +377,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
     if options.compute_capabilities and flavour != "rtx":
         raise ValueError("target compute capabilities are a TensorRT-RTX option (--target rtx); TensorRT builds "
                          "for the GPU it runs on")
+    options = _fit_profile(options, info.form, flavour, echo)
     trt = import_trt(flavour)
     version = str(trt.__version__)
     gpu = require_gpu() if flavour == "tensorrt" else None  # TensorRT-RTX builds ahead of time on the CPU
