@@ -149,3 +149,4 @@ def test_attention_form_builds_fused_attention_layers(rtx_attention_export):
     assert fp16["by_type"]["ATTENTION_OUTPUT"] == groups and "SOFTMAX" not in fp16["by_type"]
     assert fp16["decomposable_attentions"] == 0 and fp32["decomposable_attentions"] == groups
     assert fp16["by_type"].get("MATRIX_MULTIPLY", 0) == 2 * sum(TINY_ATTENTION.depths)  # the MLPs only
+    assert fp16["by_type"]["ACTIVATION"] == 2 * sum(TINY_ATTENTION.depths)  # ReLU before proj, one Gelu per MLP
