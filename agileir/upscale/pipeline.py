@@ -149,6 +149,18 @@ class Pipeline:
         finally:
             stage.timings[name] = stage.timings.get(name, 0.0) + time.perf_counter() - start
 
+    @staticmethod
+    def _settled(stage: _Stage, name: str) -> Any:
+        """The value of the stage's future; an exception of that step (other than _Dropped, which propagates)
+        becomes the stage's error, and the value None."""
+        try:
+            return stage.future.result()
+        except _Dropped:
+            raise
+        except Exception as e:
+            stage.error, stage.stage = e, name
+            return None
+
     def _feed(self, pool: ThreadPoolExecutor, decoded: queue.Queue) -> None:
         try:
             for index, item in enumerate(self._items):
@@ -212,12 +224,7 @@ class Pipeline:
                 stage = self._get(decoded)
                 if stage is _END:
                     break
-                try:
-                    value = stage.future.result()
-                except _Dropped:
-                    return
-                except Exception as e:
-                    stage.error, stage.stage = e, "decode"
+                value = self._settled(stage, "decode")  # _Dropped: caught below
                 if stage.error is not None:
                     if (group and not flush()) or not self._put(encoded, stage):
                         return
@@ -275,11 +282,9 @@ class Pipeline:
                 value = None
                 if stage.error is None:
                     try:
-                        value = stage.future.result()
+                        value = self._settled(stage, "encode")
                     except _Dropped:
                         break
-                    except Exception as e:
-                        stage.error, stage.stage = e, "encode"
                 error = stage.error
                 result = ItemResult(stage.index, stage.item, error is None, value,
                                     None if error is None else _message(error), stage.stage,
