@@ -226,7 +226,7 @@ def export_onnx(model: SRTransformer, form: str = "standard",
     proto = fold_split_concat(proto)
     proto = fold_constant_nodes(proto, options.fold)
     proto = onnx.shape_inference.infer_shapes(proto)
-    return onnx.shape_inference.infer_shapes(align_constant_ranks(proto))
+    return align_constant_ranks(proto)  # needs the inferred ranks; keeps every value_info as it was
 
 
 def annotate(proto: onnx.ModelProto, info: dict) -> None:
