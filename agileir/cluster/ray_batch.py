@@ -31,7 +31,6 @@ from __future__ import annotations
 import errno
 import gc
 import glob as globlib
-import hashlib
 import json
 import os
 import pickle
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..io.atomic import TEMP_MARK, is_temp_file
-from ..io.gate import OutputGate
+from ..io.gate import OutputGate, file_sha256
 from ..io.images import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_image
 from ..io.outputs import OutputFolder, output_names
 from ..runtime import RunnerSpec
@@ -126,14 +125,6 @@ def read_bytes(uri: str) -> bytes:
     filesystem, path = fs.FileSystem.from_uri(uri)
     with filesystem.open_input_stream(path) as f:
         return f.read()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 RESUME_KEYS = ("model", "backend", "scale", "tile", "tile_overlap")  # a rerun with other ones redoes everything

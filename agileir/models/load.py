@@ -1,7 +1,6 @@
 """Checkpoint loading: safe formats only, architecture and hyper-parameters read from the weights."""
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import pickle
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..io.atomic import atomic_path
+from ..io.gate import file_sha256
 from .config import SRConfig, preset, preset_name
 
 if TYPE_CHECKING:  # PyTorch is imported where a checkpoint is read: ONNX / engine paths use this module without it
@@ -47,14 +47,6 @@ def default_checkpoint() -> Path:
     if not path.exists():
         raise ModelLoadError(f"the bundled default checkpoint {path.name} is missing from this install")
     return path
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
