@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from ..io.atomic import atomic_path, write_json, write_text
-from .calibrators import CALIBRATORS, progress_steps
+from .calibrators import CALIBRATORS
 from .dataset import DATA_DIR
 
 BASELINES = DATA_DIR / "baselines.json"
@@ -238,11 +238,4 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
     write_json(paths[0], report, indent=1)
     write_text(paths[1], markdown(report))
     return paths
-
-
-def report_steps(variants: list[Variant], datasets: list[int], calib_images: int, calib_tensors: int) -> int:
-    """Progress steps of calibrating the toolkit rows and evaluating every row that has a graph."""
-    cal = sum(progress_steps(v.calibrator, calib_images, calib_tensors) for v in variants
-              if v.calibrator and v.kind == "toolkit")
-    return cal + sum(1 for v in variants if not v.skipped) * sum(datasets)
 
