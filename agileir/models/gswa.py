@@ -73,13 +73,18 @@ def _memo(fn, inference_mode: bool, *args):
     return fn(*args)
 
 
-def _cached(fn, *args):
+@functools.lru_cache(maxsize=1024)  # small index tensors: a few per head group, none per image size
+def _index_memo(fn, inference_mode: bool, *args):
+    return fn(*args)
+
+
+def _cached(fn, *args, memo: Callable = _memo):
     """Coordinate-derived constants are cached in eager mode; while tracing for export they are
     rebuilt from the (symbolic) sizes so that nothing shape-specific is baked into the graph."""
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
         return fn(*args)
     # Tensors made under inference_mode cannot be saved for backward, so each mode gets its own entry.
-    return _memo(fn, torch.is_inference_mode_enabled(), *args)
+    return memo(fn, torch.is_inference_mode_enabled(), *args)
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,11 @@ def take_channels(x: torch.Tensor, dim: int, indices) -> torch.Tensor:
     """x's channels `indices` (a range or list of ints) along `dim`, by a gather with constant int32 indices:
     exported, one Gather node, which TensorRT's parser maps to one layer (a Slice or Split costs it tens of
     shape layers)."""
-    return x.index_select(dim, torch.tensor(list(indices), dtype=torch.int32, device=x.device))
+    return x.index_select(dim, _cached(_channel_index, tuple(indices), x.device, memo=_index_memo))
+
+
+def _channel_index(indices: tuple[int, ...], device) -> torch.Tensor:
+    return torch.tensor(indices, dtype=torch.int32, device=device)
 
 
 def attend_tokens(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_bias: torch.Tensor,
