@@ -169,8 +169,6 @@ def runner_options(backend_help: str = "override the backend chosen from the mod
 
     The command receives them as one `runner` argument, an agileir.runtime.RunnerSpec without its artifact
     (`dataclasses.replace(runner, artifact=path)` adds it)."""
-    from ..runtime.artifacts import BACKENDS
-
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args, backend, device, preset_name, upstream_compat, engine_cache_dir=None, **kwargs):
@@ -179,9 +177,7 @@ def runner_options(backend_help: str = "override the backend chosen from the mod
             kwargs["runner"] = RunnerSpec(None, backend, device, preset_name, upstream_compat, engine_cache_dir)
             return fn(*args, **kwargs)
 
-        wrapper = click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                               help=backend_help)(wrapper)
-        wrapper = click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)(wrapper)
+        wrapper = device_option()(backend_option(backend_help)(wrapper))
         if engine_cache:
             wrapper = click.option("--engine-cache", "engine_cache_dir", type=click.Path(file_okay=False),
                                    help="engine cache folder for --backend tensorrt/rtx on an .onnx file [default: "
