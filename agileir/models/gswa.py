@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-MASK_VALUE = -100.0  # Swin's value for token pairs from different shift regions
+from .gswa_node import MASK_VALUE
+
 DW_KERNEL = 5
 
 

@@ -13,6 +13,7 @@ PLUGIN_NAMESPACE = "agileir"  # the creator's namespace, what TensorRT's ONNX pa
 PLUGIN_VERSION = "1"
 # onnxruntime-extensions binds Python ops to its own domain: ONNX Runtime sessions run the node there.
 ORT_CONTRIB_DOMAIN = "ai.onnx.contrib"
+MASK_VALUE = -100.0  # Swin's logit for token pairs from different shift regions (the CUDA kernel: GSWA_MASK_VALUE)
 
 
 def is_gswa_node(node: Any) -> bool:

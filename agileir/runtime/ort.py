@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..models.gswa_node import OP_TYPE, ORT_CONTRIB_DOMAIN, is_gswa_node
+from ..models.gswa_node import MASK_VALUE, OP_TYPE, ORT_CONTRIB_DOMAIN, is_gswa_node
 from .base import Runner
 
 _registered = False
@@ -46,7 +46,6 @@ def _register_plugin_op() -> None:
 
 
 _contrib_domain = ORT_CONTRIB_DOMAIN
-MASK_VALUE = -100.0  # agileir.models.gswa.MASK_VALUE (that module imports torch)
 
 
 def gswa_numpy(qkv: np.ndarray, dw_weight: np.ndarray, dw_bias: np.ndarray, bias_table: np.ndarray, window: int,

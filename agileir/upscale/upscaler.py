@@ -7,7 +7,7 @@
 Every run of the toolkit that writes upscaled images (agileir-infer's image and folder runs, `agileir video`,
 the Ray actors of `agileir batch`) goes through this object, so they share one rule set: `--tile auto` against
 the memory budget, one overlap, colour/grayscale/alpha handling, and agileir.upscale.contract on every model
-call. The job functions around it (agileir.upscale.jobs, agileir.upscale.video) add decode, the pipeline and
+call. The job functions around it (agileir.upscale.files, agileir.upscale.video) add decode, the pipeline and
 the write.
 """
 from __future__ import annotations
