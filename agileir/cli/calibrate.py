@@ -8,7 +8,7 @@ import click
 
 from ..calibration import CALIBRATORS, PEERS
 from ..export.forms import FORMS
-from .common import friendly_errors, load_torch_model, model_options, overwrite_option, require_module
+from .common import friendly_errors, model_options, overwrite_option, require_module
 
 PEER_CHOICES = (*PEERS, "none")
 
@@ -58,7 +58,9 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
                             not no_attention)
     gate = OutputGate([Path(model) if model else default_checkpoint(), *input_files(*eval_dirs, calib_dir)], overwrite)
     planned = gate.claim_all(options.planned_outputs(), "calibration report")
-    loaded = load_torch_model(model, preset_name, upstream_compat)
+    from ..runtime.pytorch import load_checked_model  # imports torch: after the cheap checks and claims
+
+    loaded = load_checked_model(model, preset_name, upstream_compat)
     report, paths = calibration_report(loaded, options, lambda total, desc: tqdm(total=total, desc=desc, unit="step"),
                                        lambda line: click.echo(line, err=True))
     for path in planned:

@@ -218,21 +218,3 @@ def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
         if path.suffix in ENGINE_SUFFIXES:
             found.append(sidecar_path(path))
     return found
-
-
-def load_torch_model(path: str | None, preset_name: str | None, upstream_compat: bool):
-    from ..runtime.pytorch import load_checked_model
-
-    return load_checked_model(path, preset_name, upstream_compat)
-
-
-def write_json(path: str | Path, payload: dict, gate=None, kind: str = "report") -> None:
-    """Write a JSON output atomically, through `gate` (an agileir.io.gate.OutputGate) when given."""
-    from ..io.atomic import write_json as atomic_write_json
-
-    path = Path(path)
-    if gate is not None:
-        gate.write_json(path, payload, kind)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, payload)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, device_option, friendly_errors, model_options, overwrite_option, write_json
+from .common import CliError, device_option, friendly_errors, model_options, overwrite_option
 
 
 @click.command()
@@ -70,7 +70,7 @@ def eval_cmd(model, dataset, scale, json_out, preset_name, upstream_compat, over
         payload = {"model": str(loaded.path), "sha256": loaded.sha256, "preset": loaded.preset,
                    "device": str(runner.device),
                    **result.to_dict()}
-        write_json(json_out, payload, gate, "evaluation report")
+        gate.write_json(json_out, payload, "evaluation report")
         click.echo(f"wrote {json_out}")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, artifact_inputs, backend_option, device_option,
-                     friendly_errors, overwrite_option, target_options, write_json)
+                     friendly_errors, overwrite_option, target_options)
 
 
 def _sizes(text: str) -> list[int]:
@@ -137,7 +137,7 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
         click.echo("warning: the reference is not the checkpoint recorded in the artifact", err=True)
     click.echo(format_report(report))
     if json_out:
-        write_json(json_out, report.to_dict(), gate, "validation report")
+        gate.write_json(json_out, report.to_dict(), "validation report")
         click.echo(f"wrote {json_out}")
     if not report.passed:
         raise CheckFailed(f"validation failed: {artifact} is below the {report.precision} threshold")
@@ -180,7 +180,7 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend,
                                                      "batch": batch, "threads": threads, "backend": backend,
                                                      "device": device},
                    "results": rows}
-        write_json(json_out, payload, gate, "benchmark report")
+        gate.write_json(json_out, payload, "benchmark report")
         click.echo(f"wrote {json_out}")
 
 
