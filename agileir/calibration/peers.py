@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..runtime.parity import as_batch
 from . import PEERS
 
 ORT_METHODS = {"ort-minmax": "MinMax", "ort-entropy": "Entropy", "ort-percentile": "Percentile"}
@@ -70,7 +71,7 @@ def _ort_quantize_static(fp32: onnx.ModelProto, images: list[np.ndarray], method
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static
 
-    batches = [_batch(im) for im in images]
+    batches = [as_batch(im) for im in images]
     input_name = fp32.graph.input[0].name
 
     class Reader(CalibrationDataReader):
@@ -132,7 +133,7 @@ def _modelopt_int8(fp32: onnx.ModelProto, images: list[np.ndarray]) -> PeerResul
     with tempfile.TemporaryDirectory() as tmp:
         src, calib, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "calib.npy", Path(tmp) / "int8.onnx"
         onnx.save(fp32, src)
-        np.save(calib, np.concatenate([_batch(im) for im in images]))
+        np.save(calib, np.concatenate([as_batch(im) for im in images]))
         done = subprocess.run([python, "-c", _MODELOPT_SCRIPT, str(src), str(calib), str(dst)],
                               capture_output=True, text=True, env=os.environ | {"CUDA_VISIBLE_DEVICES": ""})
         if done.returncode != 0 or not dst.is_file():
@@ -153,7 +154,3 @@ def _quiet():
             yield
     finally:
         logging.getLogger().setLevel(level)
-
-
-def _batch(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)

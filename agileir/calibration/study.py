@@ -30,8 +30,12 @@ class ReportOptions:
     notes: dict = field(default_factory=dict)
 
     def planned_outputs(self) -> list[Path]:
-        names = [f"calibration_report.{ext}" for ext in ("json", "md", "png")]
-        return [self.out_dir / n for n in names] + [self.out_dir / f"calibration_{c}.json" for c in self.calibrators]
+        from .report import REPORT_NAMES
+
+        return [self.out_dir / n for n in REPORT_NAMES] + [self.calibration_file(c) for c in self.calibrators]
+
+    def calibration_file(self, calibrator: str) -> Path:
+        return self.out_dir / f"calibration_{calibrator}.json"
 
     def sweep_calibrators(self) -> tuple[str, ...]:
         return tuple(c for c in SWEEP_CALIBRATORS if c in self.calibrators) or self.calibrators[:1]
@@ -104,7 +108,7 @@ def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progres
         with progress_bar(progress_steps(calibrator, len(images), tensors), f"calibrating {calibrator}") as bar:
             cal = V.calibrate(forms["standard"], images, calibrator,
                               {"source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256}}, bar.update)
-        cal.save(options.out_dir / f"calibration_{calibrator}.json")
+        cal.save(options.calibration_file(calibrator))
         calibrations[calibrator] = cal
         graphs[f"int8-{calibrator}"] = V.int8_forms(forms, cal)[options.form]
         rows.append(Variant(f"int8-{calibrator}", "int8", "W8A8", calibrator,
