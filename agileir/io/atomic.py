@@ -106,6 +106,13 @@ def sweep_stale(folder: str | os.PathLike, older_than_s: float = 3600.0) -> list
     return removed
 
 
+def user_cache_dir(name: str, env_var: str) -> Path:
+    """$env_var, else $XDG_CACHE_HOME/agileir/<name>, else ~/.cache/agileir/<name> (the engine and plugin caches)."""
+    if os.environ.get(env_var):
+        return Path(os.environ[env_var]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agileir" / name
+
+
 @contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
     """An exclusive advisory lock (flock) on `path`, created if needed: one builder at a time per cache entry."""

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..io.atomic import file_lock
+from ..io.atomic import file_lock, user_cache_dir
 from . import (DEFAULT_CUDA_ARCHS, RTX_LIBRARY_NAME, LIBRARY_NAME, build_plugin_library, find_nvcc,
                plugin_source_dir)
 from .headers import HeaderFetchError, fetch_headers, header_tag
@@ -67,10 +67,7 @@ def to_stderr(message: str) -> None:
 
 
 def plugin_cache_dir() -> Path:
-    if os.environ.get(ENV_PLUGIN_CACHE):
-        return Path(os.environ[ENV_PLUGIN_CACHE]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "agileir" / "plugins"
+    return user_cache_dir("plugins", ENV_PLUGIN_CACHE)
 
 
 def source_digest() -> str:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from ...io.atomic import file_lock
+from ...io.atomic import file_lock, user_cache_dir
 from ..artifacts import sidecar_path
 from .builder import BuildOptions, build_engine, inspect_onnx
 from .env import import_trt, require_gpu
@@ -37,10 +36,7 @@ KEY_FORMAT = "agileir-engine-cache/1"
 
 def default_cache_dir() -> Path:
     """$AGILEIR_ENGINE_CACHE, else $XDG_CACHE_HOME/agileir/engines, else ~/.cache/agileir/engines."""
-    if os.environ.get("AGILEIR_ENGINE_CACHE"):
-        return Path(os.environ["AGILEIR_ENGINE_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "agileir" / "engines"
+    return user_cache_dir("engines", "AGILEIR_ENGINE_CACHE")
 
 
 @dataclass(frozen=True)
