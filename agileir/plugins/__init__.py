@@ -167,6 +167,18 @@ def compile_kernel_nvcc(arch, out_dir: str | os.PathLike, mode: str = "cubin", e
     return out
 
 
+def package_dir(name: str) -> Path | None:
+    """The folder of an installed package (e.g. the wheel folders tensorrt_libs/, tensorrt_rtx_libs/) without
+    importing it; None when it is not installed."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def rtx_parser_link_problem(lib: str | os.PathLike) -> str | None:
     """None when the TensorRT-RTX ONNX parser will find ``libtensorrt_rtx.so`` once ``lib`` is loaded (a link next
     to ``lib`` that resolves to an existing file, or that name in the wheel folder itself), else a one-line fix."""
@@ -174,13 +186,7 @@ def rtx_parser_link_problem(lib: str | os.PathLike) -> str | None:
     link = lib.parent / "libtensorrt_rtx.so"
     if link.exists():
         return None
-    wheel = None
-    try:
-        spec = importlib.util.find_spec("tensorrt_rtx_libs")
-        if spec is not None and spec.submodule_search_locations:
-            wheel = Path(list(spec.submodule_search_locations)[0])
-    except (ImportError, ValueError):
-        pass
+    wheel = package_dir("tensorrt_rtx_libs")
     if wheel is not None and (wheel / "libtensorrt_rtx.so").exists():
         return None  # the parser's RPATH ($ORIGIN) finds it there
     for d in filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)):

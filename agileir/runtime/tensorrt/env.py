@@ -13,7 +13,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from ...plugins import (ENV_LIBRARY, LIBRARY_NAME, RTX_LIBRARY_NAME, find_nvcc, find_plugin_library,
+from ...plugins import (ENV_LIBRARY, LIBRARY_NAME, RTX_LIBRARY_NAME, find_nvcc, find_plugin_library, package_dir,
                         rtx_parser_link_problem)
 from .cudart import device_count, device_info
 from .versions import version_tuple
@@ -103,14 +103,7 @@ def load_plugin_library(path: str | Path | None = None, flavour: str = "tensorrt
 
 def wheel_library_dir(flavour: str) -> Path | None:
     """The pip wheel folder with the flavour's shared libraries (tensorrt_rtx_libs/, tensorrt_libs/), if any."""
-    name = "tensorrt_rtx_libs" if check_flavour(flavour) == "rtx" else "tensorrt_libs"
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return package_dir("tensorrt_rtx_libs" if check_flavour(flavour) == "rtx" else "tensorrt_libs")
 
 
 def plugin_build_spec(flavour: str = "tensorrt"):
