@@ -24,6 +24,20 @@ def _deterministic():
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def saved_model(folder: Path, config, randomize: bool = False, name: str = "tiny.safetensors"):
+    """A model of `config` built under seed 0 (through randomized() when asked), saved as folder/name as a
+    safetensors checkpoint; returns (model, path)."""
+    from agileir.models import build_model, save_safetensors
+
+    torch.manual_seed(0)
+    model = build_model(config)
+    if randomize:
+        model = randomized(model)
+    path = folder / name
+    save_safetensors(model, path)
+    return model, path
+
+
 def randomized(model):
     """Give BN layers non-trivial statistics and the zero-initialised projections real weights,
     so fuse/compat tests exercise every term."""

@@ -25,7 +25,7 @@ from agileir.models import build_model, save_safetensors
 from agileir.models.load import file_sha256
 from agileir.quality.metrics import psnr
 from agileir.runtime.ort import gswa_numpy
-from conftest import randomized
+from conftest import saved_model
 from gswa_cases import make_case
 from test_models import TINY_AGILEIR, TINY_SWINIR
 
@@ -125,13 +125,8 @@ def test_numpy_gswa_node_matches_the_pytorch_reference(case_args):
 def exported(tmp_path_factory):
     """A tiny AgileIR x2 (random BN statistics and projections, so attention counts) with both ONNX forms beside
     its checkpoint, annotated as agileir-export does, and a 20x24 input image."""
-    import torch
-
     folder = tmp_path_factory.mktemp("deploy")
-    torch.manual_seed(0)
-    model = randomized(build_model(TINY_AGILEIR))
-    ckpt = folder / "tiny.safetensors"
-    save_safetensors(model, ckpt)
+    model, ckpt = saved_model(folder, TINY_AGILEIR, randomize=True)
     model.fuse()
     for form, name in (("standard", "model.onnx"), ("plugin", "model.plugin.onnx")):
         proto = export_onnx(model, form)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 from PIL import Image as PILImage
@@ -22,8 +21,7 @@ from PIL import Image as PILImage
 from agileir.cli import main
 from agileir.runtime.tensorrt.builder import (BuildOptions, ShapeProfile, network_typing, parse_shape, trtexec_command)
 from agileir.export.onnx_export import annotate, export_onnx
-from agileir.models import build_model
-from agileir.models.load import file_sha256, save_safetensors
+from agileir.models.load import file_sha256
 from agileir.runtime import Runner, load_runner
 from agileir.runtime.artifacts import onnx_precision
 from agileir.quality.metrics import psnr
@@ -31,7 +29,7 @@ from polygraphy_compare import compare_runners
 from agileir.runtime.tensorrt.env import EngineMismatch, TensorRTUnavailable, require_gpu, require_tensorrt
 from agileir.runtime.tensorrt.runner import check_engine
 from agileir.io.samples import sample_image
-from conftest import randomized
+from conftest import saved_model
 from test_models import TINY_AGILEIR
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,10 +57,7 @@ def artifacts(tmp_path_factory):
     from agileir.calibration.dataset import load_images
 
     folder = tmp_path_factory.mktemp("artifacts")
-    torch.manual_seed(0)
-    model = randomized(build_model(TINY_AGILEIR))
-    ckpt = folder / "tiny.safetensors"
-    save_safetensors(model, ckpt)
+    model, ckpt = saved_model(folder, TINY_AGILEIR, randomize=True)
     model.fuse()
     forms = {form: export_onnx(model, form) for form in ("standard", "plugin")}
     calibration = variants.calibrate(forms["standard"], load_images()[:2], "max")

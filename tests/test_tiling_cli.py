@@ -8,10 +8,10 @@ from agileir.cli import main
 from agileir.io.images import read_image
 from agileir.runtime.pytorch import torch_upscaler
 from agileir.upscale.images import upscale_rgb
-from agileir.models import build_model, preset, save_safetensors
+from agileir.models import build_model, preset
 from agileir.upscale.tiling import DEFAULT_OVERLAP, tile_spans
 from test_models import TINY_AGILEIR
-from conftest import randomized
+from conftest import randomized, saved_model
 
 
 def psnr(a, b):
@@ -56,10 +56,7 @@ def test_small_tiles_stay_close(tiny_model, set5, crop):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    torch.manual_seed(0)
-    save_safetensors(build_model(TINY_AGILEIR), path)
-    return path
+    return saved_model(tmp_path_factory.mktemp("ckpt"), TINY_AGILEIR)[1]
 
 
 def write_png(path, array, mode=None):

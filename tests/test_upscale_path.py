@@ -7,18 +7,17 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image as PILImage
 
 from agileir.cli import main
 from agileir.io.images import read_image
-from agileir.models import build_model, save_safetensors
 from agileir.runtime import RunnerSpec, load_runner
 from agileir.upscale.memory import parse_size
 from agileir.upscale.options import EncodingOptions, PipelineOptions, TilingOptions
 from agileir.upscale.tiling import DEFAULT_OVERLAP
 from agileir.upscale.upscaler import Upscaler
+from conftest import saved_model
 from test_models import TINY_SWINIR
 
 
@@ -28,10 +27,7 @@ class Called(Exception):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    torch.manual_seed(0)
-    save_safetensors(build_model(TINY_SWINIR), path)
-    return path
+    return saved_model(tmp_path_factory.mktemp("ckpt"), TINY_SWINIR)[1]
 
 
 def _record(calls: dict, name: str):
