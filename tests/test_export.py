@@ -54,8 +54,11 @@ def test_plugin_graph_has_no_window_machinery():
     model = randomized(build_model(TINY_AGILEIR)).fuse()
     proto = export_onnx(model, "plugin")
     ops = {n.op_type for n in attention_ops(proto)}
-    assert ops <= {"Transpose", "Split", "Conv", "Add", OP_TYPE, "Concat", "Relu"}, ops  # NHWC<->NCHW only
+    assert ops <= {"Transpose", "Gather", "Conv", "Add", OP_TYPE, "Concat", "Relu"}, ops  # NHWC<->NCHW only
     assert not any(n.op_type == "ScatterND" for n in proto.graph.node)
+    groups = sum(d * h for d, h in zip(TINY_AGILEIR.depths, TINY_AGILEIR.num_heads))
+    # each group's channel chunk is one Gather (a Split costs TensorRT's parser shape layers per output)
+    assert sum(n.op_type == "Gather" for n in attention_ops(proto)) == groups
     concats = [n for n in attention_ops(proto) if n.op_type == "Concat"]
     assert len(concats) == sum(TINY_AGILEIR.depths)  # only the concat of the head groups' outputs
     nodes = [n for n in proto.graph.node if n.op_type == OP_TYPE]
@@ -66,6 +69,18 @@ def test_plugin_graph_has_no_window_machinery():
     assert attrs["plugin_namespace"] == b"agileir" and attrs["plugin_version"] == b"1"
     assert attrs["window_size"] == 8 and attrs["shift_size"] == 4 and attrs["key_dim"] == 6
     assert abs(attrs["scale"] - 6 ** -0.5) < 1e-7
+
+
+@pytest.mark.parametrize("config", [TINY_AGILEIR, TINY_SWINIR], ids=["agileir", "swinir"])
+def test_plugin_form_takes_channels_by_gather(config):
+    """Head groups' channels by constant-index Gather: TensorRT's parser turns every Split or Slice output on a
+    dynamic shape into a slice plus tens of shape layers (SwinIR-light's plugin network: 14,198 layers, 2,040
+    with gathers)."""
+    proto = export_onnx(randomized(build_model(config)).fuse(), "plugin")
+    ops = [n.op_type for n in attention_ops(proto)]
+    assert "Split" not in ops and "Slice" not in ops, sorted(set(ops))
+    per_group = 1 if config.arch == "agileir" else 3  # the cascade's chunk; SwinIR: q, k and v of the head
+    assert ops.count("Gather") == per_group * sum(d * h for d, h in zip(config.depths, config.num_heads))
 
 
 def test_standard_graph_bakes_no_window_constants():

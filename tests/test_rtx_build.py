@@ -68,6 +68,7 @@ def test_every_variant_builds_an_rtx_engine(rtx_export, name):
     net = sidecar["network"]
     assert net["plugin_layers"] == len(gswa_nodes(graph))  # one plugin layer per GSWA node
     assert (net["plugin_layers"] > 0) == (".plugin" in name)
+    assert net["attention_layers"] == net["attention_scale_layers"] == 0  # no fused attention in these forms
     quant = sum(n.op_type == "QuantizeLinear" for n in graph.graph.node)
     dequant = sum(n.op_type == "DequantizeLinear" for n in graph.graph.node)
     assert (net["quantize_layers"], net["dequantize_layers"]) == (quant, dequant)
@@ -147,6 +148,8 @@ def test_attention_form_builds_fused_attention_layers(rtx_attention_export):
     fp32 = json.loads((out / "model.attention.json").read_text())["network"]
     assert fp16["attention_layers"] == fp32["attention_layers"] == groups
     assert fp16["by_type"]["ATTENTION_OUTPUT"] == groups and "SOFTMAX" not in fp16["by_type"]
+    # the parser's own Q and K scaling (sqrt(scale): constant, cast, multiply), also at scale 1
+    assert fp16["attention_scale_layers"] == fp32["attention_scale_layers"] == 6 * groups
     assert fp16["decomposable_attentions"] == 0 and fp32["decomposable_attentions"] == groups
     assert fp16["by_type"].get("MATRIX_MULTIPLY", 0) == 2 * sum(TINY_ATTENTION.depths)  # the MLPs only
     assert fp16["by_type"]["ACTIVATION"] == 2 * sum(TINY_ATTENTION.depths)  # ReLU before proj, one Gelu per MLP

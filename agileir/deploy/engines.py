@@ -33,25 +33,21 @@ def engine_step(onnx_files: list[Path], target: EngineTarget = EngineTarget(),
     step = EngineStep()
     if target.flavour == "rtx":
         require_tensorrt("rtx")
-        for path in onnx_files:
-            options = BuildOptions(flavour="rtx", compute_capabilities=target.compute_capabilities,
-                                   plugin_library=_plugin_library(path, "rtx", echo))
-            sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
-            step.built.append(path.with_suffix(".plan"))
-            echo(f"engine: {path.with_suffix('.plan')} (TensorRT-RTX, {sidecar['precision']}, {sidecar['form']} "
-                 f"form, for {', '.join(sidecar['target_compute_capabilities'])})")
-        return step
-    try:
-        require_tensorrt()
-        require_gpu()
-    except TensorRTUnavailable as e:
-        step.reason, step.commands = str(e), build_commands(onnx_files)
-        return step
+    else:
+        try:
+            require_tensorrt()
+            require_gpu()
+        except TensorRTUnavailable as e:
+            step.reason, step.commands = str(e), build_commands(onnx_files)
+            return step
     for path in onnx_files:
-        options = BuildOptions(plugin_library=_plugin_library(path, "tensorrt", echo))
+        options = BuildOptions(flavour=target.flavour, compute_capabilities=target.compute_capabilities,
+                               plugin_library=_plugin_library(path, target.flavour, echo))
         sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
         step.built.append(path.with_suffix(".plan"))
-        echo(f"engine: {path.with_suffix('.plan')} ({sidecar.get('precision', '?')}, {sidecar.get('form', '?')} form)")
+        targets = sidecar.get("target_compute_capabilities")
+        echo(f"engine: {path.with_suffix('.plan')} ({'TensorRT-RTX' if target.flavour == 'rtx' else 'TensorRT'}, "
+             f"{sidecar['precision']}, {sidecar['form']} form{', for ' + ', '.join(targets) if targets else ''})")
     return step
 
 

@@ -45,10 +45,11 @@ class CascadedGroupAttention(nn.Module):
     # trace under the attention's scope with the same node names (INT8 Q/DQ is transplanted between forms by name).
     def image_layout(self, x: torch.Tensor, attend: Callable) -> torch.Tensor:
         """Image layout: x (B, C, H, W); attend(i, q, k, v) -> group i's output (B, Cv, H, W)."""
-        chunks = x.split(self.value_dim, dim=1)
+        cv = self.value_dim
         outs: list[torch.Tensor] = []
         for i in range(self.heads):
-            feat = chunks[i] if i == 0 else chunks[i] + outs[-1]
+            chunk = take_channels(x, 1, range(i * cv, (i + 1) * cv))  # a gather: a split costs TensorRT shape layers
+            feat = chunk if i == 0 else chunk + outs[-1]
             q, k, v = self.qkvs[i](feat).split([self.key_dim, self.key_dim, self.value_dim], dim=1)
             outs.append(attend(i, q, k, v))
         return self.proj(torch.cat(outs, dim=1))
@@ -145,20 +146,21 @@ class WindowAttention(nn.Module):
         route, table = routing(), self.relative_position_bias_table
         spec = WindowSpec(self.window, shift, self.scale)
         dim = x.shape[-1]
+        hd = dim // self.heads
+
+        def heads_of(t: torch.Tensor, axis: int, i: int) -> list[torch.Tensor]:  # head i of q, k, v along `axis`
+            return [take_channels(t, axis, range(j * dim + i * hd, j * dim + (i + 1) * hd)) for j in range(3)]
         if route.per_call is not None:
             qkv = self.qkv(x).permute(0, 3, 1, 2)
-            q, k, v = (t.chunk(self.heads, dim=1) for t in qkv.chunk(3, dim=1))
-            outs = [route.per_call(q[i], k[i], v[i], None, table[:, i], spec) for i in range(self.heads)]
+            outs = [route.per_call(*heads_of(qkv, 1, i), None, table[:, i], spec) for i in range(self.heads)]
             return self.proj(torch.cat(outs, dim=1).permute(0, 2, 3, 1))
         # window space: q times the logit scale, once per block (the Linear stays itself: INT8 matches it by name)
         gain = torch.cat([torch.full((dim,), self.scale), torch.ones(2 * dim)]).to(x)
         qkv = (self.qkv(x) * gain).permute(0, 3, 1, 2)
         b, h, w = grid_of(qkv)
         tokens = to_tokens(to_windows(qkv, self.window, shift), b)  # (B, nW, N, 3C)
-        hd = dim // self.heads
-        outs = [route.attend(*(take_channels(tokens, 3, range(j * dim + i * hd, j * dim + (i + 1) * hd))
-                               for j in range(3)),
-                             window_logit_bias(table[:, i], spec, h, w), 1.0) for i in range(self.heads)]
+        outs = [route.attend(*heads_of(tokens, 3, i), window_logit_bias(table[:, i], spec, h, w), 1.0)
+                for i in range(self.heads)]
         y = from_windows(from_tokens(torch.cat(outs, dim=-1), self.window), self.window, shift, h, w)
         return self.proj(y.permute(0, 2, 3, 1))
 

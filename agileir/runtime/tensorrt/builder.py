@@ -254,7 +254,48 @@ def network_summary(trt, network) -> dict:
             "attention_layers": sum(t == attention_input for t in types) if attention_input is not None else 0,
             "quantize_layers": sum(t == trt.LayerType.QUANTIZE for t in types),
             "dequantize_layers": sum(t == trt.LayerType.DEQUANTIZE for t in types),
+            "attention_scale_layers": attention_scale_layers(trt, network),
             "by_type": dict(sorted(by_type.items(), key=lambda kv: -kv[1]))}
+
+
+def attention_scale_layers(trt, network) -> int:
+    """Layers the ONNX parser adds in front of each fused attention to scale Q and K by sqrt(scale): a
+    multiply by a cast scalar constant (3 layers each, also at scale 1). Reported apart because no graph
+    formulation removes them: they are the parser's fixed cost per ONNX `Attention` node."""
+    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
+    producer = {}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        for j in range(layer.num_outputs):
+            producer[layer.get_output(j).name] = layer
+    count = 0
+    for i in range(network.num_layers if attention_input is not None else 0):
+        layer = network.get_layer(i)
+        if layer.type != attention_input:
+            continue
+        layer.__class__ = trt.IAttentionInputLayer
+        for k in (0, 1):  # query, key
+            count += _scalar_scaling(trt, producer, layer.attention.get_input(k))
+    return count
+
+
+def _scalar_scaling(trt, producer: dict, tensor) -> int:
+    """3 (multiply, cast, constant) when `tensor` is another tensor times a cast scalar constant, else 0."""
+    multiply = producer.get(tensor.name)
+    if multiply is None or multiply.type != trt.LayerType.ELEMENTWISE:
+        return 0
+    multiply.__class__ = trt.IElementWiseLayer
+    if multiply.op != trt.ElementWiseOperation.PROD:
+        return 0
+    for k in range(multiply.num_inputs):
+        cast = producer.get(multiply.get_input(k).name)
+        if cast is None or cast.type != trt.LayerType.CAST:
+            continue
+        constant = producer.get(cast.get_input(0).name)
+        scalar = constant is not None and trt.volume(constant.get_output(0).shape) == 1
+        if scalar and constant.type == trt.LayerType.CONSTANT:
+            return 3
+    return 0
 
 
 def decompose_fp32_attention(trt, network) -> int:
