@@ -292,8 +292,9 @@ def _scalar_scaling(trt, producer: dict, tensor) -> int:
         if cast is None or cast.type != trt.LayerType.CAST:
             continue
         constant = producer.get(cast.get_input(0).name)
-        scalar = constant is not None and trt.volume(constant.get_output(0).shape) == 1
-        if scalar and constant.type == trt.LayerType.CONSTANT:
+        if constant is None or constant.type != trt.LayerType.CONSTANT:
+            continue
+        if trt.volume(constant.get_output(0).shape) == 1:
             return 3
     return 0
 
