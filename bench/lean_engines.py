@@ -8,7 +8,8 @@ Per form x precision: ONNX nodes and bytes; TensorRT-RTX network layers by type 
 --build, the engine's bytes and build seconds (`agileir build --target rtx` in a subprocess with a time limit;
 one that runs out of time is reported as such). Per form (FP32 graph): ONNX Runtime CPU latency at each LR size
 against PyTorch eager and against a plain static-size torch.onnx.export of the same weights (no graph
-cleaning), and parity with PyTorch (max abs error, PSNR on the 8-bit image). The JSON is rewritten after every
+cleaning), medians of --runs rounds that call each runner once in a rotated order (a shared machine's drift
+reaches all alike), and parity with PyTorch (max abs error, PSNR on the 8-bit image). The JSON is rewritten after every
 measurement, so an interrupted run keeps what finished. The plugin form's network needs the RTX plugin library
 (AGILEIR_TRT_PLUGIN_LIB); without it that row says so.
 """
@@ -30,14 +31,22 @@ import numpy as np
 import onnx
 import torch
 
-import export_graph  # bench/, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def timed(fn, runs: int) -> float:
-    """Median milliseconds of `runs` calls after a warm-up (export_graph.timed's samples)."""
-    return round(statistics.median(export_graph.timed(fn, runs)) * 1000, 1)
+def interleaved(runners: dict, runs: int) -> dict:
+    """Median milliseconds per runner over `runs` rounds, each round calling every runner once in a rotated order
+    after one warm-up call each: a shared machine's slow drift then reaches every runner alike."""
+    for fn in runners.values():
+        fn()
+    names, samples = list(runners), {name: [] for name in runners}
+    for r in range(runs):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter()
+            runners[name]()
+            samples[name].append(time.perf_counter() - t)
+    return {name: round(statistics.median(v) * 1000, 1) for name, v in samples.items()}
 
 
 def rtx_layers(path: Path) -> dict:
@@ -115,14 +124,15 @@ def measure_form(form: str, loaded, args, tmp: Path, save, row: dict) -> None:
         for side in args.sizes:
             lr = rng.random((1, 3, side, side), dtype=np.float32)
             row.setdefault("parity", {})[str(side)] = parity(session, loaded.model, lr)
-            with torch.no_grad():
-                eager = timed(lambda: loaded.model(torch.from_numpy(lr)), args.runs)
-            row["latency_ms"][str(side)] = {"onnxruntime": timed(lambda: session.run(None, {"lr": lr}), args.runs),
-                                            "pytorch_eager": eager}
+
+            def eager(x=torch.from_numpy(lr)):
+                with torch.no_grad():
+                    loaded.model(x)
+            runners = {"onnxruntime": lambda: session.run(None, {"lr": lr}), "pytorch_eager": eager}
             if form == "standard":  # the plain export does not depend on the form: once
                 plain = plain_static_session(loaded.model, side, tmp)
-                row["latency_ms"][str(side)]["plain_static_export_onnxruntime"] = timed(
-                    lambda: plain.run(None, {"lr": lr}), args.runs)
+                runners["plain_static_export_onnxruntime"] = lambda: plain.run(None, {"lr": lr})
+            row["latency_ms"][str(side)] = interleaved(runners, args.runs)
             save()
     for precision in args.build:
         row[precision]["rtx_engine"] = rtx_build(tmp / f"{form}.{precision}.onnx", args.build_timeout)
