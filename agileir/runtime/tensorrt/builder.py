@@ -262,21 +262,26 @@ def attention_scale_layers(trt, network) -> int:
     """Layers the ONNX parser adds in front of each fused attention to scale Q and K by sqrt(scale): a
     multiply by a cast scalar constant (3 layers each, also at scale 1). Reported apart because no graph
     formulation removes them: they are the parser's fixed cost per ONNX `Attention` node."""
-    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
     producer = {}
     for i in range(network.num_layers):
         layer = network.get_layer(i)
         for j in range(layer.num_outputs):
             producer[layer.get_output(j).name] = layer
-    count = 0
+    return sum(_scalar_scaling(trt, producer, attention.get_input(k))
+               for attention in fused_attentions(trt, network) for k in (0, 1))  # query, key
+
+
+def fused_attentions(trt, network) -> list:
+    """The IAttention of every fused attention in the parsed network (none where the TensorRT has no
+    IAttention)."""
+    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
+    found = []
     for i in range(network.num_layers if attention_input is not None else 0):
         layer = network.get_layer(i)
-        if layer.type != attention_input:
-            continue
-        layer.__class__ = trt.IAttentionInputLayer
-        for k in (0, 1):  # query, key
-            count += _scalar_scaling(trt, producer, layer.attention.get_input(k))
-    return count
+        if layer.type == attention_input:
+            layer.__class__ = trt.IAttentionInputLayer
+            found.append(layer.attention)
+    return found
 
 
 def _scalar_scaling(trt, producer: dict, tensor) -> int:
@@ -305,14 +310,8 @@ def decompose_fp32_attention(trt, network) -> int:
     TensorRT-RTX 1.7 has fused attention kernels for FP16/BF16 only: an FP32 IAttention that is not
     decomposable fails the build ("not supported by a dedicated kernel"). Decomposed, it runs as
     MatMul/SoftMax/MatMul layers inside the engine."""
-    attention_input = getattr(trt.LayerType, "ATTENTION_INPUT", None)
     marked = 0
-    for i in range(network.num_layers if attention_input is not None else 0):
-        layer = network.get_layer(i)
-        if layer.type != attention_input:
-            continue
-        layer.__class__ = trt.IAttentionInputLayer
-        attention = layer.attention
+    for attention in fused_attentions(trt, network):
         if attention.get_input(0).dtype == trt.float32:
             attention.decomposable = True
             marked += 1
