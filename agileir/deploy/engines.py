@@ -28,7 +28,7 @@ def engine_step(onnx_files: list[Path], target: EngineTarget = EngineTarget(),
     otherwise return the reason and the commands that build them where they can (the ONNX files are ready).
     TensorRT-RTX builds here, on the CPU; its absence raises TensorRTUnavailable (a missing capability)."""
     from ..runtime.tensorrt.builder import BuildOptions, build_engine
-    from ..runtime.tensorrt.env import TensorRTUnavailable, require_gpu, require_tensorrt
+    from ..runtime.tensorrt.env import FLAVOUR_NAMES, TensorRTUnavailable, require_gpu, require_tensorrt
 
     step = EngineStep()
     if target.flavour == "rtx":
@@ -46,8 +46,8 @@ def engine_step(onnx_files: list[Path], target: EngineTarget = EngineTarget(),
         sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
         step.built.append(path.with_suffix(".plan"))
         targets = sidecar.get("target_compute_capabilities")
-        echo(f"engine: {path.with_suffix('.plan')} ({'TensorRT-RTX' if target.flavour == 'rtx' else 'TensorRT'}, "
-             f"{sidecar['precision']}, {sidecar['form']} form{', for ' + ', '.join(targets) if targets else ''})")
+        echo(f"engine: {path.with_suffix('.plan')} ({FLAVOUR_NAMES[target.flavour]}, {sidecar['precision']}, "
+             f"{sidecar['form']} form{', for ' + ', '.join(targets) if targets else ''})")
     return step
 
 

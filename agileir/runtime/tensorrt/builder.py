@@ -262,13 +262,16 @@ def attention_scale_layers(trt, network) -> int:
     """Layers the ONNX parser adds in front of each fused attention to scale Q and K by sqrt(scale): a
     multiply by a cast scalar constant (3 layers each, also at scale 1). Reported apart because no graph
     formulation removes them: they are the parser's fixed cost per ONNX `Attention` node."""
+    attentions = fused_attentions(trt, network)
+    if not attentions:
+        return 0
     producer = {}
     for i in range(network.num_layers):
         layer = network.get_layer(i)
         for j in range(layer.num_outputs):
             producer[layer.get_output(j).name] = layer
-    return sum(_scalar_scaling(trt, producer, attention.get_input(k))
-               for attention in fused_attentions(trt, network) for k in (0, 1))  # query, key
+    return sum(_scalar_scaling(trt, producer, attention.get_input(k)) for attention in attentions
+               for k in (0, 1))  # query, key
 
 
 def fused_attentions(trt, network) -> list:
