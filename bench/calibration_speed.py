@@ -26,10 +26,10 @@ OUT = REPO / "bench" / "results" / "calibration_speed_cpu.json"
 def set5_psnr(graph, scale: int) -> float:
     from agileir.calibration.variants import batch_runner
     from agileir.quality.evaluation import evaluate
-    from agileir.upscale.images import upscale_rgb
+    from agileir.upscale.upscaler import CallableRunner, Upscaler
 
     run = batch_runner(graph, threads=0)
-    return evaluate(lambda rgb: upscale_rgb(run, rgb, scale), SET5, scale).summary()["psnr"]
+    return evaluate(Upscaler(CallableRunner(run, scale)).upscale_rgb, SET5, scale).summary()["psnr"]
 
 
 def main(ort_every: int = 1) -> None:

@@ -28,7 +28,7 @@ def child(model: str, size: str, tile: str, budget: str | None) -> None:
     from agileir.upscale.memory import estimate_peak, plan_tiling
     from agileir.models import build_model
     from agileir.models.config import SRConfig
-    from agileir.upscale.images import upscale_rgb
+    from agileir.upscale.arrays import apply_to_rgbs
     from agileir.runtime import load_runner
 
     torch.set_num_threads(2)
@@ -51,7 +51,7 @@ def child(model: str, size: str, tile: str, budget: str | None) -> None:
         budget_bytes = parse_size(budget)
     plan = plan_tiling(config, size, size, runner.scale, tile=tile, budget=budget_bytes)
     t0 = time.perf_counter()
-    upscale_rgb(runner.upscale, rgb, runner.scale, plan.tile, plan.overlap, align=runner.window)
+    apply_to_rgbs(runner.upscale, [rgb], runner.scale, plan.tile, plan.overlap, align=runner.window)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"model": model, "size": size, "tile": plan.tile, "auto_tiled": plan.auto,

@@ -48,7 +48,7 @@ def make_images(folder: Path, count: int, size: int) -> str:
 
 def serial_pass(runner, sources, out: Path) -> dict:
     from agileir.io.images import read_image, write_image
-    from agileir.upscale.images import upscale_image
+    from agileir.upscale.arrays import apply_to_images
 
     stages = {"decode": 0.0, "infer": 0.0, "encode": 0.0}
     began = time.perf_counter()
@@ -56,7 +56,7 @@ def serial_pass(runner, sources, out: Path) -> dict:
         t0 = time.perf_counter()
         image = read_image(src)
         t1 = time.perf_counter()
-        r = upscale_image(runner.upscale, image, runner.scale, align=runner.window)
+        r = apply_to_images(runner.upscale, [image], runner.scale, align=runner.window)[0]
         t2 = time.perf_counter()
         write_image(out / src.name, r.rgb, r.alpha, r.bit_depth)
         t3 = time.perf_counter()

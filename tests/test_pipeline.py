@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from agileir.io.atomic import atomic_path, is_temp_file
 from agileir.upscale.files import upscale_files
 from agileir.io.images import read_image, write_image
-from agileir.upscale.images import upscale_image
+from agileir.upscale.arrays import apply_to_images
 from agileir.upscale.options import PipelineOptions as Options, TilingOptions
 from agileir.upscale.pipeline import PipelineInterrupted, run_pipeline
 from agileir.upscale.upscaler import Upscaler
@@ -38,7 +38,7 @@ def _no_pipeline_threads():
 
 def test_order_kept_with_random_delays():
     d, e = _jitter(1), _jitter(2)
-    results = list(run_pipeline(range(40), lambda x: (d(), x)[1], lambda x: x * 10, lambda y: (e(), y + 1)[1],
+    results = list(run_pipeline(range(40), lambda x: (d(), x)[1], lambda xs: [x * 10 for x in xs], lambda y: (e(), y + 1)[1],
                                 Options(decode_workers=3, encode_workers=3, queue_size=3)))
     assert [r.index for r in results] == list(range(40))
     assert [r.item for r in results] == list(range(40))
@@ -53,10 +53,10 @@ def test_a_failing_item_is_reported_and_skipped():
             raise ValueError("cannot read item 3")
         return x
 
-    def infer(x):
-        if x == 5:
+    def infer(xs):
+        if xs == [5]:
             raise RuntimeError("boom")
-        return x
+        return xs
 
     def encode(x):
         if x == 7:
@@ -82,7 +82,7 @@ def test_fail_fast_stops():
         time.sleep(0.002)
         return x
 
-    pipe = run_pipeline(range(200), decode, lambda x: x, lambda x: x, Options(fail_fast=True, queue_size=2))
+    pipe = run_pipeline(range(200), decode, lambda xs: xs, lambda x: x, Options(fail_fast=True, queue_size=2))
     results = list(pipe)
     assert [r.ok for r in results] == [True] * 5 + [False]
     assert results[-1].index == 5 and results[-1].error == "bad"
@@ -101,7 +101,7 @@ def test_queue_bound_respected(batch):
             peak[0] = max(peak[0], in_flight[0])
         return np.zeros((2, 2))
 
-    pipe = run_pipeline(range(80), decode, (lambda xs: xs) if batch > 1 else (lambda x: x), lambda x: x,
+    pipe = run_pipeline(range(80), decode, lambda xs: xs, lambda x: x,
                         Options(queue_size=3, batch=batch))
     for _ in pipe:
         time.sleep(0.003)  # a slow consumer: the stages fill up and must wait
@@ -143,13 +143,13 @@ def test_an_input_iterator_error_is_raised_after_the_items_before_it():
 
     seen = []
     with pytest.raises(OSError, match="listing failed"):
-        for r in run_pipeline(items(), lambda x: x, lambda x: x, lambda x: x):
+        for r in run_pipeline(items(), lambda x: x, lambda xs: xs, lambda x: x):
             seen.append(r.index)
     assert seen == [0, 1, 2]
 
 
 def test_breaking_out_stops_every_thread():
-    for r in run_pipeline(range(1000), lambda x: x, lambda x: x, lambda x: x):
+    for r in run_pipeline(range(1000), lambda x: x, lambda xs: xs, lambda x: x):
         if r.index == 4:
             break
     assert _no_pipeline_threads()
@@ -165,7 +165,7 @@ def _write_atomically(folder):
 
 
 def test_sigint_stops_taking_items_and_finishes_those_in_flight(tmp_path):
-    pipe = run_pipeline(range(500), lambda x: (time.sleep(0.002), x)[1], lambda x: x, _write_atomically(tmp_path),
+    pipe = run_pipeline(range(500), lambda x: (time.sleep(0.002), x)[1], lambda xs: xs, _write_atomically(tmp_path),
                         Options(queue_size=2))
     seen = []
     with pytest.raises(PipelineInterrupted) as info:
@@ -184,7 +184,7 @@ def test_sigint_stops_taking_items_and_finishes_those_in_flight(tmp_path):
 
 
 def test_second_signal_drops_what_is_in_flight(tmp_path):
-    pipe = run_pipeline(range(500), lambda x: x, lambda x: (time.sleep(0.005), x)[1], _write_atomically(tmp_path))
+    pipe = run_pipeline(range(500), lambda x: x, lambda xs: (time.sleep(0.005), xs)[1], _write_atomically(tmp_path))
     with pytest.raises(KeyboardInterrupt) as info:
         for r in pipe:
             if r.index == 2:
@@ -227,7 +227,7 @@ def test_folder_run_equals_the_serial_loop(tiny_runner, folder, tmp_path, batch)
             image = read_image(src)
         except ValueError:
             continue
-        r = upscale_image(tiny_runner.upscale, image, tiny_runner.scale, align=tiny_runner.window)
+        r = apply_to_images(tiny_runner.upscale, [image], tiny_runner.scale, align=tiny_runner.window)[0]
         write_image(serial / src.name, r.rgb, r.alpha, r.bit_depth)
     result = upscale_files(Upscaler(tiny_runner, TilingOptions(tile=0)), {s: piped / s.name for s in sources},
                            Options(batch=batch))

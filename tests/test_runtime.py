@@ -106,7 +106,7 @@ def test_pytorch_and_onnxruntime_runners_agree(artifacts):
 
 def test_runner_interface(artifacts):
     from agileir.io.images import Image
-    from agileir.upscale.images import upscale_image
+    from agileir.upscale.arrays import apply_to_images
 
     x = np.random.default_rng(1).random((1, 3, 12, 17), dtype=np.float32)
     with load_runner(artifacts["standard"], activate=False) as runner:
@@ -115,7 +115,7 @@ def test_runner_interface(artifacts):
         assert out.shape == (1, 3, 24, 34) and out.dtype == np.float32
         assert runner.last_inference_time() > 0
         assert np.array_equal(runner.upscale(x), out) and np.array_equal(runner(x), out)
-        result = upscale_image(runner.upscale, Image(x[0].transpose(1, 2, 0), None, 8, "RGB"), runner.scale)
+        result = apply_to_images(runner.upscale, [Image(x[0].transpose(1, 2, 0), None, 8, "RGB")], runner.scale)[0]
         assert result.rgb.shape == (24, 34, 3)
         with pytest.raises(ValueError, match="expects one input 'lr'"):
             runner.infer({"x": x})
@@ -525,3 +525,51 @@ def test_rtx_attention_engines_stop_at_the_side_tensorrt_rtx_builds():
     side = RTX_ATTENTION_MAX_SIDE
     assert capped.max == (2, 3, side, side) and capped.opt == (1, 3, min(384, side), 200) and capped.min == asked.min
     assert fitted_profile(asked, "standard", "rtx") == asked == fitted_profile(asked, "attention", "tensorrt")
+
+
+# -- --device, the same for every backend (agileir.runtime.devices) ----------------------------------
+
+
+CUDA_IN_ORT = "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers()
+
+
+@pytest.mark.skipif(CUDA_IN_ORT, reason="onnxruntime here has the CUDA provider")
+@pytest.mark.parametrize("key", ["standard", "plugin-fp16", "checkpoint"])
+def test_device_cuda_without_cuda_exits_3_naming_cuda(artifacts, tmp_path, key):
+    """`agileir-infer model.onnx DIR --device cuda` on a machine without CUDA: exit 3 in one line, nothing written
+    (it used to run on the CPU and exit 0); a checkpoint the same."""
+    (tmp_path / "in").mkdir()
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    r = CliRunner().invoke(main, ["infer", str(artifacts[key]), str(tmp_path / "in"), "--device", "cuda"])
+    assert r.exit_code == 3, r.output
+    errors = [line for line in r.output.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: --device cuda: CUDA is not available to "), r.output
+    assert "Traceback" not in r.output and not (tmp_path / "in_x2").exists()
+
+
+def test_device_auto_says_which_device_and_cpu_is_the_cpu(artifacts, tmp_path):
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    r = CliRunner(mix_stderr=False).invoke(main, ["infer", str(artifacts["standard"]), str(tmp_path / "a.png"),
+                                                  "--backend", "onnxruntime"])
+    assert r.exit_code == 0, r.output + r.stderr
+    device_lines = [line for line in r.stderr.splitlines() if line.startswith("device: ")]
+    expected = "device: cuda:0 (auto)" if CUDA_IN_ORT else "device: cpu (auto: ONNX Runtime has no CUDA provider here)"
+    assert device_lines == [expected], r.stderr
+    r = CliRunner(mix_stderr=False).invoke(main, ["infer", str(artifacts["standard"]), str(tmp_path / "a.png"),
+                                                  "--backend", "onnxruntime", "--device", "cpu", "-o",
+                                                  str(tmp_path / "b.png")])
+    assert r.exit_code == 0 and "device: " not in r.stderr and "CPUExecutionProvider" in r.stderr, r.stderr
+    with load_runner(artifacts["standard"], device="cpu", echo=lambda _: None) as runner:
+        assert runner.session.get_providers() == ["CPUExecutionProvider"] and runner.device == "cpu"
+
+
+def test_device_combinations_that_cannot_run_exit_2(artifacts, tmp_path):
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    for args, message in [
+        ([str(artifacts["standard"]), "--backend", "onnxruntime-cpu", "--device", "cuda"], "runs on the CPU"),
+        ([str(artifacts["standard"]), "--device", "gpu7"], "unknown device 'gpu7'"),
+        ([str(artifacts["standard"]), "--backend", "tensorrt", "--device", "cpu"], "runs on a CUDA GPU"),
+    ]:
+        r = CliRunner().invoke(main, ["infer", *args[:1], str(tmp_path / "a.png"), *args[1:]])
+        assert r.exit_code == 2 and message in r.output, (args, r.output)
+    assert not (tmp_path / "a_x2.png").exists()

@@ -7,7 +7,7 @@ from PIL import Image as PILImage
 from agileir.cli import main
 from agileir.io.images import read_image
 from agileir.runtime.pytorch import torch_upscaler
-from agileir.upscale.images import upscale_rgb
+from agileir.upscale.arrays import apply_to_rgbs
 from agileir.models import build_model, preset
 from agileir.upscale.tiling import DEFAULT_OVERLAP, tile_spans
 from test_models import TINY_AGILEIR
@@ -40,7 +40,7 @@ def test_tile_spans_cover_everything(size, tile, overlap, align):
 def test_whole_image_tile_is_identical(tiny_model):
     rgb = np.random.default_rng(0).random((30, 41, 3), dtype=np.float32)
     run = torch_upscaler(tiny_model)
-    assert np.array_equal(upscale_rgb(run, rgb, 2), upscale_rgb(run, rgb, 2, tile=64))
+    assert np.array_equal(apply_to_rgbs(run, [rgb], 2)[0], apply_to_rgbs(run, [rgb], 2, tile=64)[0])
 
 
 @pytest.mark.parametrize("crop", [(96, 120), (90, 109)], ids=["window-multiple", "odd-size"])
@@ -49,8 +49,8 @@ def test_small_tiles_stay_close(tiny_model, set5, crop):
     # Tiles start on window multiples, so odd sizes behave like window multiples.
     rgb = read_image(set5 / "LR_bicubic" / "X2" / "birdx2.png").to_rgb()[:crop[0], :crop[1]]
     run = torch_upscaler(tiny_model)
-    whole = upscale_rgb(run, rgb, 2)
-    tiled = upscale_rgb(run, rgb, 2, tile=48, overlap=DEFAULT_OVERLAP, align=TINY_AGILEIR.window_size)
+    whole = apply_to_rgbs(run, [rgb], 2)[0]
+    tiled = apply_to_rgbs(run, [rgb], 2, tile=48, overlap=DEFAULT_OVERLAP, align=TINY_AGILEIR.window_size)[0]
     assert psnr(tiled, whole) >= 40.0
 
 

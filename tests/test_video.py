@@ -13,7 +13,7 @@ av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'agile
 
 from agileir.io.atomic import is_temp_file  # noqa: E402
 from agileir.io.images import to_uint8  # noqa: E402
-from agileir.upscale.images import upscale_rgb  # noqa: E402
+from agileir.upscale.arrays import apply_to_rgbs  # noqa: E402
 from agileir.models import build_model, save_safetensors  # noqa: E402
 from agileir.upscale.options import EncodingOptions, PipelineOptions, TilingOptions  # noqa: E402
 from agileir.upscale.tiling import DEFAULT_OVERLAP  # noqa: E402
@@ -94,7 +94,7 @@ def clips(tmp_path_factory):
 
 
 def expected_frames(runner, path, tile=0):
-    return [to_uint8(upscale_rgb(runner.upscale, rgb.astype(np.float32) / 255, runner.scale, tile, align=runner.window))
+    return [to_uint8(apply_to_rgbs(runner.upscale, [rgb.astype(np.float32) / 255], runner.scale, tile, align=runner.window)[0])
             for rgb, _ in video_frames(path)]
 
 

@@ -64,7 +64,7 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
                  variants: list[Variant], datasets: list[Path], scale: int, evaluate_fn: Callable,
                  progress: Callable[[int], None] | None = None) -> dict:
     """Evaluate every variant's graph (same form) on every dataset; ΔPSNR against our FP32 graph."""
-    from ..upscale.images import upscale_rgb
+    from ..upscale.upscaler import CallableRunner, Upscaler
     from .variants import batch_runner
 
     from .bits import qdq_counts
@@ -79,10 +79,11 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
             results.append(entry | {"skipped": variant.skipped or "no graph"})
             continue
         run = batch_runner(graphs[variant.name], threads=model_info.get("threads", 0))
+        upscaler = Upscaler(CallableRunner(run, scale))  # the memory budget of every image run
         entry["qdq"] = qdq_counts(graphs[variant.name])
         entry["cpu_latency_ms"] = cpu_latency_ms(run)
         for dataset in datasets:
-            res = evaluate_fn(lambda rgb: upscale_rgb(run, rgb, scale), dataset, scale, progress)
+            res = evaluate_fn(upscaler.upscale_rgb, dataset, scale, progress)
             mean = res.summary()
             entry["datasets"][dataset.name] = {"psnr": mean["psnr"], "ssim": mean["ssim"],
                                                "per_image": [{k: r[k] for k in ("image", "psnr", "ssim")}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .common import (CheckFailed, CliError, artifact_inputs, friendly_errors, model_and_input, overwrite_option,
+from ..runtime.artifacts import artifact_inputs
+from .common import (CheckFailed, CliError, friendly_errors, model_and_input, overwrite_option,
                      runner_options)
 from .options import encoding_options, pipeline_options, tiling_options
 from .video import run_video
@@ -17,20 +18,6 @@ def _default_output(inp: Path, scale: int) -> Path:
     if inp.is_dir():
         return inp.parent / f"{inp.name}_x{scale}"
     return inp.with_name(f"{inp.stem}_x{scale}.png")
-
-
-def _largest_side(images: list[Path]) -> int | None:
-    """The largest side among the images (headers only; unreadable ones are left to the run to report)."""
-    from PIL import Image
-
-    side = None
-    for path in images:
-        try:
-            with Image.open(path) as im:
-                side = max(side or 0, *im.size)
-        except Exception:
-            continue
-    return side
 
 
 class _Report:
@@ -57,7 +44,7 @@ class _Report:
     def line(self, item) -> str:
         from ..io.images import read_image, to_uint8
         from ..quality.evaluation import score_as_written
-        from ..upscale.images import find_hr
+        from ..upscale.files import find_hr
 
         rgb = item.result.rgb
         line = f"{item.source.name} -> {item.output} ({rgb.shape[1]}x{rgb.shape[0]}, {item.bits}-bit)"
@@ -122,6 +109,7 @@ def infer_cmd(paths, output, tiling, hr_dir, pipeline, encoding, runner, overwri
     from ..io.outputs import OutputFolder, folder_outputs, input_files
     from ..runtime import load_runner
     from ..upscale.files import upscale_file, upscale_files
+    from ..upscale.stages import engine_max_side
     from ..upscale.upscaler import Upscaler
     from ..upscale.video import is_video_path
     from ..upscale.writing import IMAGE, RunOutputs
@@ -137,7 +125,7 @@ def infer_cmd(paths, output, tiling, hr_dir, pipeline, encoding, runner, overwri
     _check_output_kind(output, inp)
     if output and not is_dir:  # before the model loads; a folder's names need the model's scale
         gate.claim(output, IMAGE, f"output of {inp}")
-    max_side = _largest_side(images) if spec.backend in ("tensorrt", "rtx") else None
+    max_side = engine_max_side(spec.backend, images)  # an engine built for this run takes the largest image
     loaded = load_runner(spec, batch=pipeline.batch, max_side=max_side, echo=lambda m: click.echo(m, err=True))
     click.echo(f"model: {loaded.description} via {loaded.backend}, x{loaded.scale}", err=True)
     out = Path(output) if output else _default_output(inp, loaded.scale)

@@ -4,7 +4,7 @@ A runner is activated once (session / engine / buffers), then `infer({"lr": batc
 one batch that fits the backend as it is, and `upscale(batch)` (also `runner(batch)`) takes any batch: it
 splits batches above the backend's largest batch, tiles images beyond its largest H x W with
 `agileir.upscale.tiling.upscale_tiled` and pads images below its smallest. `upscale` is an
-`agileir.upscale.images.BatchUpscaler`, so `upscale_image(runner, image, runner.scale)` works.
+`agileir.upscale.arrays.BatchUpscaler`, so `Upscaler(runner).upscale_image(image)` works.
 
 This module imports neither torch nor a backend.
 """

@@ -1,4 +1,5 @@
-"""Image and folder runs on the staged pipeline: read_image -> plan tiles -> upscale (batched by size) -> write.
+"""Image and folder runs on the staged pipeline, each image through agileir.upscale.stages
+(decode -> plan tiles -> infer, batched by size -> write).
 
     upscaler = Upscaler(runner, TilingOptions())
     plan = folder_outputs(images, out_dir, upscaler.scale)          # agileir.io.outputs: the names
@@ -17,35 +18,18 @@ budget shared by the `batch` images of one call); images batched together have o
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..io.atomic import sweep_stale
-from ..io.images import Image, read_image
 from ..io.outputs import OutputFolder
-from .images import Upscaled
-from .memory import TilePlan
+from . import stages
 from .options import PipelineOptions
 from .pipeline import ItemResult, run_pipeline
-from .upscaler import Upscaler, image_notes
-from .writing import IMAGE, RunOutputs, write_upscaled
-
-
-@dataclass
-class ImageItem:
-    """What happened to one input of an image or folder run."""
-    source: Path
-    output: Path
-    ok: bool
-    notes: list[str] = field(default_factory=list)  # "warning: ..." / "note: ..." lines about this image
-    grayscale: bool = False
-    bits: int | None = None  # bit depth written
-    error: str | None = None  # one line, when not ok
-    stage: str | None = None  # "decode", "infer" or "encode", when not ok
-    skipped: bool = False  # a failure the run went on after (an unreadable file of a folder run)
-    result: Upscaled | None = None  # the upscaled image; given to on_item, then dropped to free its memory
+from .stages import ImageItem
+from .upscaler import Upscaler
+from .writing import IMAGE, RunOutputs
 
 
 @dataclass
@@ -61,56 +45,13 @@ class FilesResult:
         return [item for item in self.items if not item.ok]
 
 
-def image_key(image: Image) -> tuple[int, int]:
-    """Images with the same key can share one batch (the model sees only HxWx3 colour)."""
-    return image.rgb.shape[0], image.rgb.shape[1]
-
-
-@dataclass
-class _Decoded:
-    image: Image
-    plan: TilePlan
-
-
-def _decode(upscaler: Upscaler, src: Path, share: int) -> tuple[_Decoded, list[str]]:
-    """Read `src` and plan its tiling (the budget shared by `share` images per call); with its notes."""
-    image = read_image(src)
-    h, w = image.rgb.shape[:2]
-    tiles = upscaler.plan(h, w, share=share)
-    return _Decoded(image, tiles), image_notes(Path(src).name, image, tiles)
-
-
-def _stages(upscaler: Upscaler, plan: Mapping[Path, Path], options: PipelineOptions, outputs: RunOutputs,
-            info: dict[Path, tuple[bool, list[str]]]):
-    lock = threading.Lock()
-
-    def decode(src: Path) -> _Decoded:
-        decoded, notes = _decode(upscaler, src, options.batch)
-        with lock:
-            info[src] = (decoded.image.is_grayscale, notes)
-        return decoded
-
-    def infer(value):
-        if options.batch == 1:
-            return upscaler.upscale_image(value.image, value.plan)
-        return upscaler.upscale_images([v.image for v in value], value[0].plan)
-
-    def encode(src: Path, result: Upscaled):
-        return result, write_upscaled(plan[src], result, outputs)
-
-    return decode, infer, encode
-
-
 def _item(r: ItemResult, plan: Mapping[Path, Path], options: PipelineOptions,
-          info: dict[Path, tuple[bool, list[str]]]) -> ImageItem:
-    grayscale, notes = info.pop(r.item, (False, []))
-    item = ImageItem(r.item, plan[r.item], r.ok, notes, grayscale)
+          started: dict[Path, ImageItem]) -> ImageItem:
+    """The item of a pipeline result: the encode stage's when it got there, else the one decode started."""
     if r.ok:
-        item.result, item.bits = r.value
-    else:
-        item.error, item.stage = r.error, r.stage
-        item.skipped = r.stage == "decode" and not options.fail_fast
-    return item
+        return r.value
+    item = started.get(r.item) or ImageItem(r.item, plan[r.item])
+    return stages.fail(item, r.stage or stages.DECODE, r.exception or ValueError(r.error), options)
 
 
 def upscale_files(upscaler: Upscaler, plan: Mapping[Path, Path], options: PipelineOptions | None = None,
@@ -119,30 +60,35 @@ def upscale_files(upscaler: Upscaler, plan: Mapping[Path, Path], options: Pipeli
     """Upscale every source of `plan` (source -> output path, in the order to report) into its output.
 
     Decode, model and PNG encode overlap (agileir.upscale.pipeline); `on_item` sees each ImageItem in input
-    order as it completes. A file that cannot be read is skipped (item.skipped) unless `options.fail_fast`; a
-    failure of the model or the write would repeat for every file, so it ends the run: the item is reported,
-    then its exception raised. `outputs`: the run's gate, every output of `plan` claimed in it (None: a gate of
-    this call, RunOutputs.claimed), each written file recorded; its folder (agileir.io.outputs.OutputFolder)
-    is created with the first file written, swept of stale temporary files first, and removed again if nothing
-    was written."""
+    order as it completes. The failure policy is agileir.upscale.stages.stops_run: a file that cannot be read is
+    skipped (item.skipped) unless `options.fail_fast`; a failure of the model or the write would repeat for
+    every file, so it ends the run: the item is reported, then its exception raised. `outputs`: the run's gate,
+    every output of `plan` claimed in it (None: a gate of this call, RunOutputs.claimed), each written file
+    recorded; its folder (agileir.io.outputs.OutputFolder) is created with the first file written, swept of
+    stale temporary files first, and removed again if nothing was written."""
     options = options or PipelineOptions()
     outputs = outputs if outputs is not None else RunOutputs.claimed(plan.items(), IMAGE)
     folder = outputs.folder
-    info: dict[Path, tuple[bool, list[str]]] = {}  # filled by the decode threads
-    decode, infer, encode = _stages(upscaler, plan, options, outputs, info)
+    started: dict[Path, ImageItem] = {}  # filled by the decode threads (notes of an item that fails later)
+
+    def decode(src: Path) -> ImageItem:
+        item = started[src] = ImageItem(src, plan[src])
+        return stages.plan(upscaler, stages.decode(item), share=options.batch)
+
     if folder is not None and folder.path.is_dir():
         sweep_stale(folder.path)
     items: list[ImageItem] = []
-    pipe: Any = iter(run_pipeline(list(plan), decode, infer, encode, options, batch_key=lambda v: image_key(v.image),
-                             encode_takes_item=True))
+    pipe: Any = iter(run_pipeline(list(plan), decode, lambda group: stages.infer(upscaler, group),
+                                  lambda item: stages.write(item, outputs), options, batch_key=lambda i: i.size))
     try:
         for r in pipe:
-            item = _item(r, plan, options, info)
+            item = _item(r, plan, options, started)
+            started.pop(r.item, None)
             if on_item is not None:
                 on_item(item)
             item.result = None
             items.append(item)
-            if not r.ok and not item.skipped:
+            if stages.stops_run(item):
                 raise r.exception if r.exception is not None else ValueError(r.error)
     finally:
         pipe.close()  # every worker has finished: nothing is written after this
@@ -163,16 +109,26 @@ def upscale_file(upscaler: Upscaler, src: Path, dst: Path, outputs: RunOutputs |
     if folder.path.is_dir():
         sweep_stale(folder.path)
     try:
-        decoded, notes = _decode(upscaler, src, 1)
-        result = upscaler.upscale_image(decoded.image, decoded.plan)
-        bits = write_upscaled(dst, result, replace(outputs, folder=folder))
+        item = stages.plan(upscaler, stages.decode(ImageItem(src, dst)))
+        stages.write(stages.infer(upscaler, [item])[0], replace(outputs, folder=folder))
     finally:
         folder.discard_if_unused()
-    item = ImageItem(src, dst, True, notes, decoded.image.is_grayscale, bits, result=result)
     if on_item is not None:
         on_item(item)
     item.result = None
     return item
 
 
-__all__ = ["FilesResult", "ImageItem", "image_key", "upscale_file", "upscale_files"]
+def find_hr(hr_dir: Path, lr_path: Path, scale: int) -> Path | None:
+    """HR counterpart of an LR file: same stem, or the stem without BasicSR's 'x{scale}' suffix."""
+    stems = [lr_path.stem]
+    if lr_path.stem.endswith(f"x{scale}"):
+        stems.append(lr_path.stem[: -len(f"x{scale}")])
+    for stem in stems:
+        for candidate in sorted(hr_dir.glob(f"{stem}.*")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+__all__ = ["FilesResult", "ImageItem", "find_hr", "upscale_file", "upscale_files"]

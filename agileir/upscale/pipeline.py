@@ -1,6 +1,6 @@
 """A small staged pipeline: decode (thread pool) -> infer (one thread, owns the runner) -> encode (thread pool).
 
-    pipe = run_pipeline(paths, read_image, upscale_one, write_one, PipelineOptions(batch=4),
+    pipe = run_pipeline(paths, read_image, upscale_same_size, write_one, PipelineOptions(batch=4),
                         batch_key=lambda image: image.rgb.shape)
     for result in pipe:                     # ItemResult, in input order
         print(result.item, "ok" if result.ok else result.error)
@@ -17,7 +17,7 @@ Rules:
 * Batching (``batch > 1``): consecutive decoded items with the same ``batch_key`` (default: the value's
   ``.shape``; ``None`` never batches) are grouped, up to ``batch``, into one ``infer(list)`` call that returns
   a list of the same length. If a batch fails, its items are retried one by one so only the bad one fails.
-  With ``batch=1`` ``infer`` takes one decoded value.
+  ``infer`` always takes a list (of one value with ``batch=1``); ``decode`` and ``encode`` take one value.
 * SIGINT / SIGTERM (when iterated from the main thread and ``handle_signals``): the first signal stops taking
   new items, items in flight finish and are yielded, then :class:`PipelineInterrupted` is raised; a second
   signal raises ``KeyboardInterrupt`` at once and drops what is in flight (work not started is cancelled).
@@ -81,49 +81,33 @@ class _Stage:
 
     __slots__ = ("index", "item", "future", "timings", "error", "stage")
 
-    def __init__(self, index: int, item: Any, future: Future) -> None:
+    def __init__(self, index: int, item: Any, future: Future | None = None) -> None:
         self.index, self.item, self.future = index, item, future
         self.timings: dict[str, float] = {}
         self.error: BaseException | None = None
         self.stage: str | None = None
 
+    def result(self, value: Any) -> ItemResult:
+        error = self.error
+        return ItemResult(self.index, self.item, error is None, value, None if error is None else _message(error),
+                          self.stage, sum(self.timings.values()), dict(self.timings), error)
 
-class Pipeline:
-    """Iterable of ItemResult; see the module docstring. Use :func:`run_pipeline` to make one."""
 
-    def __init__(self, items: Iterable[Any], decode: Callable[[Any], Any], infer: Callable[[Any], Any],
-                 encode: Callable[[Any, Any], Any] | Callable[[Any], Any], options: PipelineOptions | None = None, *,
-                 progress: Callable[[ItemResult], None] | None = None,
-                 batch_key: Callable[[Any], Any] = _default_key, encode_takes_item: bool = False) -> None:
-        options = options or PipelineOptions()
-        self._items, self._decode, self._infer, self._encode = items, decode, infer, encode
-        self.decode_workers, self.encode_workers = options.decode_workers, options.encode_workers
-        self.queue_size, self.batch, self.fail_fast = options.queue_size, options.batch, options.fail_fast
-        self._progress, self._key, self._encode_takes_item = progress, batch_key, encode_takes_item
-        self._handle_signals = options.handle_signals
-        self._stop = threading.Event()  # take no new item
-        self._halt = threading.Event()  # drop everything, threads exit
-        self._thread_error: BaseException | None = None
-        self._started = False
-        self.interrupted: int | None = None  # the signal that stopped the run
-        self.taken = 0  # items taken from the input
-        self.done = 0  # results yielded
-        self.failed = 0
+class _Dropped(Exception):
+    """Work abandoned because the pipeline was halted."""
 
-    @property
-    def max_in_flight(self) -> int:
-        """Items between the start of their decode and their result being yielded, at most."""
-        return 2 * self.queue_size + self.batch + 2
 
-    def stop(self, drop: bool = False) -> None:
-        """Take no new item; `drop=True` also abandons the items in flight."""
-        self._stop.set()
-        if drop:
-            self._halt.set()
+class _Flow:
+    """The queues and events the pipeline's threads share: puts and gets that give up once halted."""
 
-    # -- queue helpers that give up when halted --------------------------------------------------
-    def _put(self, q: queue.Queue, value: Any) -> bool:
-        while not self._halt.is_set():
+    def __init__(self, queue_size: int) -> None:
+        self.decoded: queue.Queue = queue.Queue(queue_size)
+        self.encoded: queue.Queue = queue.Queue(queue_size)
+        self.stop = threading.Event()  # take no new item
+        self.halt = threading.Event()  # drop everything, threads exit
+
+    def put(self, q: queue.Queue, value: Any) -> bool:
+        while not self.halt.is_set():
             try:
                 q.put(value, timeout=_POLL_S)
                 return True
@@ -131,17 +115,16 @@ class Pipeline:
                 continue
         return False
 
-    def _get(self, q: queue.Queue) -> Any:
-        while not self._halt.is_set():
+    def get(self, q: queue.Queue) -> Any:
+        while not self.halt.is_set():
             try:
                 return q.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
         return _END
 
-    # -- stages ----------------------------------------------------------------------------------
-    def _timed(self, stage: _Stage, name: str, fn: Callable, *args: Any) -> Any:
-        if self._halt.is_set():
+    def timed(self, stage: _Stage, name: str, fn: Callable, *args: Any) -> Any:
+        if self.halt.is_set():
             raise _Dropped()
         start = time.perf_counter()
         try:
@@ -149,44 +132,70 @@ class Pipeline:
         finally:
             stage.timings[name] = stage.timings.get(name, 0.0) + time.perf_counter() - start
 
-    @staticmethod
-    def _settled(stage: _Stage, name: str) -> Any:
-        """The value of the stage's future; an exception of that step (other than _Dropped, which propagates)
-        becomes the stage's error, and the value None."""
-        try:
-            return stage.future.result()
-        except _Dropped:
-            raise
-        except Exception as e:
-            stage.error, stage.stage = e, name
-            return None
 
-    def _feed(self, pool: ThreadPoolExecutor, decoded: queue.Queue) -> None:
+def _settled(stage: _Stage, name: str) -> Any:
+    """The value of the stage's future; an exception of that step (other than _Dropped, which propagates)
+    becomes the stage's error, and the value None."""
+    try:
+        return stage.future.result()  # type: ignore[union-attr]
+    except _Dropped:
+        raise
+    except Exception as e:
+        stage.error, stage.stage = e, name
+        return None
+
+
+class _Inference:
+    """The infer thread: groups consecutive decoded values of one key (up to `batch`) into one `infer(list)`
+    call, retries a failing group one by one, and hands each value to the encode pool."""
+
+    def __init__(self, flow: _Flow, infer: Callable, encode: Callable, batch: int, key: Callable) -> None:
+        self.flow, self._infer, self._encode, self.batch, self._key = flow, infer, encode, batch, key
+        self.group: list[tuple[_Stage, Any]] = []
+        self.group_key: Any = None
+        self.error: BaseException | None = None
+
+    def run(self, pool: ThreadPoolExecutor) -> None:
+        flow = self.flow
         try:
-            for index, item in enumerate(self._items):
-                if self._stop.is_set():
+            while True:
+                stage = flow.get(flow.decoded)
+                if stage is _END:
                     break
-                stage = _Stage(index, item, None)  # type: ignore[arg-type]
-                stage.future = pool.submit(self._timed, stage, "decode", self._decode, item)
-                self.taken += 1
-                if not self._put(decoded, stage):
+                value = _settled(stage, "decode")  # _Dropped: caught below
+                if stage.error is not None:
+                    if not self.flush(pool) or not flow.put(flow.encoded, stage):
+                        return
+                    continue
+                key = self._key(value) if self.batch > 1 else None
+                if self.group and (key is None or key != self.group_key) and not self.flush(pool):
                     return
-        except BaseException as e:  # the input iterator itself failed: not one item's fault
-            self._thread_error = e
-        self._put(decoded, _END)
+                self.group.append((stage, value))
+                self.group_key = key
+                if (len(self.group) >= self.batch or key is None) and not self.flush(pool):
+                    return
+            if not self.flush(pool):
+                return
+        except _Dropped:
+            return
+        except BaseException as e:
+            self.error = e
+        flow.put(flow.encoded, _END)
 
-    def _run_infer(self, group: list[tuple[_Stage, Any]]) -> list[tuple[_Stage, Any]]:
+    def flush(self, pool: ThreadPoolExecutor) -> bool:
+        outputs, self.group = self.infer(self.group), []
+        for stage, value in outputs:
+            if stage.error is None:
+                stage.future = pool.submit(self.flow.timed, stage, "encode", self._encode, value)
+            if not self.flow.put(self.flow.encoded, stage):
+                return False
+        return True
+
+    def infer(self, group: list[tuple[_Stage, Any]]) -> list[tuple[_Stage, Any]]:
         """[(stage, decoded)] -> [(stage, inferred or None with stage.error set)]."""
-        if self.batch == 1:
-            stage, value = group[0]
-            try:
-                return [(stage, self._timed(stage, "infer", self._infer, value))]
-            except _Dropped:
-                raise
-            except Exception as e:
-                stage.error, stage.stage = e, "infer"
-                return [(stage, None)]
-        if self._halt.is_set():
+        if not group:
+            return []
+        if self.flow.halt.is_set():
             raise _Dropped()
         start = time.perf_counter()
         try:
@@ -197,56 +206,57 @@ class Pipeline:
             if len(group) == 1:
                 group[0][0].error, group[0][0].stage = e, "infer"
                 return [(group[0][0], None)]
-            # retry one by one: only the bad item fails
-            return [r for one in group for r in self._run_infer([one])]
+            return [r for one in group for r in self.infer([one])]  # one by one: only the bad item fails
         share = (time.perf_counter() - start) / len(group)
         for stage, _ in group:
             stage.timings["infer"] = share
         return list(zip((s for s, _ in group), outputs))
 
-    def _infer_loop(self, pool: ThreadPoolExecutor, decoded: queue.Queue, encoded: queue.Queue) -> None:
-        group: list[tuple[_Stage, Any]] = []
-        group_key: Any = None
 
-        def flush() -> bool:
-            nonlocal group
-            outputs, group = self._run_infer(group), []
-            for stage, value in outputs:
-                if stage.error is None:
-                    args = (stage.item, value) if self._encode_takes_item else (value,)
-                    stage.future = pool.submit(self._timed, stage, "encode", self._encode, *args)
-                if not self._put(encoded, stage):
-                    return False
-            return True
+class Pipeline:
+    """Iterable of ItemResult; see the module docstring. Use :func:`run_pipeline` to make one."""
 
+    def __init__(self, items: Iterable[Any], decode: Callable[[Any], Any], infer: Callable[[list], list],
+                 encode: Callable[[Any], Any], options: PipelineOptions | None = None, *,
+                 progress: Callable[[ItemResult], None] | None = None,
+                 batch_key: Callable[[Any], Any] = _default_key) -> None:
+        self.options = options = options or PipelineOptions()
+        self._items, self._decode, self._progress = items, decode, progress
+        self._flow = _Flow(options.queue_size)
+        self._inference = _Inference(self._flow, infer, encode, options.batch, batch_key)
+        self._feed_error: BaseException | None = None
+        self._started = False
+        self.interrupted: int | None = None  # the signal that stopped the run
+        self.taken = 0  # items taken from the input
+        self.done = 0  # results yielded
+        self.failed = 0
+
+    @property
+    def max_in_flight(self) -> int:
+        """Items between the start of their decode and their result being yielded, at most."""
+        return 2 * self.options.queue_size + self.options.batch + 2
+
+    def stop(self, drop: bool = False) -> None:
+        """Take no new item; `drop=True` also abandons the items in flight."""
+        self._flow.stop.set()
+        if drop:
+            self._flow.halt.set()
+
+    def _feed(self, pool: ThreadPoolExecutor) -> None:
+        flow = self._flow
         try:
-            while True:
-                stage = self._get(decoded)
-                if stage is _END:
+            for index, item in enumerate(self._items):
+                if flow.stop.is_set():
                     break
-                value = self._settled(stage, "decode")  # _Dropped: caught below
-                if stage.error is not None:
-                    if (group and not flush()) or not self._put(encoded, stage):
-                        return
-                    continue
-                key = self._key(value) if self.batch > 1 else None
-                if group and (key is None or key != group_key):
-                    if not flush():
-                        return
-                group.append((stage, value))
-                group_key = key
-                if len(group) >= self.batch or key is None:
-                    if not flush():
-                        return
-            if group and not flush():
-                return
-        except _Dropped:
-            return
-        except BaseException as e:
-            self._thread_error = e
-        self._put(encoded, _END)
+                stage = _Stage(index, item)
+                stage.future = pool.submit(flow.timed, stage, "decode", self._decode, item)
+                self.taken += 1
+                if not flow.put(flow.decoded, stage):
+                    return
+        except BaseException as e:  # the input iterator itself failed: not one item's fault
+            self._feed_error = e
+        flow.put(flow.decoded, _END)
 
-    # -- the consumer ----------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
         if self.interrupted is not None:
             self.stop(drop=True)
@@ -262,45 +272,18 @@ class Pipeline:
 
     def _results(self) -> Iterator[ItemResult]:
         previous = {}
-        if self._handle_signals and threading.current_thread() is threading.main_thread():
+        if self.options.handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
-        decoded: queue.Queue = queue.Queue(self.queue_size)
-        encoded: queue.Queue = queue.Queue(self.queue_size)
-        decode_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="agileir-decode")
-        encode_pool = ThreadPoolExecutor(self.encode_workers, thread_name_prefix="agileir-encode")
-        threads = [threading.Thread(target=self._feed, args=(decode_pool, decoded), name="agileir-feed", daemon=True),
-                   threading.Thread(target=self._infer_loop, args=(encode_pool, decoded, encoded),
-                                    name="agileir-infer", daemon=True)]
+        decode_pool = ThreadPoolExecutor(self.options.decode_workers, thread_name_prefix="agileir-decode")
+        encode_pool = ThreadPoolExecutor(self.options.encode_workers, thread_name_prefix="agileir-encode")
+        threads = [threading.Thread(target=self._feed, args=(decode_pool,), name="agileir-feed", daemon=True),
+                   threading.Thread(target=self._inference.run, args=(encode_pool,), name="agileir-infer",
+                                    daemon=True)]
         for t in threads:
             t.start()
         try:
-            while True:
-                stage = self._get(encoded)
-                if stage is _END:
-                    break
-                value = None
-                if stage.error is None:
-                    try:
-                        value = self._settled(stage, "encode")
-                    except _Dropped:
-                        break
-                error = stage.error
-                result = ItemResult(stage.index, stage.item, error is None, value,
-                                    None if error is None else _message(error), stage.stage,
-                                    sum(stage.timings.values()), dict(stage.timings), error)
-                self.done += 1
-                self.failed += error is not None
-                if self._progress is not None:
-                    self._progress(result)
-                yield result
-                if error is not None and self.fail_fast:
-                    self.stop(drop=True)
-                    return
-            if self._thread_error is not None:
-                raise self._thread_error
-            if self.interrupted is not None:
-                raise PipelineInterrupted(self.interrupted, self.done)
+            yield from self._collect()
         finally:
             self.stop(drop=True)
             for t in threads:
@@ -310,21 +293,43 @@ class Pipeline:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _collect(self) -> Iterator[ItemResult]:
+        flow = self._flow
+        while True:
+            stage = flow.get(flow.encoded)
+            if stage is _END:
+                break
+            value = None
+            if stage.error is None:
+                try:
+                    value = _settled(stage, "encode")
+                except _Dropped:
+                    break
+            result = stage.result(value)
+            self.done += 1
+            self.failed += not result.ok
+            if self._progress is not None:
+                self._progress(result)
+            yield result
+            if not result.ok and self.options.fail_fast:
+                self.stop(drop=True)
+                return
+        error = self._feed_error or self._inference.error
+        if error is not None:
+            raise error
+        if self.interrupted is not None:
+            raise PipelineInterrupted(self.interrupted, self.done)
 
-class _Dropped(Exception):
-    """Work abandoned because the pipeline was halted."""
 
-
-def run_pipeline(items: Iterable[Any], decode: Callable[[Any], Any], infer: Callable[[Any], Any],
-                 encode: Callable[..., Any], options: PipelineOptions | None = None, *,
+def run_pipeline(items: Iterable[Any], decode: Callable[[Any], Any], infer: Callable[[list], list],
+                 encode: Callable[[Any], Any], options: PipelineOptions | None = None, *,
                  progress: Callable[[ItemResult], None] | None = None,
-                 batch_key: Callable[[Any], Any] = _default_key, encode_takes_item: bool = False) -> Pipeline:
-    """`decode(item) -> value`, `infer(value) -> out` (`infer([value, ...]) -> [out, ...]` when options.batch > 1),
-    `encode(out) -> result` (`encode(item, out)` with `encode_takes_item=True`, e.g. to name the output file);
-    `options` (agileir.upscale.options.PipelineOptions): batch, worker threads, queue size, fail_fast, signals.
-    Returns a :class:`Pipeline`: iterate it for the :class:`ItemResult` of every item taken, in input order."""
-    return Pipeline(items, decode, infer, encode, options, progress=progress, batch_key=batch_key,
-                    encode_takes_item=encode_takes_item)
+                 batch_key: Callable[[Any], Any] = _default_key) -> Pipeline:
+    """`decode(item) -> value`, `infer([value, ...]) -> [out, ...]` (one value per call with options.batch 1),
+    `encode(out) -> result`; `options` (agileir.upscale.options.PipelineOptions): batch, worker threads, queue
+    size, fail_fast, signals. Returns a :class:`Pipeline`: iterate it for the :class:`ItemResult` of every item
+    taken, in input order."""
+    return Pipeline(items, decode, infer, encode, options, progress=progress, batch_key=batch_key)
 
 
 __all__ = ["ItemResult", "Pipeline", "PipelineInterrupted", "run_pipeline"]

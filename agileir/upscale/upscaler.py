@@ -3,41 +3,63 @@
     upscaler = Upscaler(runner, TilingOptions())        # runner: an agileir Runner, or anything with .scale and
     result = upscaler.upscale_image(read_image(path))   # .upscale / __call__ on (B, 3, h, w) float32 (.window,
     frames = upscaler.upscale_frames(rgbs)              # .config refine the tiling)
+    Upscaler(CallableRunner(fn, scale=4))                # a bare (B, 3, h, w) function (an ONNX session's run)
 
 Every run of the toolkit that writes upscaled images (agileir-infer's image and folder runs, `agileir video`,
 the Ray actors of `agileir batch`) goes through this object, so they share one rule set: `--tile auto` against
 the memory budget, one overlap, colour/grayscale/alpha handling, and agileir.upscale.contract on every model
 call. The job functions around it (agileir.upscale.files, agileir.upscale.video) add decode, the pipeline and
-the write.
+the write; agileir.upscale.stages holds the per-image steps every run calls.
+
+The memory budget (`TilingOptions.max_memory`, default half of the memory available) belongs to the host:
+`sharers` processes that run on one host at once (the Ray actors of `agileir batch` on one node) each get
+their share of it, so `--actors 4` on one host budgets the same memory as one process.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..io.images import Image
-from .images import Upscaled, upscale_images, upscale_rgbs
+from .arrays import BatchUpscaler, Upscaled, apply_to_images, apply_to_rgbs
 from .memory import TilePlan, default_budget, plan_tiling
 from .options import TilingOptions
 
 
-class Upscaler:
-    """`runner` with `tiling` (one TilingOptions for the whole run; its budget is read once, when first needed)."""
+@dataclass
+class CallableRunner:
+    """A bare batch function as a runner for `Upscaler`: `upscale` (B, 3, h, w) -> (B, 3, h*scale, w*scale);
+    `window` aligns tiles, `config` (SRConfig or its dict; None: the bundled model's sizes) sizes the estimate."""
 
-    def __init__(self, runner: Any, tiling: TilingOptions | None = None) -> None:
+    upscale: BatchUpscaler
+    scale: int
+    window: int = 1
+    config: Any = None
+
+
+class Upscaler:
+    """`runner` with `tiling` (one TilingOptions for the whole run; its budget is read once, when first needed,
+    and divided among the `sharers` processes that share the host)."""
+
+    def __init__(self, runner: Any, tiling: TilingOptions | None = None, sharers: int = 1) -> None:
         self.runner = runner
         self.tiling = tiling if tiling is not None else TilingOptions()
         self.scale = int(runner.scale)
         self.align = int(getattr(runner, "window", 1) or 1)
         self.config = getattr(runner, "config", None)
         self._call = getattr(runner, "upscale", runner)
-        self._budget: int | None = self.tiling.max_memory
+        self.sharers = max(1, int(sharers))
+        self._budget: int | None = None
 
     @property
     def budget(self) -> int:
+        """This process's memory budget in bytes: the host's (--max-memory, else half of what is available) over
+        `sharers`."""
         if self._budget is None:
-            self._budget = default_budget()
+            host = self.tiling.max_memory if self.tiling.max_memory is not None else default_budget()
+            self._budget = host // self.sharers
         return self._budget
 
     def plan(self, height: int, width: int, share: int = 1) -> TilePlan:
@@ -51,7 +73,7 @@ class Upscaler:
         if plan is None:
             h, w = images[0].rgb.shape[:2]
             plan = self.plan(h, w, share=len(images))
-        return upscale_images(self._call, images, self.scale, plan.tile, plan.overlap, align=self.align)
+        return apply_to_images(self._call, images, self.scale, plan.tile, plan.overlap, align=self.align)
 
     def upscale_image(self, image: Image, plan: TilePlan | None = None) -> Upscaled:
         return self.upscale_images([image], plan)[0]
@@ -69,7 +91,7 @@ class Upscaler:
         if plan is None:
             h, w = rgbs[0].shape[:2]
             plan = self.plan(h, w, share=len(rgbs))
-        return upscale_rgbs(self._call, rgbs, self.scale, plan.tile, plan.overlap, align=self.align)
+        return apply_to_rgbs(self._call, rgbs, self.scale, plan.tile, plan.overlap, align=self.align)
 
 
 def image_notes(name: str, image: Image, plan: TilePlan) -> list[str]:
@@ -84,4 +106,4 @@ def image_notes(name: str, image: Image, plan: TilePlan) -> list[str]:
     return notes
 
 
-__all__ = ["Upscaler", "image_notes"]
+__all__ = ["CallableRunner", "Upscaler", "image_notes"]

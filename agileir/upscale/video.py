@@ -294,12 +294,9 @@ class _Transcode:
         pts = None if frame.pts is None else frame.pts - self.offset_pts
         return pts, frame.to_ndarray(format="rgb24").astype(np.float32) / np.float32(255.0)
 
-    def infer(self, value):
-        if self.pipeline.batch == 1:
-            pts, rgb = value
-            return pts, self.upscaler.upscale_frames([rgb], self.plan)[0]
-        outs = self.upscaler.upscale_frames([rgb for _, rgb in value], self.plan)
-        return [(pts, sr) for (pts, _), sr in zip(value, outs)]
+    def infer(self, values):
+        outs = self.upscaler.upscale_frames([rgb for _, rgb in values], self.plan)
+        return [(pts, sr) for (pts, _), sr in zip(values, outs)]
 
     def encode(self, value):
         import av

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, TypeVar
 from ..io.gate import OutputGate
 from ..io.images import write_image
 from ..io.outputs import OutputFolder
-from .images import Upscaled
+from .arrays import Upscaled
 
 T = TypeVar("T")
 IMAGE, VIDEO = "image", "video"  # the gate's kinds of output of the upscale path
