@@ -9,7 +9,7 @@ import signal
 
 import click
 
-from . import batch, calibrate, export, infer, models, plugin, runtime, serve, video
+from . import batch, calibrate, check, export, infer, models, plugin, runtime, serve, video
 from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, CheckFailed, CliError
 
 
@@ -82,7 +82,7 @@ def main():
     """AgileIR deployment toolkit: inspect, run, evaluate, export, calibrate, build, validate, benchmark."""
 
 
-for _module in (models, infer, export, calibrate, runtime, plugin, batch, serve, video):
+for _module in (models, infer, export, calibrate, runtime, plugin, batch, serve, video, check):
     _module.register(main)
 
 

@@ -1,0 +1,137 @@
+"""The TensorRT parser compatibility check (agileir.export.trt_compat, `agileir check --trt`) on tiny exports of
+every form, against the parser of every target; the RTX table against the installed TensorRT-RTX parser."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from agileir.export import trt_compat as C
+from agileir.export.forms import FORMS
+from agileir.export.onnx_export import export_onnx
+from agileir.models import build_model
+from conftest import randomized
+from test_models import TINY_AGILEIR
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = ("jetpack5", "jetpack6.0", "jetpack6", "trt10", "rtx", "latest")
+# What today's (`latest`) exports lack on each parser: op type -> the release that added its importer.
+MISSING = {
+    ("standard", "jetpack5"): {"LayerNormalization"},
+    ("plugin", "jetpack5"): {"LayerNormalization"},
+    ("attention", "jetpack5"): {"LayerNormalization", "Gelu", "Attention"},
+    ("attention", "jetpack6.0"): {"Gelu", "Attention"},
+    ("attention", "jetpack6"): {"Attention"},
+}
+
+
+@pytest.fixture(scope="module")
+def latest_exports(tmp_path_factory) -> dict[str, Path]:
+    model = randomized(build_model(TINY_AGILEIR)).fuse()
+    root = tmp_path_factory.mktemp("latest")
+    paths = {}
+    for form in FORMS:
+        paths[form] = root / f"{form}.onnx"
+        onnx.save(export_onnx(model, form), str(paths[form]))
+    return paths
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("form", FORMS)
+def test_latest_exports_against_every_parser(latest_exports, form, target):
+    proto = onnx.load(str(latest_exports[form]))
+    found = C.incompatibilities(proto, target)
+    missing = MISSING.get((form, target), set())
+    assert {f.op for f in found if f.kind == "op"} == missing, [f.message for f in found]
+    layer_norms = sum(n.op_type == "LayerNormalization" for n in proto.graph.node)
+    for f in found:
+        if f.op == "LayerNormalization":  # every node is counted, in one line
+            assert f.count == layer_norms > 0 and f"x{layer_norms}" in f.line()
+    opset_flagged = any(f.kind == "opset" for f in found)
+    assert opset_flagged == (form == "attention" and target in ("jetpack5", "jetpack6.0", "jetpack6"))
+    plugin_notes = C.notes(proto, target)
+    assert bool(plugin_notes) == (form == "plugin")
+    if form == "plugin":
+        interface = "IPluginV2DynamicExt" if target in ("jetpack5", "jetpack6.0") else "IPluginV3"
+        assert interface in plugin_notes[0]
+
+
+def test_version_strings_pick_the_release_tables():
+    assert C.release_of("8.5.2") == C.release_of("jetpack5") == "8.5"
+    assert C.release_of("8.6.2") == "8.6" and C.release_of("10.3.0") == C.release_of("jetpack6") == "10.0"
+    assert C.release_of("10.13") == "10.5" and C.release_of("10.14") == "10.14" and C.release_of("10.16") == "10.15"
+    assert "Attention" in C.RELEASES[C.release_of("10.14")].ops
+    assert "Attention" not in C.RELEASES[C.release_of("10.13.3")].ops
+    assert "Gelu" not in C.RELEASES["8.6"].ops and "Gelu" in C.RELEASES["10.0"].ops
+    for bad in ("9.0", "8.4", "7", "jetpack4"):
+        with pytest.raises(ValueError):
+            C.release_of(bad)
+
+
+def test_rtx_table_is_what_the_installed_rtx_parser_imports():
+    trt = pytest.importorskip("tensorrt_rtx")
+    logger = trt.Logger(trt.Logger.ERROR)
+    network = trt.Builder(logger).create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    table = C.RELEASES["rtx"].ops
+    assert not sorted(op for op in table if not parser.supports_operator(op))
+    assert not parser.supports_operator("DeformConv") and "DeformConv" in C.RELEASES["10.15"].ops
+    assert not parser.supports_operator(C.OP_TYPE)  # a plugin op: found through the plugin registry only
+
+
+def _qdq_graph(zero_point: bool, zero: int = 0, per_channel_activation: bool = False) -> onnx.ModelProto:
+    """x -> Q -> DQ -> Conv(w: int8 -> DQ per channel) -> y, opset 17."""
+    w = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.int8), "w_q")
+    w_scale = numpy_helper.from_array(np.full(4, 0.1, np.float32), "w_scale")
+    w_zero = numpy_helper.from_array(np.zeros(4, np.int8), "w_zero")
+    a_scale = numpy_helper.from_array(np.full(3 if per_channel_activation else (), 0.05, np.float32), "a_scale")
+    a_zero = numpy_helper.from_array(np.full(3 if per_channel_activation else (), zero, np.int8), "a_zero")
+    q_inputs = ["x", "a_scale"] + (["a_zero"] if zero_point else [])
+    nodes = [helper.make_node("QuantizeLinear", q_inputs, ["xq"], axis=1),
+             helper.make_node("DequantizeLinear", ["xq", *q_inputs[1:]], ["xd"], axis=1),
+             helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [w, w_scale, w_zero, a_scale, a_zero])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_qdq_rules_per_release():
+    good = _qdq_graph(zero_point=True)
+    onnx.checker.check_model(good)
+    assert C.incompatibilities(good, "jetpack5") == [] and C.incompatibilities(good, "jetpack6") == []
+    no_zero = _qdq_graph(zero_point=False)  # valid ONNX; TensorRT 8.x's importer asserts 3 inputs
+    assert {f.kind for f in C.incompatibilities(no_zero, "jetpack5")} == {"qdq"}
+    assert all("zero-point input" in f.message for f in C.incompatibilities(no_zero, "8.6"))
+    assert C.incompatibilities(no_zero, "jetpack6") == []
+    asym = _qdq_graph(zero_point=True, zero=3)
+    assert [f.count for f in C.incompatibilities(asym, "rtx")] == [1, 1]  # the Q and its DQ
+    per_channel = _qdq_graph(zero_point=True, per_channel_activation=True)
+    assert any("per-channel" in f.message for f in C.incompatibilities(per_channel, "jetpack5"))
+
+
+def test_check_command_exit_codes_and_json(latest_exports, tmp_path):
+    def agileir(*args):
+        return subprocess.run([sys.executable, "-m", "agileir", "check", *args], capture_output=True, text=True,
+                              cwd=REPO, timeout=300)
+
+    r = agileir("--trt", "jetpack5", str(latest_exports["standard"]), "--json", str(tmp_path / "c.json"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "LayerNormalization x" in r.stdout and "no importer" in r.stdout
+    report = json.loads((tmp_path / "c.json").read_text())["reports"][0]
+    assert not report["ok"] and report["findings"][0]["op"] == "LayerNormalization"
+    r = agileir("--trt", "10.3", "--trt", "rtx", str(latest_exports["plugin"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count(": ok") == 2
+    r = agileir("--trt", "9.0", str(latest_exports["plugin"]))
+    assert r.returncode == 2 and r.stderr.startswith("error: no parser table")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    r = agileir("--trt", "rtx", str(tmp_path / "junk.onnx"))
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
