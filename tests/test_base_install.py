@@ -189,4 +189,4 @@ def test_a_cuda_device_that_is_not_there_exits_3(checkpoint, tmp_path, command):
     r = run_without((), *args, "--device", "cuda:99")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 3, r.stderr
-    assert len(lines) == 1 and "device 'cuda:99' is not available here" in lines[0], r.stderr
+    assert len(lines) == 1 and "--device cuda:99: CUDA is not available to PyTorch here" in lines[0], r.stderr

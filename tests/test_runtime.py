@@ -549,17 +549,17 @@ def test_device_cuda_without_cuda_exits_3_naming_cuda(artifacts, tmp_path, key):
 
 def test_device_auto_says_which_device_and_cpu_is_the_cpu(artifacts, tmp_path):
     PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
-    r = CliRunner(mix_stderr=False).invoke(main, ["infer", str(artifacts["standard"]), str(tmp_path / "a.png"),
+    r = CliRunner().invoke(main, ["infer", str(artifacts["standard"]), str(tmp_path / "a.png"),
                                                   "--backend", "onnxruntime"])
     assert r.exit_code == 0, r.output + r.stderr
     device_lines = [line for line in r.stderr.splitlines() if line.startswith("device: ")]
     expected = "device: cuda:0 (auto)" if CUDA_IN_ORT else "device: cpu (auto: ONNX Runtime has no CUDA provider here)"
     assert device_lines == [expected], r.stderr
-    r = CliRunner(mix_stderr=False).invoke(main, ["infer", str(artifacts["standard"]), str(tmp_path / "a.png"),
+    r = CliRunner().invoke(main, ["infer", str(artifacts["standard"]), str(tmp_path / "a.png"),
                                                   "--backend", "onnxruntime", "--device", "cpu", "-o",
                                                   str(tmp_path / "b.png")])
     assert r.exit_code == 0 and "device: " not in r.stderr and "CPUExecutionProvider" in r.stderr, r.stderr
-    with load_runner(artifacts["standard"], device="cpu", echo=lambda _: None) as runner:
+    with load_runner(artifacts["standard"], backend="onnxruntime", device="cpu", echo=lambda _: None) as runner:
         assert runner.session.get_providers() == ["CPUExecutionProvider"] and runner.device == "cpu"
 
 
@@ -567,7 +567,7 @@ def test_device_combinations_that_cannot_run_exit_2(artifacts, tmp_path):
     PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     for args, message in [
         ([str(artifacts["standard"]), "--backend", "onnxruntime-cpu", "--device", "cuda"], "runs on the CPU"),
-        ([str(artifacts["standard"]), "--device", "gpu7"], "unknown device 'gpu7'"),
+        ([str(artifacts["standard"]), "--backend", "onnxruntime", "--device", "gpu7"], "unknown device 'gpu7'"),
         ([str(artifacts["standard"]), "--backend", "tensorrt", "--device", "cpu"], "runs on a CUDA GPU"),
     ]:
         r = CliRunner().invoke(main, ["infer", *args[:1], str(tmp_path / "a.png"), *args[1:]])

@@ -43,7 +43,7 @@ class MissingDependency(CliError):
 EXTRA_OF = {"onnx": "onnx", "onnxruntime": "onnx", "onnxruntime_extensions": "onnx", "onnxconverter_common": "onnx",
             "onnxslim": "onnx", "onnx_graphsurgeon": "onnx", "matplotlib": "plot", "polygraphy": "trt", "cuda": "trt",
             "jsonschema": "onnx", "tensorrt_rtx": "rtx", "ray": "batch", "tritonclient": "serve", "pytriton": "serve", "av": "video",
-            "torch": "torch"}
+            "torch": "torch", "openvino": "openvino", "nncf": "nncf"}
 # Checkpoints (.safetensors/.pth), export, calibration and training need PyTorch; ONNX files and engines do not.
 TORCH_HINT = ("PyTorch is not installed: checkpoints need it (pip install torch==2.13.0 first keeps it CPU-only, "
               "then pip install 'agileir[torch]')")
@@ -155,13 +155,22 @@ def backend_option(help_text: str = "override the backend chosen from the file t
     return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=help_text)
 
 
-DEVICE_HELP = "where a checkpoint runs (PyTorch): auto (CUDA when present), cpu, cuda or cuda:N"
+DEVICE_HELP = ("where the model runs, for every backend: auto (CUDA when usable here, else the CPU; one line says "
+               "which), cpu, cuda or cuda:N (exit 3 when not usable here)")  # agileir.runtime.devices
 
 
 def device_option(help_text: str = DEVICE_HELP):
     """--device alone, for commands that run a checkpoint but take no runner_options group (a CUDA device that is
     not there exits 3, agileir.runtime.base.DeviceUnavailable)."""
     return click.option("--device", default="auto", show_default=True, help=help_text)
+
+
+def ov_precision_option(fn):
+    """--ov-precision: OpenVINO's inference precision hint (RunnerSpec.ov_precision)."""
+    return click.option("--ov-precision", type=click.Choice(["f32", "bf16", "f16"]), default="f32", show_default=True,
+                        help="OpenVINO's precision hint (--backend openvino, or auto choosing it): f32 keeps parity "
+                             "with FP32; bf16 / f16 trade PSNR for speed where the CPU has them (docs/openvino.md); "
+                             "Intel GPUs / NPUs: --device GPU, NPU or AUTO")(fn)
 
 
 def runner_options(backend_help: str = "override the backend chosen from the model file type", engine_cache: bool = True):
@@ -171,16 +180,18 @@ def runner_options(backend_help: str = "override the backend chosen from the mod
     (`dataclasses.replace(runner, artifact=path)` adds it)."""
     def decorate(fn):
         @functools.wraps(fn)
-        def wrapper(*args, backend, device, preset_name, upstream_compat, engine_cache_dir=None, **kwargs):
+        def wrapper(*args, backend, device, preset_name, upstream_compat, engine_cache_dir=None, ov_precision="f32",
+                    **kwargs):
             from ..runtime import RunnerSpec
 
-            kwargs["runner"] = RunnerSpec(None, backend, device, preset_name, upstream_compat, engine_cache_dir)
+            kwargs["runner"] = RunnerSpec(None, backend, device, preset_name, upstream_compat, engine_cache_dir,
+                                          ov_precision=ov_precision)
             return fn(*args, **kwargs)
 
-        wrapper = device_option()(backend_option(backend_help)(wrapper))
+        wrapper = ov_precision_option(device_option()(backend_option(backend_help)(wrapper)))
         if engine_cache:
             wrapper = click.option("--engine-cache", "engine_cache_dir", type=click.Path(file_okay=False),
-                                   help="engine cache folder for --backend tensorrt/rtx on an .onnx file [default: "
+                                   help="engine cache folder for --backend tensorrt/rtx/openvino on an .onnx file [default: "
                                         "$AGILEIR_ENGINE_CACHE, else ~/.cache/agileir/engines]")(wrapper)
         return model_options(wrapper)
     return decorate
@@ -203,18 +214,3 @@ def model_and_input(paths: tuple[str, ...]) -> tuple[str | None, Path]:
     if len(paths) == 2:
         return paths[0], Path(paths[1])
     raise CliError("expected [MODEL] INPUT")
-
-
-def artifact_inputs(*artifacts: str | Path | None) -> list[Path]:
-    """The files running these artifacts reads (None: the bundled checkpoint): each artifact, and beside an
-    engine its engine.json, so that no output of the run may replace them."""
-    from ..models.load import default_checkpoint
-    from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
-
-    found = []
-    for a in artifacts:
-        path = Path(a) if a is not None else default_checkpoint()
-        found.append(path)
-        if path.suffix in ENGINE_SUFFIXES:
-            found.append(sidecar_path(path))
-    return found

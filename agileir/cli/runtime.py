@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, artifact_inputs, backend_option, device_option,
-                     friendly_errors, overwrite_option, target_options)
+from ..runtime.artifacts import artifact_inputs
+from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, backend_option, device_option,
+                     friendly_errors, ov_precision_option, overwrite_option, target_options)
 
 
 def _sizes(text: str) -> list[int]:
@@ -150,13 +151,14 @@ def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backe
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(0))
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0),
-              help="CPU threads for ONNX Runtime / PyTorch (0: their default)")
+              help="CPU threads for ONNX Runtime / OpenVINO / PyTorch (0: their default)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the results as JSON")
 @backend_option()
+@ov_precision_option
 @overwrite_option
 @device_option()
 @friendly_errors
-def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend, overwrite, device):
+def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend, ov_precision, overwrite, device):
     """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
     from .. import runtime
     from ..io.gate import OutputGate
@@ -168,7 +170,8 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend,
     size_list = _sizes(sizes)
     rows = []
     for artifact in artifacts:
-        runner = runtime.load_runner(artifact, backend=backend, threads=threads, device=device, activate=False)
+        runner = runtime.load_runner(artifact, backend=backend, threads=threads, device=device, activate=False,
+                                     ov_precision=ov_precision, echo=lambda m: click.echo(m, err=True))
         click.echo(f"benchmarking {runner.description} ({runner.backend}, {runner.precision}) ...", err=True)
         try:
             rows += bench_runner(runner, size_list, runs, warmup, batch, artifact=str(artifact))
@@ -178,7 +181,7 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend,
     if json_out:
         payload = {"host": host_info(), "settings": {"sizes": size_list, "runs": runs, "warmup": warmup,
                                                      "batch": batch, "threads": threads, "backend": backend,
-                                                     "device": device},
+                                                     "device": device, "ov_precision": ov_precision},
                    "results": rows}
         gate.write_json(json_out, payload, "benchmark report")
         click.echo(f"wrote {json_out}")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (CliError, artifact_inputs, friendly_errors, model_and_input, overwrite_option, require_module,
+from ..runtime.artifacts import artifact_inputs
+from .common import (CliError, friendly_errors, model_and_input, overwrite_option, require_module,
                      runner_options)
 from .options import encoding_options, pipeline_options, tiling_options
 

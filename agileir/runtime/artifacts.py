@@ -14,7 +14,7 @@ ENGINE_SUFFIXES = (".plan", ".engine")
 SIDECAR_FORMAT = "agileir-engine/1"
 PRECISIONS = ("fp32", "fp16", "int8")
 # every command's --backend choices (auto: from the file type)
-BACKENDS = ("auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "tensorrt", "rtx")
+BACKENDS = ("auto", "pytorch", "onnxruntime", "onnxruntime-cpu", "openvino", "tensorrt", "rtx")
 
 
 def artifact_kind(path: str | Path) -> str:
@@ -85,6 +85,20 @@ def read_sidecar(engine: str | Path) -> dict:
     if info.get("format") != SIDECAR_FORMAT:
         raise ValueError(f"{path} is not an agileir engine description (format {info.get('format')!r})")
     return info
+
+
+def artifact_inputs(*artifacts: str | Path | None, plugin_library: str | Path | None = None) -> list[Path]:
+    """The files running these artifacts reads (None: the bundled checkpoint): each artifact, beside an engine
+    its engine.json, and the plugin library given, so that no output of the run may replace them."""
+    from ..models.load import default_checkpoint
+
+    found = []
+    for a in artifacts:
+        path = Path(a) if a is not None else default_checkpoint()
+        found.append(path)
+        if path.suffix.lower() in ENGINE_SUFFIXES:
+            found.append(sidecar_path(path))
+    return found + ([Path(plugin_library)] if plugin_library else [])
 
 
 def artifact_precision(path: str | Path) -> str:

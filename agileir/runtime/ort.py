@@ -179,13 +179,16 @@ def create_session(path_or_proto: str | Path | onnx.ModelProto, providers: list[
 
 
 class OnnxRuntimeRunner(Runner):
-    """ONNX Runtime (CUDA EP when onnxruntime-gpu has it, else CPU) on either export form, any precision."""
+    """ONNX Runtime on either export form, any precision. `device` (agileir.runtime.devices): auto (CUDA EP where
+    onnxruntime-gpu has a usable GPU, else the CPU), cpu, cuda[:N] (DeviceUnavailable when not usable);
+    `providers` given explicitly replace that choice."""
 
     backend = "onnxruntime"
 
-    def __init__(self, path_or_proto: str | Path | onnx.ModelProto, providers: list[str] | None = None,
-                 threads: int = 0, name: str | None = None) -> None:
+    def __init__(self, path_or_proto: str | Path | onnx.ModelProto, providers: list | None = None,
+                 threads: int = 0, name: str | None = None, device: str = "auto") -> None:
         from .artifacts import onnx_metadata, onnx_precision
+        from .devices import ort_providers
 
         if isinstance(path_or_proto, onnx.ModelProto):
             self.proto, name = path_or_proto, name or "in-memory graph"
@@ -196,13 +199,22 @@ class OnnxRuntimeRunner(Runner):
             raise ValueError(f"{name} has no agileir metadata (scale); export it with agileir-export")
         super().__init__(int(meta["scale"]), f"{name} ({meta.get('form', '?')} form)", onnx_precision(self.proto),
                          window=int(meta.get("window", 1)))
-        self.providers, self.threads = providers, threads
+        self.name, self.requested_device = name, device if providers is None else "auto"
+        self.providers = providers if providers is not None else ort_providers(device)  # a missing CUDA: here
+        self.threads = threads
         self.config = meta.get("config") if isinstance(meta.get("config"), dict) else None
         self.session = None
         self._dtype: type = np.float32
 
     def _activate(self) -> None:
+        from .devices import CUDA_EP, check_session_device, device_line
+
         self.session = create_session(self.proto, self.providers, self.threads)
+        self.device = check_session_device(self.session, self.requested_device, self.name)
+        asked_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA_EP for p in self.providers)
+        why = "" if self.device != "cpu" else (
+            "ONNX Runtime's CUDA provider did not start" if asked_cuda else "ONNX Runtime has no CUDA provider here")
+        self.device_line = device_line(self.device, self.requested_device, why)
         inp = self.session.get_inputs()[0]
         self._input_name = inp.name
         self._dtype = np.float16 if "float16" in inp.type else np.float32

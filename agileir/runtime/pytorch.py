@@ -8,24 +8,24 @@ import torch
 
 from ..upscale.contract import check_upscaled
 from .base import DeviceUnavailable, Runner
+from .devices import device_line
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' (CUDA when present, else the CPU), 'cpu', 'cuda' or 'cuda:N' -> a torch.device that exists here."""
-    if device in (None, "", "auto"):
+    """'auto' (CUDA when present, else the CPU), 'cpu', 'cuda' or 'cuda:N' -> a torch.device that exists here
+    (agileir.runtime.devices: DeviceUnavailable for a CUDA device PyTorch does not see)."""
+    from .devices import parse_device
+
+    wanted = parse_device(device)
+    if wanted.kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"unknown device {device!r} (auto, cpu, cuda or cuda:N)") from None
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r} (auto, cpu, cuda or cuda:N)")
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (resolved.index or 0) >= count:
-            raise DeviceUnavailable(f"device {device!r} is not available here ({count} CUDA device(s) visible to "
-                                    "PyTorch); use --device cpu")
-    return resolved
+    if wanted.kind == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if wanted.index >= count:
+        raise DeviceUnavailable(f"--device {wanted.text}: CUDA is not available to PyTorch here ({count} CUDA "
+                                f"device(s) visible; PyTorch {torch.__version__}); use --device cpu")
+    return torch.device("cuda", wanted.index)
 
 
 class PyTorchRunner(Runner):
@@ -40,6 +40,8 @@ class PyTorchRunner(Runner):
                          window=loaded.config.window_size)
         self.loaded, self.device = loaded, resolve_device(device)
         self.config = loaded.config
+        chosen = "cpu" if self.device.type == "cpu" else f"cuda:{self.device.index or 0}"
+        self.device_line = device_line(chosen, device, "no CUDA device visible to PyTorch" if chosen == "cpu" else "")
 
     @property
     def sha256(self) -> str:
