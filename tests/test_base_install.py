@@ -11,6 +11,8 @@ package does), so this runs on a machine where they are installed.
 """
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 
@@ -190,3 +192,68 @@ def test_a_cuda_device_that_is_not_there_exits_3(checkpoint, tmp_path, command):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 3, r.stderr
     assert len(lines) == 1 and "--device cuda:99: CUDA is not available to PyTorch here" in lines[0], r.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory):
+    """`agileir export` of a tiny AgileIR x2 (standard and plugin forms, validated): model.onnx, model.plugin.onnx
+    and export.json as users get them."""
+    from click.testing import CliRunner
+
+    from agileir.cli import main
+
+    folder = tmp_path_factory.mktemp("export")
+    _, ckpt = saved_model(folder, TINY_AGILEIR, randomize=True)
+    r = CliRunner().invoke(main, ["export", str(ckpt), "-o", str(folder / "out")])
+    assert r.exit_code == 0, r.output
+    return folder / "out"
+
+
+@pytest.mark.parametrize("name, form, special", [("model.onnx", "standard", None),
+                                                 ("model.plugin.onnx", "plugin", "GSWA plugin")])
+def test_info_describes_an_onnx_export_without_torch(tiny_export, name, form, special):
+    """`agileir info model.onnx` read it as a pickle (exit 2, "needs arbitrary code to unpickle"); now it describes
+    the graph and the export.json it came with, with PyTorch hidden."""
+    r = run_deploy("info", str(tiny_export / name))
+    assert r.returncode == 0, r.stderr
+    fields = dict(line.split(":", 1) for line in r.stdout.splitlines())
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    assert fields["kind"] == "ONNX" and fields["scale"] == "x2" and fields["form"] == form, r.stdout
+    assert fields["precision"] == "fp32" and fields["opset"] == "17" and fields["arch"].startswith("agileir")
+    assert int(fields["nodes"].split()[0]) > 50 and (special is None or special in fields["nodes"]), r.stdout
+    assert fields["export.json"].startswith(str(tiny_export / "export.json")) and "sha256 matches" in fields["export.json"]
+    assert "passed" in fields["export.json"], r.stdout
+    data = json.loads(run_deploy("info", "--json", str(tiny_export / name)).stdout)
+    assert data["scale"] == 2 and data["form"] == form and (data["node_counts"]["gswa"] > 0) == (form == "plugin")
+
+
+def test_info_flags_a_replaced_onnx_and_refuses_a_foreign_file(tiny_export, tmp_path):
+    copy = tmp_path / "model.onnx"
+    shutil.copy(tiny_export / "model.plugin.onnx", copy)  # not what export.json beside it lists as model.onnx
+    shutil.copy(tiny_export / "export.json", tmp_path / "export.json")
+    r = run_deploy("info", str(copy))
+    assert r.returncode == 0 and "sha256 DIFFERS" in r.stdout, r.stdout + r.stderr
+    (tmp_path / "bad.onnx").write_bytes(b"\x80\x04 not a graph")
+    r = run_deploy("info", str(tmp_path / "bad.onnx"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "is not a readable ONNX file" in lines[0], r.stderr
+    assert "unpickle" not in r.stderr
+
+
+def test_info_describes_an_engine_from_its_sidecar(tiny_export, tmp_path):
+    """An engine built here with TensorRT-RTX (no GPU needed), described without PyTorch or TensorRT."""
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX is not installed (pip install 'agileir[rtx]')")
+    from click.testing import CliRunner
+
+    from agileir.cli import main
+
+    engine = tmp_path / "model.plan"
+    r = CliRunner().invoke(main, ["build", str(tiny_export / "model.onnx"), "-o", str(engine), "--target", "rtx",
+                                  "--opt-shape", "32x32", "--max-shape", "32x32"])
+    assert r.exit_code == 0, r.output
+    r = run_without(TORCH + ("tensorrt", "tensorrt_rtx"), "info", str(engine))
+    assert r.returncode == 0, r.stderr
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in r.stdout.splitlines())}
+    assert fields["kind"].startswith("engine (TensorRT-RTX") and fields["scale"] == "x2" and fields["form"] == "standard"
+    assert fields["precision"] == "fp32" and fields["sha256"] == "matches engine.json", r.stdout
+    assert fields["profile"].startswith("1x3x1x1 / 1x3x32x32 / 1x3x32x32") and "model.onnx" in fields["from"]

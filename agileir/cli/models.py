@@ -11,24 +11,21 @@ from .common import CliError, device_option, friendly_errors, model_options, ove
 
 @click.command()
 @click.argument("model", required=False)
+@click.option("--json", "as_json", is_flag=True, help="print the description as JSON")
 @model_options
 @friendly_errors
-def info(model, preset_name, upstream_compat):
-    """Show the detected architecture, preset and size of MODEL (default: bundled AgileIR-light x4)."""
-    from ..models.load import load_model
+def info(model, as_json, preset_name, upstream_compat):
+    """Describe MODEL (default: bundled AgileIR-light x4): a checkpoint (architecture, preset, size), an .onnx file
+    (architecture, scale, form, precision, opset, node counts, the export.json beside it) or an engine (its
+    engine.json). ONNX files and engines need no PyTorch."""
+    from ..runtime.describe import describe_artifact
 
-    loaded = load_model(model, preset_name, upstream_compat or None)
-    c = loaded.config
-    click.echo(f"file:        {loaded.path}")
-    click.echo(f"sha256:      {loaded.sha256}")
-    click.echo(f"arch:        {c.arch}{' (upstream-compat forward)' if c.upstream_compat else ''}")
-    click.echo(f"preset:      {loaded.preset or 'custom'}")
-    click.echo(f"scale:       x{c.scale}")
-    click.echo(f"window:      {c.window_size}")
-    click.echo(f"embed/depth: {c.embed_dim} / {list(c.depths)} heads {list(c.num_heads)}"
-               + (f" key_dims {list(c.key_dims)}" if c.key_dims else ""))
-    click.echo(f"parameters:  {loaded.model.num_parameters():,}")
-    click.echo(f"config:      {json.dumps(c.to_dict())}")
+    description = describe_artifact(model, preset_name, upstream_compat)
+    if as_json:
+        click.echo(json.dumps(description.data, indent=2, default=str))
+        return
+    for line in description.lines():
+        click.echo(line)
 
 
 @click.command(name="eval")
