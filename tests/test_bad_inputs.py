@@ -481,19 +481,17 @@ def test_batch_without_ray_client_is_exit_3(models, tmp_path):
 
 def test_batch_disk_full_is_exit_2_not_1(models, tmp_path, monkeypatch):
     """A file that failed for a full disk is the machine's problem: exit 2 like infer, not 1 (a bad file).
-    The Ray job is replaced by its recorded result: what is tested is the command's mapping."""
+    The Ray job is replaced by what it raises when a write hits ENOSPC: what is tested is the command's mapping."""
     pytest.importorskip("ray.data")
-    import agileir.cluster.ray_batch as ray_batch
+    import errno
 
-    def full_disk_run(spec, source, out_dir, tiling, options, protected=(), echo=None):
-        manifest = Path(options.manifest)
-        manifest.write_text('{"format": "%s"}\n' % ray_batch.MANIFEST_FORMAT)
-        items = [{"input": "in/a.png", "output": "out/a_x4.png", "status": "ok", "error": None, "notes": []},
-                 {"input": "in/b.png", "output": "out/b_x4.png", "status": "failed", "notes": [],
-                  "error": "[Errno 28] No space left on device: 'out/b_x4.png'"}]
-        return ray_batch.BatchResult(items, 1.0, manifest, {"ok": 1, "failed": 1})
+    import agileir.cluster.job as job
 
-    monkeypatch.setattr(ray_batch, "run_batch", full_disk_run)
+    def full_disk_run(spec, source, out_dir, tiling, options, gate=None, echo=None, pipeline=None):
+        raise OSError(errno.ENOSPC, "no space left on the device writing out/b_x4.png: the run stopped after 1 "
+                                    "of 2 images (see m.json)")
+
+    monkeypatch.setattr(job, "run_batch", full_disk_run)
     (tmp_path / "in").mkdir()
     r = run(["batch", models["good"], tmp_path / "in", tmp_path / "out", "--manifest", tmp_path / "m.json"])
     assert_error(r, 2, tmp_path, contains="No space left on device")

@@ -11,7 +11,7 @@ import torch
 from PIL import Image as PILImage
 
 from agileir.models import build_model, save_safetensors
-from agileir.cluster.ray_batch import plan_outputs, resolve_inputs
+from agileir.cluster.inputs import plan_outputs, resolve_inputs, source_files
 from test_models import TINY_SWINIR
 
 
@@ -108,14 +108,16 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(job, tmp_path):
 
 
 def test_inputs_from_a_list_and_a_glob(job, tmp_path):
-    listing = tmp_path / "files.txt"
-    listing.write_text(f"# two images\n{job / 'in' / 'img0.png'}\n\nfile://{job / 'in' / 'img2.png'}\n")
-    assert [p.rsplit("/", 1)[-1] for p in resolve_inputs(str(listing))] == ["img0.png", "img2.png"]
+    for suffix in (".txt", ".lst", ".list"):  # one list-file rule: the job's inputs and the CLI's output checks
+        listing = tmp_path / f"files{suffix}"
+        listing.write_text(f"# two images\n{job / 'in' / 'img0.png'}\n\nfile://{job / 'in' / 'img2.png'}\n")
+        assert [p.rsplit("/", 1)[-1] for p in resolve_inputs(str(listing))] == ["img0.png", "img2.png"]
+        assert [p.name for p in source_files(str(listing))] == [listing.name, "img0.png", "img2.png"]
     assert len(resolve_inputs(str(job / "in" / "img*.png"))) == 5
     with pytest.raises(ValueError, match="would both write"):
         plan_outputs(["a/x.png", "b/x.png"], tmp_path, 4)
     # the naming rule of agileir-infer's folder runs: a non-PNG sharing a stem keeps its suffix in the name
-    assert [Path(r["output"]).name for r in plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, 4)] == \
+    assert [p.name for p in plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, 4)] == \
         ["x_x4.png", "x_jpg_x4.png"]
 
 

@@ -253,7 +253,7 @@ def local_ray():
     pytest.importorskip("ray.data")
     import ray
 
-    from agileir.cluster.ray_batch import init_ray
+    from agileir.cluster.session import init_ray
 
     started = init_ray(None, 2)
     yield

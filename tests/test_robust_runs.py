@@ -227,7 +227,13 @@ def test_batch_without_ray_client_is_exit_3_naming_it(model, tmp_path):
 
 
 def test_batch_resume_trusts_only_the_recorded_sha256(tmp_path):
-    from agileir.cluster.ray_batch import decode_row, recorded_hashes
+    from agileir.cluster.actors import decode_task, pack, unpack
+    from agileir.cluster.manifest import recorded_hashes
+    from agileir.upscale.stages import ImageItem
+
+    def decode_row(row, resume=True):
+        item = unpack(decode_task(pack(ImageItem(row["input"], Path(row["output"]), sha256=row["sha256"])), resume))
+        return {"status": "skipped" if item.reused else "pending" if item.image is not None else "failed"}
 
     src = _noise_images(tmp_path / "in", 1, 8)[0]
     out = tmp_path / "out.png"

@@ -2,7 +2,6 @@
 and one set of defaults (TilingOptions(), PipelineOptions(), EncodingOptions(), runtime.RunnerSpec)."""
 from __future__ import annotations
 
-import pickle
 import shutil
 
 import numpy as np
@@ -11,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image as PILImage
 
 from agileir.cli import main
+from agileir.io.gate import OutputGate
 from agileir.io.images import read_image
 from agileir.runtime import RunnerSpec, load_runner
 from agileir.upscale.memory import parse_size
@@ -63,12 +63,16 @@ def test_the_three_commands_call_one_path_with_one_set_of_defaults(checkpoint, t
     assert calls["video"][3:5] == (EncodingOptions(), PipelineOptions())
 
     pytest.importorskip("ray.data")
-    import agileir.cluster.ray_batch as ray_batch
+    import agileir.cluster.job as job
 
-    monkeypatch.setattr(ray_batch, "run_batch", _record(calls, "batch"))
+    def record_batch(*args, **kwargs):
+        calls["batch"], calls["batch_kwargs"] = args, kwargs
+        raise Called("batch")
+
+    monkeypatch.setattr(job, "run_batch", record_batch)
     CliRunner().invoke(main, ["batch", str(checkpoint), str(image.parent), str(tmp_path / "out")])
     spec, tiling = calls["batch"][0], calls["batch"][3]
-    assert tiling == TilingOptions()
+    assert tiling == TilingOptions() and calls["batch_kwargs"]["pipeline"] == PipelineOptions()
     assert spec == RunnerSpec(str(checkpoint), threads=1)  # --backend auto, --device auto, no engine cache
 
 
@@ -84,13 +88,14 @@ def test_every_command_has_the_same_tiling_and_runner_options(command):
 
 
 def test_batch_actor_output_is_infer_output_bit_for_bit(checkpoint, set5, tmp_path):
-    """The Ray actor and encode task of `agileir batch`, run in this process on real images, write the same
+    """The Ray tasks and actor of `agileir batch`, run in this process on real images, write the same
     bytes as agileir-infer (the whole image, and auto-tiled under a small budget: tiles of 48 pixels)."""
-    from agileir.cluster.ray_batch import UpscaleActor, encode_row
+    from agileir.cluster.actors import ActorSetup, UpscaleActor, decode_task, pack, unpack, write_task
+    from agileir.upscale.stages import ImageItem
 
     for budget in (None, "275M"):
         tiling = TilingOptions.parse("auto", DEFAULT_OVERLAP, budget)
-        actor = UpscaleActor(RunnerSpec(str(checkpoint)), tiling)
+        actor = UpscaleActor(ActorSetup(RunnerSpec(str(checkpoint)), tiling, PipelineOptions()))
         for name in ("birdx4.png", "womanx4.png"):
             src = tmp_path / name
             shutil.copy(set5 / "LR_bicubic" / "X4" / name, src)
@@ -99,11 +104,14 @@ def test_batch_actor_output_is_infer_output_bit_for_bit(checkpoint, set5, tmp_pa
             r = CliRunner().invoke(main, args)
             assert r.exit_code == 0, r.output
             assert ("memory budget" in r.stderr) == (budget is not None)  # 275M: tiled
-            out = actor({"input": [str(src)], "output": [str(tmp_path / "b.png")], "status": ["pending"],
-                         "error": [""], "notes": [""], "seconds": [0.0], "image": [pickle.dumps(read_image(src))]})
-            row = {k: v[0] for k, v in out.items()}
-            assert ("memory budget" in row["notes"]) == (budget is not None)  # reported in the manifest
-            assert encode_row(row)["status"] == "ok", row["error"]
+            decoded = decode_task(pack(ImageItem(src, tmp_path / "b.png")))
+            out = actor({"item": [decoded["item"]]})
+            row = {"item": out["item"][0]}
+            assert ("memory budget" in "".join(unpack(row).notes)) == (budget is not None)  # in the manifest
+            gate = OutputGate([src], overwrite=True)
+            gate.claim(tmp_path / "b.png", "image")
+            written = unpack(write_task(row, gate))
+            assert written.status == "ok", written.error
             assert (tmp_path / "b.png").read_bytes() == ref.read_bytes(), (name, budget)
 
 

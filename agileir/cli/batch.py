@@ -6,18 +6,18 @@ from pathlib import Path
 
 import click
 
-from .common import (CheckFailed, CliError, MissingDependency, artifact_inputs, friendly_errors, is_disk_full,
-                     overwrite_option, require_module, runner_options)
-from .options import tiling_options
+from ..runtime.artifacts import artifact_inputs
+from .common import CheckFailed, MissingDependency, friendly_errors, overwrite_option, require_module, runner_options
+from .options import pipeline_options, tiling_options
 
 
 def _batch_options(fn):
-    """The Ray options of `agileir batch` -> `options` (agileir.cluster.ray_batch.BatchOptions)."""
+    """The Ray options of `agileir batch` -> `options` (agileir.cluster.job.BatchOptions)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, ray_address, actors, cpus_per_actor, gpus_per_actor, num_cpus, manifest, no_resume, **kwargs):
-        from ..cluster.ray_batch import BatchOptions
+        from ..cluster.job import BatchOptions
 
         kwargs["options"] = BatchOptions(actors, cpus_per_actor, gpus_per_actor, manifest, not no_resume, ray_address,
                                          num_cpus)
@@ -46,54 +46,41 @@ def _batch_options(fn):
 @click.argument("output", metavar="OUTPUT")
 @_batch_options
 @tiling_options
+@pipeline_options("images of one size per model call (the memory budget is shared by the batch)")
 @runner_options()
 @overwrite_option
 @friendly_errors
-def batch_cmd(model, input_, output, options, tiling, runner, overwrite):
-    """Upscale every image of INPUT (folder, glob, or a .txt list of paths/URIs) into the folder OUTPUT with
-    MODEL, as `agileir-infer` would (same tiling defaults, same names, every output checked against every input
-    before any work), on Ray Data. A rerun skips or replaces the files it wrote; an existing file agileir did not
-    write is refused unless --overwrite. Exit codes: 1 an image failed (see the manifest), 2 bad input, an output
-    refused or a full disk, 3 a missing package or an unreachable --ray-address, 130/143 interrupted (Ray shut
-    down, no partial file)."""
+def batch_cmd(model, input_, output, options, tiling, pipeline, runner, overwrite):
+    """Upscale every image of INPUT (folder, glob, or a .txt/.lst/.list file of paths/URIs) into the folder
+    OUTPUT with MODEL, as `agileir-infer` would (the same per-image steps, tiling and memory budget, engine
+    profile, names and failure policy; every output checked against every input before any work), on Ray Data.
+    The memory budget is shared by the actors of a node. A rerun skips or replaces the files it wrote; an
+    existing file agileir did not write is refused unless --overwrite. An unreadable file is reported and skipped
+    (exit 1 at the end; --fail-fast: exit 2 at once); a model or write failure stops the run. Exit codes: 1 an
+    image failed (see the manifest), 2 bad input, an output refused, a stopped run or a full disk, 3 a missing
+    package or an unreachable --ray-address, 130/143 interrupted (Ray shut down, no partial file)."""
     require_module("ray.data", "batch", "agileir batch", "ray[data]")
-    from ..cluster.ray_batch import ClusterUnavailable, run_batch
+    from ..cluster import job
+    from ..cluster.inputs import source_files
+    from ..cluster.session import ClusterUnavailable
     from ..io.gate import OutputGate
 
     manifest = Path(options.manifest) if options.manifest else Path(output) / "manifest.json"
-    gate = OutputGate([*artifact_inputs(model), *_local_inputs(input_)], overwrite)
+    gate = OutputGate([*artifact_inputs(model), *source_files(input_)], overwrite)
     spec = replace(runner, artifact=model, threads=max(1, int(options.cpus_per_actor)))
     try:  # run_batch claims the manifest and every image in `gate` before any work, and records what it writes
-        result = run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)), gate,
-                           echo=lambda s: click.echo(s, err=True))
+        result = job.run_batch(spec, input_, output, tiling, replace(options, manifest=str(manifest)), gate,
+                               echo=lambda s: click.echo(s, err=True), pipeline=pipeline)
     except ClusterUnavailable as e:
         raise MissingDependency(str(e)) from None
     for item in result.items:
-        for note in item["notes"]:
+        for note in item.notes:
             click.echo(note, err=True)
-        if item["status"] == "failed":
-            click.echo(f"failed: {item['input']}: {item['error']}", err=True)
+        if item.status == "failed":
+            click.echo(f"failed: {item.source}: {item.error}", err=True)
     click.echo(result.summary())
-    disk_full = next((item for item in result.items
-                      if item["status"] == "failed" and is_disk_full(item["error"] or "")), None)
-    if disk_full is not None:  # the machine's problem, not a bad file: exit 2 as in every command
-        raise CliError(f"{disk_full['error']} (writing the output of {disk_full['input']}; see {manifest})")
     if result.failed:
         raise CheckFailed(f"{result.failed} image(s) failed (see {result.manifest})")
-
-
-def _local_inputs(source: str) -> list[Path]:
-    """Local files of INPUT (a folder, a glob, or a .txt list and the local paths it lists)."""
-    import glob
-
-    from ..io.outputs import input_files
-
-    path = Path(source)
-    found = input_files(path) if path.exists() else [Path(p) for p in glob.glob(source)]
-    if path.is_file() and path.suffix == ".txt":
-        lines = path.read_text(errors="replace").splitlines()
-        found += [Path(line.strip()) for line in lines if line.strip() and Path(line.strip()).is_file()]
-    return found
 
 
 def register(group: click.Group) -> None:

@@ -4,6 +4,7 @@
       agileir_x4/          config.pbtxt + 1/model.onnx        onnxruntime, FP32 standard form
       agileir_x4_fp16/     ... 1/model.onnx                   onnxruntime, FP16 variant (FP32 I/O)
       agileir_x4_int8/     ... 1/model.onnx                   onnxruntime, INT8 Q/DQ variant
+      agileir_x4_openvino/ ... 1/model.onnx                   openvino (--openvino), one per ONNX variant
       agileir_x4_trt_fp16/ config.pbtxt + 1/model.plan        tensorrt_plan, one per engine + engine.json
       plugins/libagileir_trt_plugins.so                       for plugin-form engines (when found)
       README.md                                               how to start tritonserver on it (also Jetson)
@@ -41,7 +42,7 @@ assert set(SKIPPED_FORMS) | {"standard"} == set(FORMS)
 @dataclass
 class RepoModel:
     name: str
-    backend: str  # onnxruntime | tensorrt
+    backend: str  # onnxruntime | openvino | tensorrt
     source: Path
     config: str
 
@@ -73,8 +74,9 @@ def _warmup(h: int, w: int) -> str:
 def model_config(name: str, backend: str, max_batch_size: int, instances: int, kind: str, warmup_hw: tuple[int, int],
                  queue_delay_us: int = 2000, extra: str = "") -> str:
     """config.pbtxt text: input lr [3, -1, -1] FP32, output sr [3, -1, -1] FP32 (batch via max_batch_size)."""
-    platform = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}[backend]
-    text = (f'name: "{name}"\nbackend: "{backend}"\nplatform: "{platform}"\nmax_batch_size: {max_batch_size}\n'
+    platform = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}.get(backend)  # openvino: none
+    text = (f'name: "{name}"\nbackend: "{backend}"\n' + (f'platform: "{platform}"\n' if platform else "") +
+            f'max_batch_size: {max_batch_size}\n'
             f'input [\n  {{ name: "{INPUT}" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] }}\n]\n'
             f'output [\n  {{ name: "{OUTPUT}" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] }}\n]\n'
             # requests are batched only when their H x W agree: an SR service sees tiles of one size
@@ -83,9 +85,19 @@ def model_config(name: str, backend: str, max_batch_size: int, instances: int, k
     return text + extra + _warmup(*warmup_hw)
 
 
+# Triton's OpenVINO backend (openvino_backend): reads model.onnx itself; latency settings as agileir's runner
+OPENVINO_EXTRA = ('default_model_filename: "model.onnx"\n'
+                  '# OpenVINO chooses the precision: f32 on CPUs without native bf16; on CPUs with it (AMX, AVX512_BF16)\n'
+                  '# its default is bf16, about 54 dB from FP32 (docs/openvino.md); the backend has no f32 parameter.\n'
+                  'parameters [\n  { key: "PERFORMANCE_HINT" value: { string_value: "LATENCY" } },\n'
+                  '  { key: "NUM_STREAMS" value: { string_value: "1" } }\n]\n')
+
+
 def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: str = "KIND_CPU",
-                    ort_max_batch: int = 8, plugin_library: str | Path | None = None) -> RepoPlan:
-    """What `write_repository` would write, configs included (nothing is written)."""
+                    ort_max_batch: int = 8, plugin_library: str | Path | None = None,
+                    openvino: bool = False) -> RepoPlan:
+    """What `write_repository` would write, configs included (nothing is written). `openvino`: also a model
+    per standard-form ONNX variant for Triton's OpenVINO backend (CPU instances)."""
     export = read_export(export_dir)  # export.json's schema, listed files and their sha256, onnx.checker
     export_dir, scale = export.folder, export.scale
     models, skipped = [], []
@@ -98,6 +110,10 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
             # ONNX Runtime: the graph pads to a window multiple itself, so any H, W >= 1 is valid
             models.append(RepoModel(name, "onnxruntime", path, model_config(
                 name, "onnxruntime", ort_max_batch, ort_instances, ort_kind, (64, 64))))
+            if openvino:
+                name = f"agileir_x{scale}_openvino" + ("" if precision == "fp32" else f"_{precision}")
+                models.append(RepoModel(name, "openvino", path, model_config(
+                    name, "openvino", ort_max_batch, ort_instances, "KIND_CPU", (64, 64), extra=OPENVINO_EXTRA)))
     for form, reason in SKIPPED_FORMS.items():
         for file in (onnx_name(form, p) for p in PRECISIONS):
             if (export_dir / file).is_file():
@@ -160,7 +176,7 @@ def repository_files(plan: RepoPlan, repo: Path) -> dict[Path, Path | str]:
     """Every file of the repository: path -> the file copied there, or the text written there."""
     files: dict[Path, Path | str] = {}
     for m in plan.models:
-        files[repo / m.name / "1" / ("model.onnx" if m.backend == "onnxruntime" else "model.plan")] = m.source
+        files[repo / m.name / "1" / ("model.plan" if m.backend == "tensorrt" else "model.onnx")] = m.source
         files[repo / m.name / "config.pbtxt"] = m.config
     if plan.plugin_library is not None:
         files[repo / "plugins" / plan.plugin_library.name] = plan.plugin_library

@@ -91,7 +91,7 @@ def infer(upscaler: Upscaler, items: list[ImageItem]) -> list[ImageItem]:
     return items
 
 
-def write(item: ImageItem, outputs: RunOutputs | None) -> ImageItem:
+def write(item: ImageItem, outputs: RunOutputs) -> ImageItem:
     """The upscaled item as an atomic PNG through `outputs` (the run's gate, the output claimed in it)."""
     assert item.result is not None, "write needs an inferred item"
     item.bits = write_upscaled(item.output, item.result, outputs)
