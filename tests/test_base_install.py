@@ -32,8 +32,10 @@ from gswa_cases import make_case
 from test_models import TINY_AGILEIR, TINY_SWINIR
 
 OPTIONAL = ("onnx", "onnxruntime", "onnxruntime_extensions", "onnxconverter_common", "onnxslim", "onnx_graphsurgeon",
-            "matplotlib", "polygraphy", "tensorrt", "tensorrt_rtx", "cuda", "scipy", "ray", "tritonclient", "av")
+            "matplotlib", "polygraphy", "tensorrt", "tensorrt_rtx", "cuda", "scipy", "ray", "tritonclient", "av",
+            "openvino", "nncf")
 TORCH = ("torch", "torchvision")
+OTHER_ENGINES = ("openvino", "nncf")  # not in the `onnx` extra
 
 _BLOCKER = """
 import sys
@@ -58,8 +60,8 @@ def run_base(*args: str) -> subprocess.CompletedProcess:
 
 
 def run_deploy(*args: str) -> subprocess.CompletedProcess:
-    """A deploy install (`.[onnx]`): PyTorch hidden."""
-    return run_without(TORCH, *args)
+    """A deploy install (`.[onnx]`): PyTorch (and OpenVINO, another extra) hidden."""
+    return run_without(TORCH + OTHER_ENGINES, *args)
 
 
 @pytest.fixture(scope="module")

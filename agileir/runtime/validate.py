@@ -208,7 +208,7 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
     found = find_reference(artifact, reference)
     pairs = benchmark_pairs(Path(dataset), scale)
     runner = load_runner(artifact, backend=backend, device=device)
-    ref = load_runner(found.path, device=device)
+    ref = load_runner(found.path, device=device, backend="onnxruntime" if found.kind == "onnx" else "auto")
     if runner.scale != scale or ref.scale != scale:
         raise ValueError(f"--scale {scale} does not match the artifact (x{runner.scale}) and reference (x{ref.scale})")
     report = ValidationReport(str(artifact), precision, criterion, info={
