@@ -127,3 +127,21 @@ def test_missing_ray_is_one_line_exit_3(job, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 3, r.stderr
     assert r.stderr.strip() == "error: agileir batch needs ray[data] (pip install 'agileir[batch]')"
+
+
+def test_actors_of_one_node_share_its_memory_budget(tmp_path):
+    """--actors 4 on one host budgets the host's memory once, not 4 x half of it: each actor plans its tiles
+    with budget / (the actors its node holds at once)."""
+    from agileir.cluster.session import actors_per_node
+    from agileir.upscale.options import TilingOptions
+    from agileir.upscale.upscaler import CallableRunner, Upscaler
+
+    assert actors_per_node(4, 1.0, node_cpus=8) == 4  # a local instance: every actor on this host
+    assert actors_per_node(4, 1.0, node_cpus=2) == 2  # a node that holds two of them at once
+    assert actors_per_node(4, 2.0, node_cpus=16, gpus_per_actor=1, node_gpus=2) == 2
+    assert actors_per_node(1, 1.0, node_cpus=64) == 1
+    runner = CallableRunner(lambda x: np.repeat(np.repeat(x, 2, 2), 2, 3), scale=2)
+    host = 4 * 2**30
+    assert Upscaler(runner, TilingOptions(max_memory=host), sharers=4).budget == host // 4
+    one, four = Upscaler(runner, TilingOptions(max_memory=host)), Upscaler(runner, TilingOptions(max_memory=host), 4)
+    assert one.budget == host and four.plan(2000, 2000).budget == one.plan(2000, 2000).budget // 4
