@@ -56,6 +56,7 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops, GSWA plugin and Attention forms."""
     from ..calibration.writer import VariantOptions
     from ..deploy import EngineTarget, ExportRequest, export_checkpoint
+    from ..deploy.export import claim_export
     from ..export.onnx_export import ExportOptions
     from ..runtime.tensorrt.builder import parse_compute_capabilities
 
@@ -70,10 +71,7 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
     request = ExportRequest(model, Path(out_dir) if out_dir else None, tuple(forms_of(form)),
                             ExportOptions(opset=opset, static_shape=shape, fold=fold), not no_validate, variants,
                             EngineTarget(target, caps), preset_name, upstream_compat)
-    gate = _claim_outputs(request, overwrite)
-    result = export_checkpoint(request, echo=click.echo)
-    for path in result.written:
-        gate.record(path, _kind(path))
+    result = export_checkpoint(request, claim_export(request, overwrite), echo=click.echo)
     click.echo(f"wrote {result.out_dir / 'export.json'}")
     if result.failed:
         raise CliError(f"ONNX Runtime validation failed for: {', '.join(result.failed)} (see export.json)")
@@ -83,30 +81,6 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
         for line in result.engines.commands:
             click.echo(f"  {line}")
         click.echo("  (TensorRT-RTX engines for RTX GPUs build here, without a GPU: --target rtx)")
-
-
-def _kind(path: Path) -> str:
-    if path.suffix == ".plan":
-        return "engine"
-    if path.suffix == ".json" and path.name not in ("export.json", "calibration.json"):
-        return "engine description"
-    return "export"
-
-
-def _claim_outputs(request, overwrite: bool):
-    """The run's OutputGate, every file the export may write claimed (before the model loads)."""
-    from ..deploy.export import export_outputs
-    from ..io.gate import OutputGate
-    from ..io.outputs import input_files
-    from ..models.load import default_checkpoint
-
-    v = request.variants
-    gate = OutputGate([Path(request.checkpoint) if request.checkpoint else default_checkpoint(),
-                       *input_files(v.calib_dir, v.calib_json)], overwrite)
-    for path in export_outputs(request.output_dir(), request.forms, v.fp16, v.int8):
-        if path.name != "timing.cache":  # a cache, read and updated by design
-            gate.claim(path, _kind(path), "agileir-export")
-    return gate
 
 
 def _check_option_combinations(target, caps, int8, fp16, calibrator, calib_dir, calib_json, fp16_block) -> None:

@@ -76,9 +76,38 @@ def check_request(request: ExportRequest) -> None:
                   [model_path, *input_files(*calib)])
 
 
-def export_checkpoint(request: ExportRequest, echo: Callable[[str], None] = print) -> ExportResult:
-    """Run the whole export (see the module docstring). ONNX Runtime validation failures are listed in
-    `result.failed` (and then no engine is built); bad input raises before anything is written."""
+def output_kind(path: Path) -> str:
+    """The output gate's kind of each file an export writes."""
+    if path.suffix == ".plan":
+        return "engine"
+    if path.suffix == ".json" and path.name not in ("export.json", "calibration.json"):
+        return "engine description"
+    return "export"
+
+
+def claim_export(request: ExportRequest, overwrite: bool = False):
+    """The export's OutputGate (agileir.io.gate): the checkpoint and calibration inputs its inputs, every file the
+    export may write claimed now, before the model loads (timing.cache, a cache updated in place, is not)."""
+    from ..io.gate import OutputGate
+    from ..io.outputs import input_files
+    from ..models.load import default_checkpoint
+
+    v = request.variants
+    fp16, int8 = bool(v and v.fp16), bool(v and v.int8)
+    calib = (v.calib_dir, v.calib_json) if v is not None else (None, None)
+    gate = OutputGate([Path(request.checkpoint) if request.checkpoint else default_checkpoint(),
+                       *input_files(*calib)], overwrite)
+    for path in export_outputs(request.output_dir(), request.forms, fp16, int8):
+        if path.name != "timing.cache":
+            gate.claim(path, output_kind(path), "agileir-export")
+    return gate
+
+
+def export_checkpoint(request: ExportRequest, gate, echo: Callable[[str], None] = print) -> ExportResult:
+    """Run the whole export (see the module docstring) through `gate` (claim_export): each file's ledger line is
+    durable before the file is published, so an interrupted export leaves files a rerun replaces, and a folder
+    the export created is removed when nothing was written into it. ONNX Runtime validation failures are listed
+    in `result.failed` (and then no engine is built); bad input raises before anything is written."""
     from ..runtime.pytorch import load_checked_model
 
     check_request(request)
@@ -87,11 +116,18 @@ def export_checkpoint(request: ExportRequest, echo: Callable[[str], None] = prin
         _load_calibration_inputs(request.variants, loaded)  # bad calibration input fails before minutes of export
     out = request.output_dir()
     result = ExportResult(out, {})
-    write_forms(loaded, request, result, echo)
-    result.failed = _failed_checks(result.info)
-    if request.engines is not None and not result.failed:
-        result.engines = engine_step(result.onnx_files, request.engines, echo)
-        result.written += [p for e in result.engines.built for p in (e, e.with_suffix(".json"))]
+    try:
+        gate.make_folder(out)
+        with gate.publishing():
+            write_forms(loaded, request, result, echo)
+            result.failed = _failed_checks(result.info)
+            if request.engines is not None and not result.failed:
+                result.engines = engine_step(result.onnx_files, request.engines, echo)
+                result.written += [p for e in result.engines.built for p in (e, e.with_suffix(".json"))]
+    finally:
+        gate.remove_unused_folders()
+    for path in result.written:  # a no-op for each file recorded before its rename
+        gate.record(path, output_kind(path))
     return result
 
 

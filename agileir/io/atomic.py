@@ -4,6 +4,8 @@ complete, so a failed or interrupted run leaves neither a partial file nor an ov
 Temporary names look like `.NAME.agileir-XXXXXXXXXXXX.tmp`: hidden, skipped by `list_images`, and
 recognisable, so :func:`sweep_stale` can remove what a killed process (SIGKILL, power loss) left behind.
 Temporaries in flight are remembered, so a SIGTERM handler can remove them (:func:`remove_in_flight`).
+A hook registered for a target (:func:`before_publish`; the output gate's ledger line) runs on the complete
+temporary file just before the rename; if it fails, the target is left as it was.
 """
 from __future__ import annotations
 
@@ -13,11 +15,31 @@ import secrets
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 TEMP_MARK = ".agileir-"
 TEMP_SUFFIX = ".tmp"
 _in_flight: set[Path] = set()
+_before_publish: dict[str, Callable[[Path], None]] = {}  # target (its folder resolved) -> hook(temporary file)
+
+
+def _target_key(path: Path) -> str:
+    return os.path.join(os.path.realpath(path.parent), path.name)
+
+
+@contextmanager
+def before_publish(path: str | os.PathLike, hook: Callable[[Path], None]) -> Iterator[None]:
+    """While open, :func:`atomic_path` writes onto `path` call `hook(temporary)` before renaming it into place."""
+    key = _target_key(Path(path))
+    previous = _before_publish.get(key)
+    _before_publish[key] = hook
+    try:
+        yield
+    finally:
+        if previous is None:
+            _before_publish.pop(key, None)
+        else:
+            _before_publish[key] = previous
 
 
 def temp_name(path: Path) -> Path:
@@ -52,6 +74,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         try:
             yield tmp
+            hook = _before_publish.get(_target_key(path)) if _before_publish else None
+            if hook is not None:
+                hook(tmp)
             os.replace(tmp, path)
         except OSError as e:
             # a write error (a full disk raises without a file name) or one naming the temporary: name the target

@@ -46,20 +46,19 @@ class RunOutputs:
         return cls(gate, folder)
 
 
-def write_output(dst: str | Path, write: Callable[[Path], T], outputs: RunOutputs | None = None,
-                 kind: str = IMAGE) -> T:
-    """`write(dst)` writes the file atomically (agileir.io.atomic: a temporary name, renamed when complete); then
-    the gate of `outputs` records it as agileir's output of `kind` (`dst` must have been claimed: RuntimeError
-    otherwise), and `outputs.folder` (created on the first write, so a run that writes nothing leaves no folder)
-    counts it. A file the ledger could not record (a full disk, an interrupt) is removed again: left there, the
-    next run would take it for the user's. `outputs` None: written unchecked, unrecorded."""
+def write_output(dst: str | Path, write: Callable[[Path], T], outputs: RunOutputs, kind: str = IMAGE) -> T:
+    """`write(dst)` writes the file atomically (agileir.io.atomic: a temporary name, renamed when complete); the
+    gate of `outputs` records it as agileir's output of `kind` (durably, before the rename: `dst` must have been
+    claimed, RuntimeError otherwise), so a failed record leaves the previous file in place; `outputs.folder`
+    (created on the first write, so a run that writes nothing leaves no folder) counts it."""
     dst = Path(dst)
-    folder = outputs.folder if outputs is not None else None
+    folder = outputs.folder
     if folder is not None:
         with _folder_lock:
             folder.ensure()
-    value = write(dst)
-    if outputs is not None:
+    with outputs.gate.publishing(dst):
+        value = write(dst)
+    if not outputs.gate.was_published(dst):  # a writer that did not go through atomic_path: recorded after
         try:
             outputs.gate.record(dst, kind)
         except BaseException:
@@ -71,7 +70,7 @@ def write_output(dst: str | Path, write: Callable[[Path], T], outputs: RunOutput
     return value
 
 
-def write_upscaled(dst: str | Path, result: Upscaled, outputs: RunOutputs | None = None) -> int:
+def write_upscaled(dst: str | Path, result: Upscaled, outputs: RunOutputs) -> int:
     """An upscaled image as PNG, recorded as agileir's image; returns the bit depth written (8 or 16)."""
     return write_output(dst, lambda path: write_image(path, result.rgb, result.alpha, result.bit_depth), outputs)
 

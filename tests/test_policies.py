@@ -1,0 +1,253 @@
+"""Policies at the centre, tried as a careless or hostile user would: one test per class of failure.
+
+* the output gate is the only way to write, and its ledger never costs the user a file (agileir/io/gate.py):
+  a ledger that is a symlink / hard link / FIFO is refused, an unwritable one is found before any work, a
+  failed record keeps the previous file, a torn last line is closed, an interrupted export leaves files its
+  rerun accepts, `--overwrite` replaces a symlinked output's link, a run that writes nothing (full disk)
+  leaves no folder, the API's export goes through the gate;
+* one decoder for pixel arrays (agileir/io/pixels.py): dtypes, ranges, shapes, NaN/inf, empty, RGBA;
+* exports prove what they are (agileir/export/folder.py): scale, form, precision and opset read back from
+  the graph and checked against export.json;
+* external build failures name the compiler's first error and its file (agileir/plugins).
+
+Every refusal: exit 2, one `error:` line naming the file (or folder) and the reason, nothing changed."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from agileir.cli import main
+from agileir.cli.common import EXIT_BAD_INPUT
+from agileir.io.gate import LEDGER, OutputConflict, OutputGate, read_ledger, toolkit_kind
+from conftest import saved_model
+from test_models import TINY_SWINIR
+
+USER = b"the user's own file\n"
+
+
+def run(args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def refused(r, *names) -> str:
+    """The run's one `error:` line (exit 2, no traceback), naming each of `names`."""
+    errs = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.exit_code == EXIT_BAD_INPUT and len(errs) == 1 and "Traceback" not in r.output, r.output
+    for name in names:
+        assert str(name) in errs[0], errs[0]
+    return errs[0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny x3 checkpoint and an 8x8 input image."""
+    root = tmp_path_factory.mktemp("policies")
+    saved_model(root, TINY_SWINIR)
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(root / "in.png")
+    return root
+
+
+def infer(tiny, out, *extra):
+    return run(["infer", tiny / "tiny.safetensors", tiny / "in.png", "-o", out, *extra])
+
+
+# -- the ledger ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["symlink", "hard link", "fifo"])
+def test_a_ledger_that_is_not_a_plain_file_is_refused_and_never_written_through(tiny, tmp_path, how):
+    """`out/.agileir.outputs.jsonl` a symlink (or hard link) to an input image: the ledger's append would land in
+    the image. Refused before any work, naming the folder; the image is unchanged. A FIFO would hang."""
+    victim = tmp_path / "victim.png"
+    shutil.copy(tiny / "in.png", victim)
+    before = sha(victim)
+    out = tmp_path / "out"
+    out.mkdir()
+    if how == "symlink":
+        (out / LEDGER).symlink_to(victim)
+    elif how == "hard link":
+        os.link(victim, out / LEDGER)
+    else:
+        os.mkfifo(out / LEDGER)
+    r = infer(tiny, out / "o.png")
+    refused(r, out, LEDGER)
+    assert sha(victim) == before and not (out / "o.png").exists()
+    assert read_ledger(out) == {}  # not read through the link either
+
+
+def test_a_failed_record_keeps_the_previous_file(tiny, tmp_path, monkeypatch):
+    """The ledger's append fails after the checks (a full disk, a permission change): the file already there
+    (here the user's, with --overwrite) is kept, not replaced and then removed."""
+    import agileir.io.gate as gate
+
+    out = tmp_path / "o.png"
+    out.write_bytes(USER)
+
+    def fails(*args, **kwargs):
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / LEDGER))
+
+    monkeypatch.setattr(gate, "record", fails)
+    r = infer(tiny, out, "--overwrite")
+    refused(r, LEDGER)
+    assert out.read_bytes() == USER
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to run as another user")
+def test_a_ledger_of_another_user_is_found_before_any_work(tiny, tmp_path):
+    """A world-writable folder whose ledger belongs to another user (root here); `nobody` runs agileir-infer
+    with --overwrite onto its own earlier output: exit 2 naming the folder before any work, the file kept."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="agileir-policies-", dir="/tmp"))  # pytest's tmp_path is root's only
+    try:
+        os.chmod(root, 0o755)
+        for name in ("tiny.safetensors", "in.png"):
+            shutil.copy(tiny / name, root / name)
+        out = root / "shared"
+        out.mkdir()
+        assert infer(root, out / "root.png").exit_code == 0  # root's ledger, 0644
+        os.chmod(out, 0o777)
+        mine = out / "mine.png"
+        mine.write_bytes(USER)
+        os.chown(mine, 65534, 65534)
+        env = {**os.environ, "HOME": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                            "agileir", "infer", str(root / "tiny.safetensors"), str(root / "in.png"), "-o",
+                            str(mine), "--overwrite"], capture_output=True, text=True, env=env, timeout=300)
+        errs = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+        assert r.returncode == EXIT_BAD_INPUT and len(errs) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert str(out) in errs[0] and "Permission denied" in errs[0], errs[0]
+        assert mine.read_bytes() == USER
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_torn_last_line_is_closed_not_glued_to(tmp_path):
+    """A writer killed mid-line left the ledger without its last newline: the next line starts on a line of its
+    own, so the new file is agileir's and a rerun replaces it without --overwrite."""
+    OutputGate().write_json(tmp_path / "a.json", {"a": 1}, "report")
+    with open(tmp_path / LEDGER, "ab") as f:
+        f.write(b'{"name": "b.json", "sha2')  # torn
+    OutputGate().write_json(tmp_path / "c.json", {"c": 1}, "report")
+    assert toolkit_kind(tmp_path / "c.json") == "report" and toolkit_kind(tmp_path / "a.json") == "report"
+    OutputGate().write_json(tmp_path / "c.json", {"c": 2}, "report")  # a rerun: no --overwrite needed
+    assert json.loads((tmp_path / "c.json").read_text()) == {"c": 2}
+
+
+def test_the_ledger_line_is_durable_before_the_file_is_published(tmp_path, monkeypatch):
+    """fsync of the ledger, then the rename: the order that keeps a published file the toolkit's."""
+    import agileir.io.atomic as atomic
+    import agileir.io.gate as gate
+
+    events = []
+    real_fsync, real_replace = gate.os.fsync, atomic.os.replace
+    monkeypatch.setattr(gate.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                       real_fsync(fd))[1])
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b))[1])
+    OutputGate().write_json(tmp_path / "r.json", {"a": 1}, "report")
+    ledger_sync = events.index(("fsync", str(tmp_path / LEDGER)))
+    assert ledger_sync < events.index(("replace", str(tmp_path / "r.json"))), events
+
+
+def test_overwrite_replaces_a_symlinked_output_link_not_its_target(tiny, tmp_path):
+    """Documented: with --overwrite, an output that is a symlink is replaced (the link; its target is kept)."""
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(USER)
+    link = tmp_path / "o.png"
+    link.symlink_to(elsewhere)
+    refused(infer(tiny, link), link, "--overwrite")
+    r = infer(tiny, link, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert not link.is_symlink() and toolkit_kind(link) == "image" and elsewhere.read_bytes() == USER
+    assert infer(tiny, link).exit_code == 0  # now agileir's: a rerun replaces it
+
+
+# -- exports through the gate ----------------------------------------------------------------------------------
+def test_api_export_goes_through_the_gate(tiny, tmp_path):
+    """api.export never replaces a user's file and records what it writes, so agileir-export accepts it after."""
+    from agileir import api
+
+    out = tmp_path / "out2"
+    out.mkdir()
+    (out / "model.plugin.onnx").write_bytes(USER)
+    with pytest.raises(OutputConflict, match="model.plugin.onnx"):
+        api.export(tiny / "tiny.safetensors", out, forms=("plugin",), validate=False)
+    assert (out / "model.plugin.onnx").read_bytes() == USER
+    api.export(tiny / "tiny.safetensors", tmp_path / "fresh", forms=("standard",), validate=False)
+    assert toolkit_kind(tmp_path / "fresh" / "model.onnx") == "export"
+    r = run(["export", tiny / "tiny.safetensors", "-o", tmp_path / "fresh", "--form", "standard", "--no-validate"])
+    assert r.exit_code == 0, r.output
+
+
+def test_an_interrupted_export_leaves_files_the_rerun_accepts(tiny, tmp_path, monkeypatch):
+    """Killed after its first file (here: the second form raises KeyboardInterrupt, as SIGINT does): every file
+    published so far is recorded, so the rerun needs no --overwrite."""
+    import agileir.deploy.export as export
+
+    real = export._write_form
+    calls = []
+
+    def second_is_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "_write_form", second_is_interrupted)
+    args = ["export", tiny / "tiny.safetensors", "-o", tmp_path / "x", "--no-validate"]
+    assert run(args).exit_code != 0
+    assert toolkit_kind(tmp_path / "x" / "model.onnx") == "export" and not (tmp_path / "x" / "export.json").exists()
+    monkeypatch.setattr(export, "_write_form", real)
+    r = run(args)
+    assert r.exit_code == 0, r.output
+
+
+def test_sigterm_during_export_leaves_a_folder_the_rerun_accepts(tiny, tmp_path):
+    """A real SIGTERM to agileir-export once model.onnx is there: the rerun exits 0 without --overwrite."""
+    args = [sys.executable, "-m", "agileir", "export", str(tiny / "tiny.safetensors"), "-o", str(tmp_path / "x"),
+            "--form", "all"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not (tmp_path / "x" / "model.onnx").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB file system: writes past it fail with ENOSPC."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if r.returncode:
+        pytest.skip("cannot mount a 64 KiB tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_full_disk_during_export_leaves_no_output_folder(tiny, small_disk):
+    out = small_disk / "a" / "exp"
+    r = run(["export", tiny / "tiny.safetensors", "-o", out, "--form", "standard", "--no-validate",
+             "--fold", "all"])
+    refused(r, "space")
+    assert not (small_disk / "a").exists() and list(small_disk.iterdir()) == []
