@@ -1,0 +1,395 @@
+"""The docs are a reference that cannot drift: README is a short front door whose commands and Python example run,
+every measurement table in docs/ equals its bench JSON, quoted tool output matches the code that prints it,
+links resolve, and nothing reads as change history.
+
+Conventions (docs/benchmarks.md repeats them for writers):
+
+* `<!-- bench: bench/results/NAME.json -->` marks the next table as measured in that file. Every number in it,
+  except in the first column (the row label) and inside `code`, must be a numeric leaf of the JSON rounded as
+  displayed (units: `s`/`ms`, `MB`/`MiB`/`GiB`/`kB`, `%` convert). A row reads one record: its numbers lie
+  under one JSON node (the row's anchor), the anchors of two rows never contain one another, rows follow the
+  records' order in the file, and the k-th number of a column is the same field (path below the anchor) in
+  every row. So an edited number fails, and so does a number moved to another row.
+* `<!-- prints: agileir/path.py[, agileir/other.py] -->` marks the next fenced block as output of the tool: every
+  line must be produced by a string template (f-string, `%`/`{}` format, literal) in those files, where a field
+  may stand for a value (one token, or a list of numbers) or for the output of another template.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+README = REPO / "README.md"
+DOCS = REPO / "docs"
+BENCHMARKS = DOCS / "benchmarks.md"
+RESULTS = REPO / "bench" / "results"
+README_MAX_LINES = 250
+
+BENCH_MARK = re.compile(r"^<!--\s*bench:\s*(\S+?)\s*-->")
+NUMBER = re.compile(r"(?<![\w.\-−/])([-−]?)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?([eE][-+−]?\d+)?"
+                    r"(?:\s?(%|ms|s|MiB|MB|GiB|GB|KiB|kB|×|dB))?(?![\w.])")
+UNIT_FACTORS = {"": (1.0,), "×": (1.0,), "dB": (1.0,), "%": (1.0, 100.0), "s": (1.0, 1e-3), "ms": (1.0, 1e3),
+                "MB": (1.0, 1e-6), "kB": (1.0, 1e-3), "GB": (1.0, 1e-9), "MiB": (1.0, 2.0 ** -20),
+                "KiB": (1.0, 2.0 ** -10), "GiB": (1.0, 2.0 ** -30, 2.0 ** -10)}
+HISTORY = re.compile(r"\(earlier\)|\bearlier (?:run|rows?|version)s?\b|\bissue\s*#?\d+|(?<![\w&/])#\d+\b"
+                     r"|\bbefore this change\b", re.I)
+
+
+def doc_files() -> list[Path]:
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+# ---------------------------------------------------------------- README: size, the two commands, the example
+
+def readme_command(text: str, number: int) -> str:
+    """Command N of README: the line after '# N) ' and its continuation lines, up to the closing fence."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(f"# {number}) "):
+            out = []
+            for follow in lines[i + 1:]:
+                if follow.startswith("```"):
+                    break
+                out.append(follow)
+                if not follow.endswith("\\"):
+                    break
+            return "\n".join(out)
+    return ""
+
+
+def test_readme_is_short_and_has_both_commands():
+    text = README.read_text()
+    assert len(text.splitlines()) <= README_MAX_LINES, f"README.md has {len(text.splitlines())} lines"
+    main, tests = readme_command(text, 1), readme_command(text, 2)
+    assert "agileir-export" in main and "agileir-infer" in main, main
+    assert "pip install" in tests and "python -m pytest" in tests, tests
+    for command in (main, tests):
+        assert "\n" in command and not command.endswith("\\"), "commands are written on continued lines"
+        assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0, command
+
+
+def test_ci_runs_readme_command_2_as_written(tmp_path):
+    ci = REPO / ".ci" / "run"
+    printed = subprocess.run(["bash", str(ci), "--print"], capture_output=True, text=True, check=True).stdout
+    assert printed.rstrip("\n") == readme_command(README.read_text(), 2)
+    fake = tmp_path / "repo"  # no command: CI fails; a failing command's status (pytest's 5: no tests) is CI's
+    (fake / ".ci").mkdir(parents=True)
+    (fake / ".ci" / "run").write_bytes(ci.read_bytes())
+    (fake / "README.md").write_text("# agileir\n")
+    assert subprocess.run(["bash", str(fake / ".ci" / "run")], capture_output=True).returncode == 1
+    (fake / "README.md").write_text("```bash\n# 2) tests\necho testing && \\\n  exit 5\n```\n")
+    run = subprocess.run(["bash", str(fake / ".ci" / "run")], capture_output=True, text=True)
+    assert run.returncode == 5 and "testing" in run.stdout
+
+
+def test_readme_python_example_runs_verbatim(tmp_path):
+    """The README's Python example, as written, from a checkout beside ../shared (as README command 1 runs)."""
+    shared = REPO.parent / "shared"
+    if not shared.is_dir():
+        pytest.skip(f"{shared} not found (../shared beside the checkout)")
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "README.md has no python example"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (tmp_path / "shared").symlink_to(shared)
+    run = subprocess.run([sys.executable, "-c", blocks[0]], cwd=checkout, capture_output=True, text=True,
+                         timeout=1200)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- links and history
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("doc", doc_files(), ids=lambda p: p.name)
+def test_doc_links_resolve(doc):
+    missing = [target for target in LINK.findall(doc.read_text())
+               if not re.match(r"[a-z]+:", target) and not target.startswith("#")
+               and not (doc.parent / target.split("#", 1)[0]).exists()]
+    assert not missing, f"{doc.name} links to missing files: {missing}"
+
+
+def test_readme_links_every_doc():
+    linked = {Path(t.split("#", 1)[0]).name for t in LINK.findall(README.read_text())}
+    assert not [d.name for d in DOCS.glob("*.md") if d.name not in linked], "README's docs table misses a doc"
+
+
+@pytest.mark.parametrize("doc", doc_files(), ids=lambda p: p.name)
+def test_no_change_history(doc):
+    hits = [(n, line.strip()) for n, line in enumerate(doc.read_text().splitlines(), 1) if HISTORY.search(line)]
+    assert not hits, f"{doc.name}: change history or issue numbers: {hits}"
+
+
+# ---------------------------------------------------------------- measurement tables equal their JSON
+
+def markdown_tables(text: str, marker: re.Pattern) -> list[tuple[int, str, list[list[str]]]]:
+    """(line number, marker argument or '', rows of cells) for every table; a marker applies to the next table
+    when only prose lies between them."""
+    lines = text.splitlines()
+    tables, pending, i = [], None, 0
+    while i < len(lines):
+        line = lines[i]
+        found = marker.match(line)
+        if found:
+            pending = found.group(1)
+        elif line.startswith("#"):
+            pending = None
+        elif line.startswith("|"):
+            start = i
+            while i < len(lines) and lines[i].startswith("|"):
+                i += 1
+            rows = [split_row(r) for r in lines[start:i]]
+            tables.append((start + 1, pending or "", [r for n, r in enumerate(rows) if n != 1]))
+            pending = None
+            continue
+        i += 1
+    return tables
+
+
+def split_row(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip())
+    return [c.strip() for c in cells[1:-1]]
+
+
+def numbers_in(cell: str) -> list[tuple[tuple[int, int], float, int, str, str]]:
+    """((segment, index), value, decimals, unit, as written) for each number; segments are split by '/'."""
+    cell = re.sub(r"`[^`]*`", "", cell)
+    out = []
+    for s, segment in enumerate(re.split(r"\s/\s", cell)):
+        for k, m in enumerate(NUMBER.finditer(segment)):
+            sign, whole, frac, exp, unit = m.groups()
+            text = whole.replace(",", "") + (frac or "") + (exp or "").replace("−", "-")
+            value = float(text) * (-1 if sign else 1)
+            decimals = len(frac) - 1 if frac else 0
+            if exp:
+                decimals -= int(exp[1:].replace("−", "-"))
+            out.append(((s, k), value, decimals, unit or "", m.group(0)))
+    return out
+
+
+def numeric_leaves(node, path=()) -> list[tuple[tuple, float]]:
+    """(path, value) of every finite number; a path step is (position, key), so paths sort in file order."""
+    if isinstance(node, dict):
+        return [leaf for i, (key, value) in enumerate(node.items())
+                for leaf in numeric_leaves(value, path + ((i, str(key)),))]
+    if isinstance(node, list):
+        return [leaf for i, value in enumerate(node) for leaf in numeric_leaves(value, path + ((i, i),))]
+    if isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node):
+        return [(path, float(node))]
+    return []
+
+
+def matches(value: float, decimals: int, unit: str, leaf: float) -> bool:
+    tolerance = 0.5 * 10.0 ** -decimals * (1 + 1e-6) + 1e-12
+    return any(abs(leaf * f - value) <= tolerance for f in UNIT_FACTORS[unit])
+
+
+def nested(a: tuple, b: tuple) -> bool:
+    return a[:len(b)] == b or b[:len(a)] == a
+
+
+def check_table(data, rows: list[list[str]]) -> list[str]:
+    """Why the table does not equal the JSON ([] when it does): see the module docstring."""
+    leaves = numeric_leaves(data)
+    problems, per_row = [], []
+    for row in rows[1:]:
+        items = []
+        for c, cell in enumerate(row[1:], 1):
+            for key, value, decimals, unit, written in numbers_in(cell):
+                paths = [p for p, leaf in leaves if matches(value, decimals, unit, leaf)]
+                if not paths:
+                    problems.append(f"row {row[0]!r}: {written!r} is not in the JSON")
+                items.append(((c,) + key, written, paths))
+        per_row.append((row[0], items))
+    if problems:
+        return problems
+    options = []  # per row: [(anchor, {column key: set of relative paths})]
+    for label, items in per_row:
+        if not items:
+            options.append([((), {})])
+            continue
+        anchors = {p[:n] for p in items[0][2] for n in range(len(p))}
+        row_options = []
+        for anchor in sorted(anchors, key=len, reverse=True):
+            rel = {key: {tuple(step[1] for step in p[len(anchor):]) for p in paths if p[:len(anchor)] == anchor}
+                   for key, _, paths in items}
+            if all(rel.values()):
+                row_options.append((anchor, rel))
+        if not row_options:
+            return [f"row {label!r}: its numbers do not lie under one JSON node"]
+        options.append(row_options)
+    if not assign(options, 0, [], {}):
+        return ["the rows do not read one record each with the same field per column "
+                "(a number edited or moved between rows?)"]
+    return []
+
+
+def assign(options, r: int, anchors: list, fields: dict) -> bool:
+    """Pick an anchor per row: rows in the JSON's order, no anchor inside another, one field per column."""
+    if r == len(options):
+        return True
+    previous = next((a for a in reversed(anchors) if a is not None), None)
+    for anchor, rel in options[r]:
+        if rel and any(nested(anchor, other) for other in anchors if other is not None):
+            continue
+        if rel and previous is not None and anchor < previous:
+            continue
+        narrowed = dict(fields)
+        for key, paths in rel.items():
+            narrowed[key] = fields[key] & paths if key in fields else paths
+        if all(narrowed.values()) and assign(options, r + 1, anchors + [anchor if rel else None], narrowed):
+            return True
+    return False
+
+
+def marked_tables():
+    out = []
+    for doc in sorted(DOCS.glob("*.md")):
+        for line, source, rows in markdown_tables(doc.read_text(), BENCH_MARK):
+            if source:
+                out.append(pytest.param(doc, line, source, rows, id=f"{doc.name}:{line}"))
+    return out
+
+
+@pytest.mark.parametrize("doc, line, source, rows", marked_tables())
+def test_measurement_table_equals_its_json(doc, line, source, rows):
+    path = REPO / source
+    assert path.is_file(), f"{doc.name}:{line} names {source}, which does not exist"
+    problems = check_table(json.loads(path.read_text()), rows)
+    assert not problems, f"{doc.name}:{line} vs {source}: " + "; ".join(problems)
+
+
+def test_every_benchmarks_table_names_its_json_with_date_machine_and_command():
+    text = BENCHMARKS.read_text()
+    tables = markdown_tables(text, BENCH_MARK)
+    assert tables and all(source for _, source, _ in tables), \
+        [line for line, source, _ in tables if not source]
+    sections = re.split(r"\n(?=## )", text)
+    for section in sections:
+        if re.search(BENCH_MARK.pattern, section, re.M):
+            head = section.split("<!--", 1)[0]
+            assert re.search(r"\b20\d\d-\d\d-\d\d\b", head), f"no date in: {head[:80]!r}"
+            assert re.search(r"[Mm]achine:", head) and re.search(r"[Cc]ommand: `", head), head[:200]
+
+
+def test_every_bench_json_has_a_table():
+    named = {source for doc in DOCS.glob("*.md") for _, source, _ in markdown_tables(doc.read_text(), BENCH_MARK)}
+    missing = [p.name for p in sorted(RESULTS.glob("*.json")) if f"bench/results/{p.name}" not in named]
+    assert not missing, f"bench JSON without a table in docs/benchmarks.md: {missing}"
+
+
+def mutated(rows: list[list[str]], r: int, c: int, how) -> list[list[str]] | None:
+    cell = rows[r][c]
+    m = next((m for m in NUMBER.finditer(re.sub(r"`[^`]*`", lambda x: " " * len(x.group(0)), cell))), None)
+    if m is None:
+        return None
+    new = [list(row) for row in rows]
+    new[r][c] = cell[:m.start()] + how(m.group(0)) + cell[m.end():]
+    return new
+
+
+def bump_last_digit(written: str) -> str:
+    i = max(i for i, ch in enumerate(written) if ch.isdigit())
+    return written[:i] + str((int(written[i]) + 3) % 10) + written[i + 1:]
+
+
+@pytest.mark.parametrize("doc, line, source, rows", marked_tables())
+def test_an_edited_or_moved_number_is_caught(doc, line, source, rows):
+    """The check above can fail: every edited number and every swap of two rows' numbers is reported."""
+    data = json.loads((REPO / source).read_text())
+    for r in range(1, len(rows)):
+        for c in range(1, len(rows[r])):
+            new = mutated(rows, r, c, bump_last_digit)
+            if new is not None:
+                assert check_table(data, new), f"edited {rows[r][c]!r} in row {rows[r][0]!r} went unnoticed"
+    for c in range(1, len(rows[0])):
+        cells = [(r, rows[r][c]) for r in range(1, len(rows)) if numbers_in(rows[r][c])]
+        for (r1, a), (r2, b) in zip(cells, cells[1:]):
+            if [n[1:4] for n in numbers_in(a)] != [n[1:4] for n in numbers_in(b)]:
+                new = [list(row) for row in rows]
+                new[r1][c], new[r2][c] = b, a
+                assert check_table(data, new), f"swapping column {rows[0][c]!r} of rows {r1} and {r2} went unnoticed"
+
+
+def test_table_check_on_a_known_json():
+    data = {"results": [{"name": "a", "ms": 1234.5, "bytes": 89470092}, {"name": "b", "ms": 99.0, "bytes": 5}]}
+    good = [["x", "ms", "MB"], ["a", "1.23 s", "89.5 MB"], ["b", "99 ms", "0.000005 MB"]]
+    assert check_table(data, good) == []
+    assert check_table(data, [good[0], ["a", "1.24 s", "89.5 MB"], good[2]])
+    assert check_table(data, [good[0], ["a", "99 ms", "89.5 MB"], ["b", "1.23 s", "0.000005 MB"]])
+
+
+# ---------------------------------------------------------------- quoted output equals what the code prints
+
+def templates(source: Path) -> list[re.Pattern]:
+    """Every string the module can print, as a regex whose groups are its fields."""
+    out = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.JoinedStr):
+            parts = [re.escape(v.value) if isinstance(v, ast.Constant) else "(.+?)" for v in node.values]
+            pattern = "".join(parts)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip():
+            pattern = re.sub(r"\\\{[^{}]*?\\\}|%[-+ 0#]*\d*(?:\\\.\d+)?[sdfrieg]", "(.+?)", re.escape(node.value))
+        else:
+            continue
+        if re.sub(r"\(\.\+\?\)", "", pattern).strip():
+            out.append(re.compile(pattern))
+    return out
+
+
+def is_value(text: str) -> bool:
+    """A field's text that needs no template: one token (a path, a number, a name) or a list without words."""
+    return " " not in text.strip() or not re.search(r"[A-Za-z]{3,}", text)
+
+
+def printed_by(line: str, patterns: list[re.Pattern], depth: int = 0) -> bool:
+    """Whether `line` is what one template prints: each field is a value or another template's output."""
+    if depth > 3:
+        return False
+    for pattern in patterns:
+        m = pattern.fullmatch(line)
+        if m and all(is_value(g) or printed_by(g, patterns, depth + 1) for g in m.groups()):
+            return True
+    return False
+
+
+def quoted_outputs():
+    out = []
+    for doc in doc_files():
+        text = doc.read_text()
+        for m in re.finditer(r"(?m)^<!--\s*prints:\s*(.+?)\s*-->\s*\n```[a-z]*\n(.*?)```", text, re.S):
+            line = text[:m.start()].count("\n") + 1
+            out.append(pytest.param(doc, m.group(1), m.group(2), id=f"{doc.name}:{line}"))
+    return out
+
+
+@pytest.mark.parametrize("doc, sources, block", quoted_outputs())
+def test_quoted_output_is_what_the_code_prints(doc, sources, block):
+    patterns = [p for name in re.split(r"[,\s]+", sources) if name for p in templates(REPO / name)]
+    wrong = [line for line in block.splitlines() if line.strip() and not printed_by(line, patterns)]
+    assert not wrong, f"{doc.name}: lines no template in {sources} prints: {wrong}"
+
+
+def test_quoted_output_check_can_fail(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('echo(f"[{form}] wrote {path} ({size / 1e6:.1f} MB, {n} nodes)")\n'
+                      'print("error: %s" % message)\nprint("{} is not installed".format(name))\n')
+    patterns = templates(module)
+    assert printed_by("[standard] wrote out/x4/model.onnx (72.3 MB, 4592 nodes)", patterns)
+    assert printed_by("error: onnx is not installed", patterns)
+    assert not printed_by("[standard] wrote out/x4/model.onnx (72.3 MB, 4592 nodes, 56 per block)", patterns)
+    assert not printed_by("error: something the code never says", patterns)
+
+
+def test_docs_quote_output_somewhere():
+    assert quoted_outputs(), "no '<!-- prints: ... -->' block in README.md or docs/"
