@@ -488,8 +488,8 @@ def test_batch_disk_full_is_exit_2_not_1(models, tmp_path, monkeypatch):
     import agileir.cluster.job as job
 
     def full_disk_run(spec, source, out_dir, tiling, options, gate=None, echo=None, pipeline=None):
-        raise OSError(errno.ENOSPC, "no space left on the device writing out/b_x4.png: the run stopped after 1 "
-                                    "of 2 images (see m.json)")
+        raise OSError(errno.ENOSPC, "No space left on device writing out/b_x4.png (the output of in/b.png): the run "
+                                    "stopped after 1 of 2 images (see m.json)")
 
     monkeypatch.setattr(job, "run_batch", full_disk_run)
     (tmp_path / "in").mkdir()

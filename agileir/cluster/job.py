@@ -142,7 +142,8 @@ def _stopped(item: ImageItem, done: int, total: int, manifest: Path) -> Exceptio
     """The error a stopped run raises: an OSError keeps its code (ENOSPC: exit 2 as a full disk everywhere)."""
     where = f"the run stopped after {done} of {total} images (see {manifest})"
     if item.errno == errno.ENOSPC:
-        return OSError(errno.ENOSPC, f"no space left on the device writing {item.output}: {where}")
+        return OSError(errno.ENOSPC, f"No space left on device writing {item.output} (the output of {item.source}): "
+                                    f"{where}")
     if item.errno:
         return OSError(item.errno, f"{item.source}: {item.error}; {where}")
     return ValueError(f"{item.source}: {item.error}; {where}")
