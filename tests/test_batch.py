@@ -145,3 +145,42 @@ def test_actors_of_one_node_share_its_memory_budget(tmp_path):
     assert Upscaler(runner, TilingOptions(max_memory=host), sharers=4).budget == host // 4
     one, four = Upscaler(runner, TilingOptions(max_memory=host)), Upscaler(runner, TilingOptions(max_memory=host), 4)
     assert one.budget == host and four.plan(2000, 2000).budget == one.plan(2000, 2000).budget // 4
+
+
+def test_one_failure_policy_and_the_actor_fails_only_the_bad_item(tmp_path):
+    """stages.stops_run is the rule of folder runs and batch jobs alike: an unreadable file is skipped (the run
+    goes on) unless fail_fast; a model failure ends the run. The actor's step plans and runs same-size images in
+    one call and, when a call fails, retries them one by one so only the bad image fails."""
+    from agileir.cluster.actors import upscale_items
+    from agileir.io.images import ImageError
+    from agileir.upscale import stages
+    from agileir.upscale.options import PipelineOptions, TilingOptions
+    from agileir.upscale.stages import ImageItem
+    from agileir.upscale.upscaler import CallableRunner, Upscaler
+
+    opts, fast = PipelineOptions(), PipelineOptions(fail_fast=True)
+    unreadable = stages.fail(ImageItem("a.png", tmp_path / "a_x2.png"), stages.DECODE, ImageError("cannot read"), opts)
+    assert unreadable.skipped and not stages.stops_run(unreadable) and unreadable.status == "failed"
+    assert stages.stops_run(stages.fail(ImageItem("a.png", tmp_path / "a"), stages.DECODE, ImageError("x"), fast))
+    model = stages.fail(ImageItem("a.png", tmp_path / "a"), stages.INFER, RuntimeError("nan"), opts)
+    assert stages.stops_run(model) and model.error == "RuntimeError: nan"
+    full = stages.fail(ImageItem("a.png", tmp_path / "a"), stages.WRITE, OSError(28, "No space left on device"), opts)
+    assert stages.stops_run(full) and full.errno == 28
+
+    calls = []
+
+    def model_fn(batch):  # fails on any batch holding an image whose first pixel is 1.0
+        calls.append(batch.shape[0])
+        if (batch[:, :, 0, 0] == 1.0).any():
+            raise RuntimeError("bad pixel")
+        return np.repeat(np.repeat(batch, 2, 2), 2, 3)
+
+    for i in range(4):
+        pixels = np.full((6, 5, 3), 40 * i, np.uint8)
+        pixels[0, 0] = 255 if i == 2 else pixels[0, 0]
+        PILImage.fromarray(pixels).save(tmp_path / f"{i}.png")
+    items = [stages.decode(ImageItem(tmp_path / f"{i}.png", tmp_path / f"{i}_x2.png")) for i in range(4)]
+    upscale_items(Upscaler(CallableRunner(model_fn, 2), TilingOptions()), items, PipelineOptions(batch=4))
+    assert calls == [4, 1, 1, 1, 1]  # one call for the four, then one by one
+    assert [item.result is not None for item in items] == [True, True, False, True]
+    assert items[2].stage == stages.INFER and stages.stops_run(items[2])
