@@ -20,6 +20,7 @@ import ast
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,17 +93,21 @@ def test_ci_runs_readme_command_2_as_written(tmp_path):
 
 
 def test_readme_python_example_runs_verbatim(tmp_path):
-    """The README's Python example, as written, from a checkout beside ../shared (as README command 1 runs)."""
+    """README's Python example, as written, in a working directory beside ../shared (as README command 1 runs)
+    that holds what the example names: a photo.png and a folder frames/ (real LR images from Set5 x4)."""
     shared = REPO.parent / "shared"
-    if not shared.is_dir():
-        pytest.skip(f"{shared} not found (../shared beside the checkout)")
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    lr = shared / "data" / "benchmarks" / "Set5" / "LR_bicubic" / "X4"
+    if not lr.is_dir():
+        pytest.skip(f"{lr} not found (../shared beside the checkout)")
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text().split("## Python API", 1)[-1], re.S)
     assert blocks, "README.md has no python example"
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
+    work = tmp_path / "checkout"
+    (work / "frames").mkdir(parents=True)
     (tmp_path / "shared").symlink_to(shared)
-    run = subprocess.run([sys.executable, "-c", blocks[0]], cwd=checkout, capture_output=True, text=True,
-                         timeout=1200)
+    shutil.copy(lr / "butterflyx4.png", work / "photo.png")
+    for name in ("birdx4.png", "headx4.png"):
+        shutil.copy(lr / name, work / "frames" / name)
+    run = subprocess.run([sys.executable, "-c", blocks[0]], cwd=work, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
 
 
