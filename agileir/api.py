@@ -78,12 +78,9 @@ def export(model: str | os.PathLike | None = None, out_dir: str | os.PathLike = 
 
 
 def _upscale_array(upscaler, array: np.ndarray) -> np.ndarray:
-    gray = array.ndim == 2
-    rgb = np.repeat(array[..., None], 3, axis=2) if gray else array
-    rgb = rgb.astype(np.float32) / 255.0 if array.dtype == np.uint8 else rgb.astype(np.float32)
-    out = upscaler.upscale_rgb(rgb)
-    out = out.mean(axis=2) if gray else out
-    return np.round(out * 255.0).astype(np.uint8) if array.dtype == np.uint8 else out.astype(array.dtype)
+    from .io.pixels import upscale_array  # what an array may be: agileir.io.pixels (dtype, range, shape, alpha)
+
+    return upscale_array(upscaler.upscale_rgb, array, upscaler.scale)
 
 
 def _upscale_file(upscaler, source: Path, output) -> Path:

@@ -251,3 +251,76 @@ def test_full_disk_during_export_leaves_no_output_folder(tiny, small_disk):
              "--fold", "all"])
     refused(r, "space")
     assert not (small_disk / "a").exists() and list(small_disk.iterdir()) == []
+
+
+# -- one decoder for pixels -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def runner(tiny):
+    from agileir import api
+
+    with api.load_runner(tiny / "tiny.safetensors") as r:
+        yield r
+
+
+def _lr(seed=0, h=8, w=8):
+    return np.random.default_rng(seed).random((h, w, 3))
+
+
+def test_api_uint16_is_scaled_by_65535_and_returned_as_uint16(runner):
+    from agileir import api
+
+    lr = _lr()
+    out16 = api.upscale(runner, np.round(lr * 65535).astype(np.uint16))
+    out8 = api.upscale(runner, np.round(lr * 255).astype(np.uint8))
+    assert out16.dtype == np.uint16 and out16.shape == (24, 24, 3)
+    assert len(np.unique(out16)) > 1000  # not 0..1 (2 distinct values)
+    assert np.abs(out16 / 65535.0 - out8 / 255.0).max() < 0.02  # the same picture
+
+
+@pytest.mark.parametrize("bad,match", [
+    (lambda lr: (lr * 255).astype(np.float32), r"\[0, 1\], found 0.*\.\.2[0-9.]+"),  # float on 0..255
+    (lambda lr: (lr - 0.5).astype(np.float64), r"\[0, 1\], found -"),
+    (lambda lr: np.zeros((0, 8, 3), np.uint8), "is empty"),
+    (lambda lr: np.zeros((8, 0), np.float32), "is empty"),
+    (lambda lr: np.where(np.arange(64).reshape(8, 8, 1) == 5, np.nan, lr).astype(np.float32), "NaN or infinite"),
+    (lambda lr: np.where(np.arange(64).reshape(8, 8, 1) == 5, np.inf, lr), "NaN or infinite"),
+    (lambda lr: (lr * 100).astype(np.int32), "dtype int32"),
+    (lambda lr: lr > 0.5, "dtype bool"),
+    (lambda lr: lr[None], "shape"),
+    (lambda lr: np.zeros((8, 8, 5), np.uint8), "shape"),
+])
+def test_api_bad_arrays_are_refused_naming_the_input_not_the_model(runner, bad, match):
+    from agileir import api
+    from agileir.upscale.contract import BadModelOutput
+
+    with pytest.raises(ValueError, match=match) as e:
+        api.upscale(runner, bad(_lr()))
+    assert not isinstance(e.value, BadModelOutput) and "input" in str(e.value)
+
+
+def test_api_gray_and_rgba_keep_their_form(runner):
+    from agileir import api
+    from agileir.io.pixels import upscale_alpha
+
+    lr = _lr()
+    gray = np.round(lr[..., 0] * 255).astype(np.uint8)
+    out2 = api.upscale(runner, gray)
+    out1 = api.upscale(runner, gray[..., None])
+    assert out2.shape == (24, 24) and out1.shape == (24, 24, 1) and np.array_equal(out1[..., 0], out2)
+    alpha = np.linspace(0, 1, 64).reshape(8, 8)
+    rgba = np.concatenate([lr, alpha[..., None]], axis=2).astype(np.float32)
+    out4 = api.upscale(runner, rgba)
+    assert out4.shape == (24, 24, 4) and out4.dtype == np.float32
+    assert np.allclose(out4[..., :3], api.upscale(runner, lr.astype(np.float32)), atol=1e-6)
+    assert np.allclose(out4[..., 3], upscale_alpha(alpha, 3), atol=1e-6)  # alpha resized on its own
+
+
+def test_16_bit_png_in_is_16_bit_png_out(tiny, tmp_path):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "g16.png"
+    Image.fromarray((rng.random((8, 8)) * 65535).astype(np.uint16)).save(src)
+    r = run(["infer", tiny / "tiny.safetensors", src, "-o", tmp_path / "o.png"])
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "o.png") as im:
+        out = np.asarray(im)
+    assert im.mode.startswith("I;16") and out.shape == (24, 24) and len(np.unique(out)) > 256

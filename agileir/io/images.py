@@ -21,6 +21,8 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
+from .pixels import decode as decode_pixels
+from .pixels import quantize, to_gray, upscale_alpha  # noqa: F401  (to_gray, upscale_alpha: re-exported)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -54,15 +56,9 @@ class Image:
         return np.repeat(self.rgb, 3, axis=2) if self.is_grayscale else self.rgb
 
 
-def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """Back from a model's HxWx3 output to HxWx1 for grayscale sources (channel mean)."""
-    # float64 accumulation makes to_gray(image.to_rgb()) return the original exactly.
-    return np.asarray(rgb, dtype=np.float64).mean(axis=2, keepdims=True).astype(np.float32)
-
-
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     """Float [0, 1] -> uint8 with clipping and rounding (the input of the metrics)."""
-    return np.round(np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return quantize(rgb, np.uint8)
 
 
 def _normalised_mode(pil: PILImage.Image) -> PILImage.Image:
@@ -93,21 +89,13 @@ def _decode(source) -> Image:
     if pil.width == 0 or pil.height == 0:
         raise ImageError("image has zero size")
     pixels = np.asarray(pil)
-
     if pil.mode in _SIXTEEN_BIT_GRAY_MODES:
         if pixels.min() < 0 or pixels.max() > 65535:
             raise ImageError(f"mode {pil.mode!r} values outside the 16-bit range")
-        gray = (pixels.astype(np.float64) / 65535.0).astype(np.float32)
-        return Image(rgb=gray[..., None], alpha=None, bit_depth=16, mode=source_mode, source_bits=16)
-
-    values = pixels.astype(np.float32) / np.float32(255.0)
-    if values.ndim == 2:
-        values = values[..., None]
-    has_alpha = pil.mode in ("LA", "RGBA")
-    colour = values[..., :-1] if has_alpha else values
-    alpha = values[..., -1] if has_alpha else None
-    return Image(rgb=np.ascontiguousarray(colour), alpha=alpha, bit_depth=8, mode=source_mode,
-                 source_bits=source_bits)
+        pixels = pixels.astype(np.uint16)
+    decoded = decode_pixels(pixels, "pixels")  # one decoder for files, frames and arrays (agileir.io.pixels)
+    return Image(rgb=decoded.colour, alpha=decoded.alpha, bit_depth=decoded.bit_depth, mode=source_mode,
+                 source_bits=16 if decoded.bit_depth == 16 else source_bits)
 
 
 def read_image(path: str | os.PathLike[str]) -> Image:
@@ -171,8 +159,7 @@ def _to_pil(rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int) -> tuple[
         )
         bit_depth = 8
     if bit_depth == 16:
-        gray16 = np.round(np.clip(rgb[..., 0].astype(np.float64), 0.0, 1.0) * 65535.0)
-        return PILImage.fromarray(gray16.astype(np.uint16)), 16
+        return PILImage.fromarray(quantize(rgb[..., 0], np.uint16)), 16
 
     channels = to_uint8(rgb)
     if alpha is not None:
@@ -206,20 +193,6 @@ def write_image(
     with atomic_path(path) as tmp:
         pil.save(tmp, format="PNG")
     return written_depth
-
-
-def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
-    """Bicubic resize of an HxW alpha map to (H*scale, W*scale), clipped to [0, 1]."""
-    alpha = np.asarray(alpha, dtype=np.float32)
-    if alpha.ndim != 2:
-        raise ValueError(f"alpha must be HxW, got shape {alpha.shape}")
-    if scale < 1:
-        raise ValueError(f"scale must be >= 1, got {scale}")
-    height, width = alpha.shape
-    resized = PILImage.fromarray(alpha).resize(
-        (width * scale, height * scale), PILImage.Resampling.BICUBIC
-    )
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
 def list_images(path: str | os.PathLike[str]) -> list[Path]:

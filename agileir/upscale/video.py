@@ -45,6 +45,7 @@ import numpy as np
 
 from ..io.atomic import atomic_path
 from ..io.images import to_uint8
+from ..io.pixels import decode as decode_pixels
 from ..io.outputs import OutputConflict
 from .memory import TilePlan
 from .options import EncodingOptions, PipelineOptions
@@ -109,7 +110,7 @@ class _Transcode:
 
     def decode(self, frame):
         pts = None if frame.pts is None else frame.pts - self.streams.offset_pts
-        return pts, frame.to_ndarray(format="rgb24").astype(np.float32) / np.float32(255.0)
+        return pts, decode_pixels(frame.to_ndarray(format="rgb24"), f"{self.streams.src}: frame").colour
 
     def infer(self, values):
         outs = self.upscaler.upscale_frames([rgb for _, rgb in values], self.plan)
