@@ -349,6 +349,13 @@ def test_calibrate_cli_writes_the_report(tiny_checkpoint, tmp_path, monkeypatch)
     assert "max-w4a4" in md and "skipped:" in md
 
 
+def test_calibrate_cli_refuses_a_bad_memory_budget(tiny_checkpoint, tmp_path):
+    set5 = _benchmark(tmp_path, "Set5", 3, [(12, 17)])
+    r = invoke(["calibrate", tiny_checkpoint, "--eval", set5, "-o", tmp_path / "r", "--max-memory", "lots"])
+    assert r.exit_code == 2 and "error:" in r.output and "--max-memory" in r.output, r.output
+    assert not (tmp_path / "r" / "calibration_report.json").exists()
+
+
 def test_ranges_are_matched_by_node_name_across_exports(int8, exported):
     """A calibration made on the dynamic-shape export quantizes a static-shape export of the same model."""
 

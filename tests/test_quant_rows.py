@@ -119,3 +119,77 @@ def test_modelopt_quantizes_the_graph(tiny, calib_images_2):
     assert result.skipped is None, result.skipped
     assert qdq_counts(result.graph)["quantize_linear"] > 0
     assert psnr(np.clip(run(result.graph, X), 0, 1), np.clip(run(fp32, X), 0, 1)) >= 30.0
+
+
+def _status_bytes(key: str) -> int:
+    import re
+
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1)) * 1024
+
+
+def _added_peak(fn):
+    """Run fn(); the peak resident memory it added to this process (Linux: /proc/self/clear_refs resets
+    the high-water mark)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pytest.skip("needs Linux /proc/self/clear_refs to measure peak memory")
+    before = _status_bytes("VmRSS")
+    value = fn()
+    return value, _status_bytes("VmHWM") - before
+
+
+@pytest.fixture(scope="module")
+def calib_images_8():
+    from agileir.calibration.dataset import load_images
+
+    return [im.rgb for im in load_images()[:8]]
+
+
+def test_ort_histogram_peer_calibrates_in_strides_within_its_estimate(tiny, calib_images_8):
+    """ORT's entropy calibrator keeps every calibrated tensor of the images of one collect_data call: the
+    peer hands the 8 images over one at a time (8 ranges, all consumed), so the memory it adds stays near
+    one image's tensors (all 8 at once: ~8x) and under the estimate checked against the budget."""
+    import onnxruntime.quantization  # noqa: F401  (its import is not the peer's memory)
+    from agileir.calibration.peers import ORT_STRIDE, _ort_estimate, ort_quantize_static
+
+    fp32 = tiny[0]
+    estimate = _ort_estimate("Entropy")(fp32, calib_images_8)
+    assert ORT_STRIDE == 1 and estimate.stride == 1 and estimate.tensors > 50
+    (result, reader), added = _added_peak(lambda: ort_quantize_static(fp32, calib_images_8, "Entropy"))
+    assert reader.strides == [(i, i + 1) for i in range(8)] and reader.next == 8
+    assert result.settings["extra_options"]["CalibStridedMinMax"] == 1
+    assert added < 3 * estimate.per_image, (added, estimate)  # 8 images held at once: > 8 x per_image
+    assert added < estimate.bytes, (added, estimate)
+    assert psnr(np.clip(run(result.graph, X), 0, 1), np.clip(run(fp32, X), 0, 1)) >= 30.0
+
+
+def test_peer_over_the_memory_budget_is_a_skipped_row_with_its_reason(tiny, calib_images_8):
+    from agileir.calibration.peers import _ort_estimate
+
+    fp32 = tiny[0]
+    need = _ort_estimate("Entropy")(fp32, calib_images_8).bytes
+    result = run_peer("ort-entropy", fp32, calib_images_8, budget=need - 1)
+    assert result.graph is None and result.seconds < 20
+    assert "over the" in result.skipped and "memory budget" in result.skipped and "calibrated tensors" in result.skipped
+    assert result.memory["estimate_bytes"] == need and result.memory["budget_bytes"] == need - 1
+    minmax = _ort_estimate("MinMax")(fp32, calib_images_8)  # reductions only: far less than the histograms
+    assert minmax.bytes < need / 3
+
+
+def test_toolkit_calibrators_stream_one_image_at_a_time(tiny, calib_images_8):
+    """activation_ranges keeps one image's tensors at a time (both passes are generators over the images):
+    over 8 images it adds less than its one-image estimate (session + one image's tensors, held twice)."""
+    from agileir.calibration.calibrators import activation_ranges
+    from agileir.calibration.memory import pass_estimate
+
+    fp32 = tiny[0]
+    tensors = sorted(V.readers_of(fp32))
+    estimate = pass_estimate(fp32, tensors, calib_images_8)
+    activation_ranges(fp32, tensors, calib_images_8[:1], "max")  # imports and session code outside the measure
+    for method in ("max", "percentile"):
+        ranges, added = _added_peak(lambda: activation_ranges(fp32, tensors, calib_images_8, method))
+        assert len(ranges) == len(tensors)
+        assert added < estimate.bytes < 8 * estimate.per_image, (method, added, estimate)

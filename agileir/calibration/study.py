@@ -28,6 +28,7 @@ class ReportOptions:
     sweep: bool = True  # W6A6, W4A4, W8, W4 rows
     attention: bool = True  # a row with the attention products in INT8 too
     notes: dict = field(default_factory=dict)
+    memory_budget: int | None = None  # bytes a peer's calibration may take (None: agileir.upscale.memory's default)
 
     def planned_outputs(self) -> list[Path]:
         from .report import REPORT_NAMES
@@ -138,7 +139,7 @@ def _peer_rows(standard, graphs, images, options: ReportOptions, echo) -> list:
     rows = []
     for name in options.peers:
         echo(f"[{name}] quantizing the same FP32 graph with the same calibration images ...")
-        result = run_peer(name, standard, [im.rgb for im in images])
+        result = run_peer(name, standard, [im.rgb for im in images], options.memory_budget)
         if result.graph is not None:
             graphs[name] = result.graph
         else:

@@ -8,7 +8,7 @@ import click
 
 from ..calibration import CALIBRATORS, PEERS
 from ..export.forms import FORMS
-from .common import friendly_errors, model_options, overwrite_option, require_module
+from .common import CliError, friendly_errors, model_options, overwrite_option, require_module
 
 PEER_CHOICES = (*PEERS, "none")
 
@@ -34,11 +34,13 @@ PEER_CHOICES = (*PEERS, "none")
 @click.option("--fp16-study", is_flag=True,
               help="also measure FP16 vs FP32 output blocking each op type (slow: ~20 graph sessions)")
 @click.option("--threads", default=0, show_default=True, help="ONNX Runtime CPU threads for evaluation (0: all)")
+@click.option("--max-memory", help="memory a peer's calibration may take, e.g. 6G; a peer estimated over it is a "
+                                   "skipped row [default: half of available memory]")
 @model_options
 @overwrite_option
 @friendly_errors
 def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form, peers, no_sweep, no_attention,
-                  no_fp16, fp16_study, threads, preset_name, upstream_compat, overwrite):
+                  no_fp16, fp16_study, threads, max_memory, preset_name, upstream_compat, overwrite):
     """Calibrate MODEL (default: bundled AgileIR-light x4) with each INT8 calibrator, quantize it with other
     tools (ONNX Runtime quantize_static, NVIDIA ModelOpt) and at other bit widths, evaluate every variant
     on --eval sets, and write calibration_report.{json,md,png} beside published SwinIR-light low-bit PTQ
@@ -56,6 +58,13 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
                             Path(calib_dir) if calib_dir else None, form, not no_fp16, fp16_study, threads,
                             tuple(p for p in (peers or PEER_CHOICES) if p != "none"), not no_sweep,
                             not no_attention)
+    if max_memory:
+        from ..upscale.memory import parse_size
+
+        try:
+            options.memory_budget = parse_size(max_memory)
+        except ValueError as e:
+            raise CliError(str(e)) from None
     gate = OutputGate([Path(model) if model else default_checkpoint(), *input_files(*eval_dirs, calib_dir)], overwrite)
     planned = gate.claim_all(options.planned_outputs(), "calibration report")
     from ..runtime.pytorch import load_checked_model  # imports torch: after the cheap checks and claims
