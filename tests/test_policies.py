@@ -324,3 +324,97 @@ def test_16_bit_png_in_is_16_bit_png_out(tiny, tmp_path):
     with Image.open(tmp_path / "o.png") as im:
         out = np.asarray(im)
     assert im.mode.startswith("I;16") and out.shape == (24, 24) and len(np.unique(out)) > 256
+
+
+# -- exports prove what they are ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exported(tiny, tmp_path_factory):
+    """Export folders of the tiny x3 checkpoint: standard form; attention form only (--opset 21); and an x2
+    checkpoint's standard form, to swap in."""
+    from agileir.models import SRConfig  # noqa: F401
+
+    root = tmp_path_factory.mktemp("exports")
+    for name, args in (("std", ["--form", "standard"]), ("att", ["--form", "attention", "--opset", "21"])):
+        r = run(["export", tiny / "tiny.safetensors", "-o", root / name, "--no-validate", *args])
+        assert r.exit_code == 0, r.output
+    from dataclasses import replace
+
+    saved_model(root, replace(TINY_SWINIR, scale=2), name="x2.safetensors")
+    r = run(["export", root / "x2.safetensors", "-o", root / "x2", "--form", "standard", "--no-validate"])
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def _copy(exported, name, tmp_path):
+    shutil.copytree(exported / name, tmp_path / name)
+    return tmp_path / name
+
+
+def test_export_json_records_the_graphs_opset(exported):
+    import onnx
+
+    info = json.loads((exported / "att" / "export.json").read_text())
+    graph = onnx.load(str(exported / "att" / "model.attention.onnx")).opset_import
+    real = next(o.version for o in graph if o.domain == "")
+    assert real == 23 and info["forms"]["attention"]["opset"] == 23 and info["opset"] == 23
+    std = json.loads((exported / "std" / "export.json").read_text())
+    assert std["forms"]["standard"]["opset"] == 17 == std["opset"]
+
+
+def _triton(folder, tmp_path):
+    return run(["triton", folder, "-o", tmp_path / "repo"])
+
+
+def test_triton_refuses_an_edited_scale(exported, tmp_path):
+    """export.json's scale edited 3 -> 2: triton would build agileir_x2 serving the x3 model."""
+    exp = _copy(exported, "std", tmp_path)
+    info = json.loads((exp / "export.json").read_text())
+    info["scale"] = 2
+    (exp / "export.json").write_text(json.dumps(info))
+    refused(_triton(exp, tmp_path), exp / "model.onnx", "$.scale", "x3")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_triton_refuses_a_swapped_graph_without_recorded_sha256(exported, tmp_path):
+    """An x2 model.onnx in an x3 export whose export.json records no sha256: served x2 as x3 before."""
+    exp = _copy(exported, "std", tmp_path)
+    info = json.loads((exp / "export.json").read_text())
+    del info["forms"]["standard"]["sha256"]
+    (exp / "export.json").write_text(json.dumps(info))
+    shutil.copy(exported / "x2" / "model.onnx", exp / "model.onnx")
+    refused(_triton(exp, tmp_path), exp / "model.onnx", "x2", "$.scale")
+
+
+def test_a_graph_of_another_form_or_precision_is_refused(exported, tmp_path):
+    """The attention graph copied over model.onnx (form), its opset edited (opset): named field and file."""
+    exp = _copy(exported, "std", tmp_path)
+    info = json.loads((exp / "export.json").read_text())
+    del info["forms"]["standard"]["sha256"]
+    (exp / "export.json").write_text(json.dumps(info))
+    shutil.copy(exported / "att" / "model.attention.onnx", exp / "model.onnx")
+    refused(_triton(exp, tmp_path), exp / "model.onnx", "attention form", "$.forms.standard")
+    exp2 = _copy(exported, "att", tmp_path / "b")
+    info = json.loads((exp2 / "export.json").read_text())
+    info["forms"]["attention"]["opset"] = 21
+    (exp2 / "export.json").write_text(json.dumps(info))
+    r = run(["validate", exp2 / "model.attention.onnx", "--dataset", tmp_path, "--scale", "3"])
+    refused(r, exp2 / "model.attention.onnx", "$.forms.attention.opset", "23")
+
+
+def test_validate_and_build_check_the_export_json_beside_the_file(exported, tmp_path):
+    exp = _copy(exported, "std", tmp_path)
+    info = json.loads((exp / "export.json").read_text())
+    info["scale"] = 4
+    (exp / "export.json").write_text(json.dumps(info))
+    refused(run(["validate", exp / "model.onnx", "--dataset", tmp_path, "--scale", "3"]), exp / "model.onnx",
+            "$.scale")
+    r = run(["build", exp / "model.onnx", "--target", "rtx", "-o", tmp_path / "e.plan"])
+    if r.exit_code != 3:  # TensorRT-RTX missing: exit 3 before the check is a capability, not this case
+        refused(r, exp / "model.onnx", "$.scale")
+    assert not (tmp_path / "e.plan").exists()
+
+
+def test_triton_on_an_attention_only_export_says_why(exported, tmp_path):
+    r = _triton(exported / "att", tmp_path)
+    line = refused(r, "model.attention.onnx", "nothing to serve")
+    assert "Attention" in line and "ONNX Runtime" in line

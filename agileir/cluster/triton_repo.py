@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..export.forms import FORMS, PRECISIONS, onnx_name
-from ..export.folder import check_onnx, read_export
+from ..export.folder import check_graph, check_onnx, read_export
 from ..io.gate import OutputGate, file_sha256
 from ..io.outputs import input_files
 from ..runtime.artifacts import ENGINE_SUFFIXES, read_sidecar, sidecar_path
@@ -104,8 +104,9 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
     for file, precision in ONNX_VARIANTS.items():
         path = export_dir / file
         if path.is_file():
-            if file not in export.listed:
+            if file not in export.listed:  # served too: proven as the listed ones are (scale, form, precision)
                 check_onnx(path)
+                check_graph(path, export.info, export_dir / "export.json")
             name = f"agileir_x{scale}" + ("" if precision == "fp32" else f"_{precision}")
             # ONNX Runtime: the graph pads to a window multiple itself, so any H, W >= 1 is valid
             models.append(RepoModel(name, "onnxruntime", path, model_config(
@@ -165,7 +166,9 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
     if duplicates:
         raise ValueError(f"two artifacts map to the same model name: {', '.join(sorted(duplicates))}")
     if not models:
-        raise ValueError(f"{export_dir}: nothing to serve (no model*.onnx, no engines with their .json)")
+        why = "; ".join(f"{file}: {reason}" for file, reason in skipped)
+        raise ValueError(f"{export_dir}: nothing to serve" + (f": {why}" if why else
+                                                               " (no model*.onnx, no engines with their .json)"))
     return RepoPlan(models, skipped, library)
 
 

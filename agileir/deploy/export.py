@@ -189,11 +189,15 @@ def write_forms(loaded, request: ExportRequest, result: ExportResult, echo: Call
             echo("[standard] tracing the standard form for INT8 calibration (not written) ...")
             protos["standard"] = export_onnx(loaded.model, "standard", options)
         _write_variants(loaded, protos, request, sample, result, echo)
+    opsets = {e["opset"] for e in info["forms"].values()}
+    if len(opsets) == 1:  # one opset for every form (an attention-only export: 23, whatever --opset said)
+        info["opset"] = opsets.pop()
     write_json(result.out_dir / "export.json", info)
     result.written.append(result.out_dir / "export.json")
 
 
 def _write_form(loaded, form: str, options, validate: bool, sample, info: dict, result: ExportResult, echo):
+    from ..export.folder import graph_opset
     from ..export.onnx_export import annotate, export_onnx, node_counts, save_checked
     from ..io.gate import file_sha256
 
@@ -202,8 +206,8 @@ def _write_form(loaded, form: str, options, validate: bool, sample, info: dict, 
     echo(f"[{form}] tracing and cleaning the graph ...")
     proto = export_onnx(loaded.model, form, options)
     traced = proto.SerializeToString()
-    entry: dict[str, Any] = {"file": onnx_name(form), "node_counts": node_counts(proto),
-                             "export_s": round(time.time() - t0, 1)}
+    entry: dict[str, Any] = {"file": onnx_name(form), "opset": graph_opset(proto),  # the graph's, per form
+                             "node_counts": node_counts(proto), "export_s": round(time.time() - t0, 1)}
     if validate:
         annotate(proto, {"scale": config.scale, "window": config.window_size, "form": form})
         entry["validation"] = check = _fp32_parity(proto, loaded, sample)
@@ -234,6 +238,7 @@ def _write_variants(loaded, protos: dict, request: ExportRequest, sample, result
     from ..calibration.variants import CALIBRATION_FILE
     from ..calibration.variants import FILES as VARIANT_FILES
     from ..calibration.writer import VariantTarget, write_variants
+    from ..export.folder import graph_opset
     from ..export.onnx_export import ExportOptions
     from ..io.gate import file_sha256
 
@@ -245,6 +250,7 @@ def _write_variants(loaded, protos: dict, request: ExportRequest, sample, result
     for entries in variants.values():  # sha256 of each file, as for the forms
         for entry in (e for e in entries.values() if isinstance(e, dict) and "file" in e):
             entry["sha256"] = file_sha256(result.out_dir / entry["file"])
+            entry["opset"] = graph_opset(result.out_dir / entry["file"])
         if entries.get("calibration"):
             entries["calibration_sha256"] = file_sha256(result.out_dir / entries["calibration"])
     if request.variants.int8:

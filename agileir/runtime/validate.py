@@ -200,12 +200,17 @@ def validate_artifact(artifact: str | Path, dataset: str | Path, scale: int, ref
     artifact = Path(artifact)
     if not artifact.is_file():
         raise FileNotFoundError(f"artifact not found: {artifact}")
+    from ..export.folder import check_listed_artifact
+
+    check_listed_artifact(artifact)  # the export.json beside it agrees with the graph (scale, form, precision, opset)
     precision = artifact_precision(artifact)
     if criterion is None:
         if precision not in DEFAULT_CRITERIA:
             raise ValueError(f"no validation criterion for precision {precision!r}")
         criterion = DEFAULT_CRITERIA[precision]
     found = find_reference(artifact, reference)
+    if found.kind == "onnx":
+        check_listed_artifact(found.path)
     pairs = benchmark_pairs(Path(dataset), scale)
     runner = load_runner(artifact, backend=backend, device=device)
     ref = load_runner(found.path, device=device, backend="onnxruntime" if found.kind == "onnx" else "auto")

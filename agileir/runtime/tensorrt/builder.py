@@ -415,7 +415,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
 
     Raises TensorRTUnavailable when the flavour's TensorRT (or, for TensorRT proper, a GPU) is missing, ValueError
     for inputs it cannot build."""
+    from ...export.folder import check_listed_artifact
+
     flavour = check_flavour(options.flavour)
+    check_listed_artifact(onnx_path)  # the export.json beside it agrees with the graph (scale, form, precision, opset)
     info = inspect_onnx(onnx_path)
     engine_path = Path(engine_path) if engine_path else info.path.with_suffix(".plan")
     if options.compute_capabilities and flavour != "rtx":
