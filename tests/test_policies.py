@@ -418,3 +418,40 @@ def test_triton_on_an_attention_only_export_says_why(exported, tmp_path):
     r = _triton(exported / "att", tmp_path)
     line = refused(r, "model.attention.onnx", "nothing to serve")
     assert "Attention" in line and "ONNX Runtime" in line
+
+
+# -- external build failures name the compiler's first error and its file ------------------------------------------
+@pytest.mark.parametrize("output,first,file", [
+    ("-- Configuring done\n/src/csrc/gswa_kernel.h(12): error: identifier \"bogus_t\" is undefined\n"
+     "/src/csrc/gswa_kernel.h(14): error: expected a \";\"\n2 errors detected",
+     '/src/csrc/gswa_kernel.h:12: error: identifier "bogus_t" is undefined', "/src/csrc/gswa_kernel.h"),
+    ("[ 50%] Building CXX object\n/src/csrc/gswa_plugin.cpp:40:10: fatal error: NvInfer.h: No such file or directory\n"
+     "compilation terminated.\ngmake[2]: *** Error 1",
+     "/src/csrc/gswa_plugin.cpp:40: error: NvInfer.h: No such file or directory", "/src/csrc/gswa_plugin.cpp"),
+    ("CMake Error at CMakeLists.txt:31 (message):\n\n  TensorRT headers not found\n\n-- Configuring incomplete",
+     "CMakeLists.txt:31: error: TensorRT headers not found", "CMakeLists.txt"),
+    ("/usr/bin/ld: gswa_plugin.o: in function `f':\ngswa_plugin.o:(.text+0x1): undefined reference to `g'\n"
+     "collect2: error: ld returned 1 exit status", "gswa_plugin.o: error: undefined reference to `g'", "gswa_plugin.o"),
+])
+def test_first_compiler_error_and_its_file(output, first, file):
+    from agileir.plugins import PluginBuildError, first_error
+
+    assert first_error(output) == (first, file)
+    e = PluginBuildError("cmake build", ["cmake", "--build", "b"], output)
+    assert str(e).splitlines()[0] == f"cmake build failed in {file}: {first}"
+
+
+@pytest.mark.skipif(not shutil.which("cmake") or not shutil.which("nvcc"), reason="needs cmake and nvcc")
+def test_plugin_build_with_a_broken_header_names_the_error_and_the_file(tmp_path, monkeypatch):
+    """A real cmake + nvcc build of the kernel library from a copy of the sources whose header is broken."""
+    import agileir.plugins as plugins
+
+    src = tmp_path / "src"
+    shutil.copytree(plugins.plugin_source_dir(), src)
+    header = next(src.rglob("gswa_kernel.h"))
+    header.write_text(header.read_text() + "\nthis_is_not_cuda x;\n")
+    monkeypatch.setattr(plugins, "plugin_source_dir", lambda: src)
+    with pytest.raises(plugins.PluginBuildError) as e:
+        plugins.build_plugin_library(build_dir=tmp_path / "build", require_tensorrt=False, cuda_archs="80")
+    first = str(e.value).splitlines()[0]
+    assert "gswa_kernel.h" in first and "error" in first and "this_is_not_cuda" in first, first

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import re
 import subprocess
 from pathlib import Path
 
@@ -117,11 +118,49 @@ def build_plugin_library(
     raise RuntimeError(f"build finished but {wanted} is not in {build}")
 
 
+class PluginBuildError(RuntimeError):
+    """An external build step (cmake, nvcc, the C++ compiler) failed. The first line names the step, the file of
+    the compiler's first error and that error (`first_error`); `output` holds the whole output, whose last
+    4000 characters follow the first line."""
+
+    def __init__(self, what: str, cmd: list[str], output: str) -> None:
+        self.output = output
+        line, file = first_error(output)
+        where = f" in {file}" if file else ""
+        head = f"{what} failed{where}: {line}" if line else f"{what} failed ({' '.join(cmd[:3])} ...)"
+        super().__init__(f"{head}\n{output[-4000:]}")
+
+
+# The first error of a failed build, as each tool prints it
+_ERROR_LINES = (
+    re.compile(r"^(?P<file>[^\s:(][^:(]*)\((?P<line>\d+)\): (?:catastrophic )?error:? (?P<msg>.*)$"),  # nvcc, NVRTC
+    re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)? (?:fatal )?error: (?P<msg>.*)$"),  # gcc, clang
+    re.compile(r"^CMake Error at (?P<file>[^:]+):(?P<line>\d+) \((?P<msg>[^)]*)\):?$"),  # cmake: its text follows
+    re.compile(r"^(?P<file>\S+\.(?:o|so|a)):(?P<line>)[^:]*:? ?(?P<msg>undefined reference.*)$"),  # the linker
+)
+
+
+def first_error(output: str) -> tuple[str, str | None]:
+    """(the first error of a build's output as `FILE:LINE: error: MESSAGE`, the file it names), or the first line
+    that says error and None, or ("", None)."""
+    lines = output.splitlines()
+    for i, raw in enumerate(lines):
+        for pattern in _ERROR_LINES:
+            m = pattern.match(raw.strip())
+            if m is None:
+                continue
+            msg = m.group("msg").strip()
+            if raw.strip().startswith("CMake Error"):  # the message is on the next non-blank line
+                msg = next((t.strip() for t in lines[i + 1:] if t.strip()), msg)
+            where = f"{m.group('file')}:{m.group('line')}" if m.group("line") else m.group("file")
+            return f"{where}: error: {msg}", m.group("file")
+    return next((t.strip() for t in lines if re.search(r"\berror\b", t, re.IGNORECASE)), ""), None
+
+
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-4000:]
-        raise RuntimeError(f"{what} failed ({' '.join(cmd[:3])} ...):\n{tail}")
+        raise PluginBuildError(what, cmd, proc.stdout + proc.stderr)
     return proc
 
 
@@ -199,7 +238,7 @@ def rtx_parser_link_problem(lib: str | os.PathLike) -> str | None:
 
 __all__ = [
     "PLUGIN_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION", "LIBRARY_NAME", "STATIC_LIBRARY_NAME", "RTX_LIBRARY_NAME",
-    "FLAVOURS", "NvccNotFound",
+    "FLAVOURS", "NvccNotFound", "PluginBuildError", "first_error",
     "kernel_source_dir", "plugin_source_dir", "find_plugin_library", "build_plugin_library", "compile_kernel_nvcc",
     "nvcc_command", "rtx_parser_link_problem",
 ]

@@ -68,7 +68,12 @@ def _check(result, what: str, nvrtc, prog=None):
             nvrtc.nvrtcGetProgramLog(prog, buf)
             log = buf.decode(errors="replace").rstrip("\x00 \n")
         _, msg = nvrtc.nvrtcGetErrorString(err)
-        raise RuntimeError(f"NVRTC {what} failed: {msg.decode() if isinstance(msg, bytes) else msg}\n{log}".rstrip())
+        from . import first_error
+
+        line, file = first_error(log)  # the compiler's first error and its file on the first line
+        status = msg.decode() if isinstance(msg, bytes) else msg
+        head = f"NVRTC {what} failed in {file}: {line}" if file else f"NVRTC {what} failed: {status}"
+        raise RuntimeError(f"{head}\n{log}".rstrip())
     return result[1:] if isinstance(result, tuple) and len(result) > 1 else None
 
 
