@@ -18,6 +18,7 @@ from agileir.export.onnx_export import export_onnx
 from agileir.models import build_model
 from conftest import randomized
 from test_models import TINY_AGILEIR
+from test_rtx_plugin import rtx_library  # noqa: F401  (session fixture: libagileir_trt_plugins_rtx.so)
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ("jetpack5", "jetpack6.0", "jetpack6", "trt10", "rtx", "latest")
@@ -135,3 +136,118 @@ def test_check_command_exit_codes_and_json(latest_exports, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     r = agileir("--trt", "rtx", str(tmp_path / "junk.onnx"))
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+# ---- agileir-export --compat: exact rewrites, checked by the table above ------------------------------------------
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("form", FORMS)
+def test_compat_rewrite_leaves_nothing_the_target_cannot_import(latest_exports, form, target):
+    from agileir.export.compat import to_compat
+
+    proto = onnx.load(str(latest_exports[form]))
+    if form == "attention" and target in ("jetpack5", "jetpack6.0", "jetpack6"):
+        with pytest.raises(ValueError, match="Attention importer .*10.14"):
+            to_compat(proto, target)
+        return
+    rewritten = to_compat(proto, target)
+    onnx.checker.check_model(rewritten)
+    assert C.incompatibilities(rewritten, target) == []
+    kept = sum(n.op_type == "LayerNormalization" for n in rewritten.graph.node)
+    assert (kept == 0) == (target == "jetpack5")  # only 8.5 lacks the importer; others keep the fused op
+
+
+def _norm_graph(opset: int, approximate: str | None) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    scale = numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "s")
+    bias = numpy_helper.from_array(rng.standard_normal((5, 8)).astype(np.float32), "b")
+    nodes = [helper.make_node("LayerNormalization", ["x", "s", "b"], ["h"], name="ln", axis=-2, epsilon=1e-3)]
+    nodes.append(helper.make_node("Gelu", ["h"], ["y"], name="g", approximate=approximate) if approximate
+                 else helper.make_node("Identity", ["h"], ["y"]))
+    graph = helper.make_graph(nodes, "norm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 8])], [scale, bias])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("opset,approximate", [(17, None), (18, None), (20, "none"), (20, "tanh")])
+def test_decompositions_are_exact(opset, approximate):
+    import onnxruntime as ort
+
+    from agileir.export.compat import decompose
+
+    graph = _norm_graph(opset, approximate)
+    rewritten = decompose(graph, {"LayerNormalization", "Gelu"})
+    onnx.checker.check_model(rewritten, full_check=True)
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert "LayerNormalization" not in ops and "Gelu" not in ops
+    reduce_means = [n for n in rewritten.graph.node if n.op_type == "ReduceMean"]
+    assert all((len(n.input) == 2) == (opset >= 18) for n in reduce_means)  # axes: attribute below 18, input from
+    x = (np.random.default_rng(1).standard_normal((2, 5, 8)) * 3 + 1).astype(np.float32)
+    want = ort.InferenceSession(graph.SerializeToString()).run(None, {"x": x})[0]
+    got = ort.InferenceSession(rewritten.SerializeToString()).run(None, {"x": x})[0]
+    assert np.abs(want - got).max() < 1e-5
+
+
+def test_refusals_name_the_reason():
+    from agileir.export.compat import refusal
+
+    assert refusal(("standard", "plugin"), "jetpack5", 17) is None
+    assert "--opset 17" in refusal(("standard",), "jetpack5", 18)
+    assert "--opset 20" in refusal(("plugin",), "jetpack6", 21)
+    assert refusal(("standard",), "jetpack6", 20) is None
+    assert "10.14" in refusal(("standard", "attention"), "jetpack6", 17)
+    assert refusal(("attention",), "trt10", 17) is None and refusal(("attention",), "rtx", 17) is None
+
+
+@pytest.fixture(scope="module")
+def jetpack5_export(rtx_library, tmp_path_factory):  # noqa: F811
+    """agileir-export --compat jetpack5 --fp16 --int8 --target rtx of the tiny AgileIR: six ONNX files + engines."""
+    from conftest import saved_model
+    from test_rtx_build import agileir
+
+    root = tmp_path_factory.mktemp("jetpack5")
+    _, ckpt = saved_model(root, TINY_AGILEIR, randomize=True)
+    out = root / "export"
+    r = agileir("export", str(ckpt), "-o", str(out), "--compat", "jetpack5", "--fp16", "--int8", "--target", "rtx",
+                env={"AGILEIR_TRT_PLUGIN_LIB": str(rtx_library.parent)})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return out, r.stdout + r.stderr
+
+
+VARIANT_FILES = ["model", "model.fp16", "model.int8", "model.plugin", "model.plugin.fp16", "model.plugin.int8"]
+
+
+def test_jetpack5_export_parses_on_8_5_and_builds_with_rtx(jetpack5_export):
+    out, log = jetpack5_export
+    info = json.loads((out / "export.json").read_text())
+    assert info["compat"]["target"] == "jetpack5" and info["compat"]["tensorrt"] == "8.5.2"
+    assert info["compat"]["unparsed"] == {}
+    for form in ("standard", "plugin"):  # FP32 vs PyTorch in ONNX Runtime, on the 8-bit sample
+        assert info["forms"][form]["validation"]["psnr_db"] >= 60.0
+    for name in VARIANT_FILES:
+        proto = onnx.load(str(out / f"{name}.onnx"))
+        assert C.incompatibilities(proto, "8.5.2") == [], name
+        assert not any(n.op_type == "LayerNormalization" for n in proto.graph.node)
+        sidecar = json.loads((out / f"{name}.json").read_text())  # TensorRT-RTX parsed and built it
+        assert (out / f"{name}.plan").stat().st_size == sidecar["engine_bytes"] > 0
+        assert (sidecar["network"]["plugin_layers"] > 0) == (".plugin" in name)
+
+
+def test_fp16_variant_keeps_the_decomposed_layer_norm_in_fp32(jetpack5_export):
+    out, _ = jetpack5_export
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(out / "model.fp16.onnx")))
+    types = {v.name: v.type.tensor_type.elem_type for v in [*proto.graph.value_info, *proto.graph.input]}
+    types |= {i.name: i.data_type for i in proto.graph.initializer}
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    decomposed = [n for n in proto.graph.node if "/LayerNormalization.decomposed/" in n.name and n.op_type != "Cast"]
+    norms = sum(n.op_type == "Sqrt" for n in decomposed)
+    assert norms > 0 and len(decomposed) == 9 * norms  # ReduceMean Sub Pow ReduceMean Add Sqrt Div Mul Add
+    for node in decomposed:
+        assert types.get(node.output[0]) == TensorProto.FLOAT, node.name
+        for name in node.input:
+            assert types.get(name) in (TensorProto.FLOAT, TensorProto.INT64), (node.name, name)
+            src = producer.get(name)
+            if src is not None and src.op_type == "Cast":  # from the FP16 graph, never its own value rounded
+                own = node.name.split("/LayerNormalization.decomposed/")[0] + "/LayerNormalization.decomposed/"
+                assert own not in producer.get(src.input[0], src).name, node.name
+    assert sum(t == TensorProto.FLOAT16 for t in types.values()) > len(decomposed)  # the rest is FP16

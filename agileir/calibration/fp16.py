@@ -22,6 +22,8 @@ FP16_MAX = 65504.0
 def to_fp16(proto: onnx.ModelProto, block_ops: tuple[str, ...] | list[str] = DEFAULT_BLOCK_OPS) -> onnx.ModelProto:
     from onnxconverter_common import float16
 
+    from ..export.compat import drop_cast_round_trips
+
     source_casts = {n.name for n in proto.graph.node if n.op_type == "Cast"}
     model = onnx.ModelProto.FromString(proto.SerializeToString())
     # The plugin node is blocked so its parameters keep FP32; its qkv/output casts are undone below.
@@ -30,10 +32,19 @@ def to_fp16(proto: onnx.ModelProto, block_ops: tuple[str, ...] | list[str] = DEF
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one warning per weight below FP16's normal range, clamped to 1e-7
         model = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=blocked,
+                                                 node_block_list=_decomposed_nodes(model, block_ops),
                                                  max_finite_val=FP16_MAX)
+    model = drop_cast_round_trips(model)  # FP32-kept tensors read by several FP32-kept nodes stay FP32
     _retype_source_casts(model, source_casts, set(block_ops))
     _plugin_io_to_fp16(model)
     return onnx.shape_inference.infer_shapes(model)
+
+
+def _decomposed_nodes(model: onnx.ModelProto, block_ops) -> list[str]:
+    """Nodes of a blocked op's exact decomposition (agileir.export.compat) stay FP32 like the op itself."""
+    from ..export.compat import is_decomposed
+
+    return [n.name for n in model.graph.node if any(is_decomposed(n.name, op) for op in block_ops)]
 
 
 def _unshare_initializers(model: onnx.ModelProto, blocked: set[str]) -> None:

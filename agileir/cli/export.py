@@ -9,6 +9,7 @@ import click
 
 from ..calibration import CALIBRATORS
 from ..export.forms import DEFAULT_FORM_SET, form_choices, forms_of
+from ..export.targets import COMPAT_TARGETS
 from .common import CliError, friendly_errors, model_options, overwrite_option, require_module, target_options
 
 
@@ -36,6 +37,9 @@ def static_shape_option(text: str | None) -> tuple[int, int, int, int] | None:
 @click.option("--fold", type=click.Choice(["all", "small"]), default="all", show_default=True,
               help="evaluate constant nodes at export: all (fewest nodes; the standard form stores the gathered "
                    "bias tables, ~7x the file) or small (weight transposes only, the small file)")
+@click.option("--compat", type=click.Choice(COMPAT_TARGETS), default="latest", show_default=True,
+              help="only what this TensorRT's ONNX parser imports: jetpack5 (TensorRT 8.5), jetpack6.0 (8.6), "
+                   "jetpack6 (10.3), trt10, rtx, latest (docs/jetson.md)")
 @click.option("--no-validate", is_flag=True, help="skip the ONNX Runtime parity check")
 @click.option("--fp16", is_flag=True, help="also write FP16 variants (model[.plugin].fp16.onnx), FP32 I/O")
 @click.option("--int8", is_flag=True, help="also write INT8 Q/DQ variants (model[.plugin].int8.onnx) and calibration.json")
@@ -51,8 +55,8 @@ def static_shape_option(text: str | None) -> tuple[int, int, int, int] | None:
 @model_options
 @overwrite_option
 @friendly_errors
-def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp16, int8, calibrator, calib_dir,
-               calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat, overwrite):
+def export_cmd(model, out_dir, form, static_shape, opset, fold, compat, no_validate, fp16, int8, calibrator,
+               calib_dir, calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat, overwrite):
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops, GSWA plugin and Attention forms."""
     from ..calibration.writer import VariantOptions
     from ..deploy import EngineTarget, ExportRequest, export_checkpoint
@@ -69,8 +73,8 @@ def export_cmd(model, out_dir, form, static_shape, opset, fold, no_validate, fp1
     variants = VariantOptions(fp16, int8, calibrator, Path(calib_dir) if calib_dir else None,
                               Path(calib_json) if calib_json else None, block)
     request = ExportRequest(model, Path(out_dir) if out_dir else None, tuple(forms_of(form)),
-                            ExportOptions(opset=opset, static_shape=shape, fold=fold), not no_validate, variants,
-                            EngineTarget(target, caps), preset_name, upstream_compat)
+                            ExportOptions(opset=opset, static_shape=shape, fold=fold, compat=compat), not no_validate,
+                            variants, EngineTarget(target, caps), preset_name, upstream_compat)
     result = export_checkpoint(request, claim_export(request, overwrite), echo=click.echo)
     click.echo(f"wrote {result.out_dir / 'export.json'}")
     if result.failed:

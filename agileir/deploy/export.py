@@ -74,6 +74,12 @@ def check_request(request: ExportRequest) -> None:
     calib = (v.calib_dir, v.calib_json) if v is not None else (None, None)
     check_outputs([(p, "agileir-export") for p in export_outputs(request.output_dir(), request.forms, fp16, int8)],
                   [model_path, *input_files(*calib)])
+    if request.onnx is not None:  # a form the --compat target's parser cannot import fails here, before any work
+        from ..export.compat import refusal
+
+        why = refusal(request.forms, request.onnx.compat, request.onnx.opset)
+        if why:
+            raise ValueError(why)
 
 
 def output_kind(path: Path) -> str:
@@ -146,12 +152,14 @@ def _failed_checks(info: dict) -> list[str]:
     failed = [f for f, e in info["forms"].items() if not e.get("validation", {}).get("passed", True)]
     failed += [f"{f} {p}" for p, entries in info.get("variants", {}).items() for f, e in entries.items()
                if isinstance(e, dict) and not e.get("validation", {}).get("passed", True)]
+    failed += [f"{name} (TensorRT parser check)" for name in info.get("compat", {}).get("unparsed", {})]
     return failed
 
 
 def export_info(loaded, options) -> dict:
     """export.json's header: toolkit, source checkpoint, config, I/O contract, the plugin node's identity."""
     from .. import __version__
+    from ..export.compat import target_summary
     from ..models.config import preset_name
     from ..models.gswa_node import identity
 
@@ -161,6 +169,7 @@ def export_info(loaded, options) -> dict:
         "source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256},
         "config": config.to_dict(), "preset": preset_name(config),
         "scale": config.scale, "window": config.window_size, "opset": options.opset, "fold": options.fold,
+        "compat": target_summary(options.compat),
         "input": {"name": "lr", "layout": "NCHW", "range": "RGB 0..1",
                   "shape": list(shape) if shape else ["batch", 3, "height", "width"]},
         "output": {"name": "sr", "shape": ["batch", 3, f"height*{config.scale}", f"width*{config.scale}"]},
@@ -171,6 +180,7 @@ def export_info(loaded, options) -> dict:
 
 def write_forms(loaded, request: ExportRequest, result: ExportResult, echo: Callable[[str], None]) -> None:
     """Each form (validated, annotated, checked, written), the variants, then export.json, into result."""
+    from ..export.compat import check_exported
     from ..export.onnx_export import ExportOptions, export_onnx
     from ..io.atomic import write_json
     from ..io.samples import sample_image
@@ -192,6 +202,8 @@ def write_forms(loaded, request: ExportRequest, result: ExportResult, echo: Call
     opsets = {e["opset"] for e in info["forms"].values()}
     if len(opsets) == 1:  # one opset for every form (an attention-only export: 23, whatever --opset said)
         info["opset"] = opsets.pop()
+    if options.compat != "latest":  # every file written is checked against the target's parser table
+        info["compat"]["unparsed"] = check_exported(result.onnx_files, options.compat, echo)
     write_json(result.out_dir / "export.json", info)
     result.written.append(result.out_dir / "export.json")
 

@@ -26,6 +26,7 @@ from ..models.gswa import routed
 from ..models.gswa_node import OP_TYPE, gswa_nodes
 from ..models.network import SRTransformer
 from .attention_node import attention_kernel, to_standard_attention
+from .compat import to_compat
 from .forms import ATTENTION_OPSET, FORMS
 from .plugin_node import plugin_gswa
 
@@ -45,6 +46,7 @@ class ExportOptions:
     # memory ONNX Runtime and TensorRT use anyway); "small" only results up to FOLD_SMALL_BYTES (the MLP
     # weight transposes), for a small file.
     fold: str = "all"
+    compat: str = "latest"  # agileir.export.compat target: exact rewrites for an older TensorRT parser
 
 
 FOLD_SMALL_BYTES = 128 * 1024
@@ -225,6 +227,7 @@ def export_onnx(model: SRTransformer, form: str = "standard",
         proto = _slim(proto)  # folds the traced shape queries that hang off the split q/k/v
     proto = fold_split_concat(proto)
     proto = fold_constant_nodes(proto, options.fold)
+    proto = to_compat(proto, options.compat)
     proto = onnx.shape_inference.infer_shapes(proto)
     return align_constant_ranks(proto)  # needs the inferred ranks; keeps every value_info as it was
 

@@ -29,6 +29,7 @@ import onnx
 from onnx import TensorProto
 
 from ..models.gswa_node import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION, is_gswa_node
+from .targets import TARGET_TRT, TARGETS  # noqa: F401  (re-exported)
 
 # docs/operators.md of release/8.5-GA, the rows marked Y (142 ops).
 _OPS_8_5 = frozenset("""
@@ -75,11 +76,6 @@ RELEASES = {
     "10.15": Release("TensorRT 10.15", _OPS_10_15, (9, 24), "IPluginV3", False),
     "rtx": Release("TensorRT-RTX 1.7", _OPS_10_15 - {"DeformConv"}, (9, 24), "IPluginV3", False),
 }
-# Export targets (agileir-export --compat) -> the parser they must satisfy, and the TensorRT version it ships.
-TARGETS = {"jetpack5": "8.5", "jetpack6.0": "8.6", "jetpack6": "10.0", "trt10": "10.15", "rtx": "rtx",
-           "latest": "10.15"}
-TARGET_TRT = {"jetpack5": "8.5.2", "jetpack6.0": "8.6.2", "jetpack6": "10.3", "trt10": "10.15", "rtx": None,
-              "latest": None}
 OPSET_CAP = {"8.5": 17, "8.6": 17, "10.0": 20}  # the highest opset an export for that parser may carry
 
 
