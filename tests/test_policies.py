@@ -455,3 +455,9 @@ def test_plugin_build_with_a_broken_header_names_the_error_and_the_file(tmp_path
         plugins.build_plugin_library(build_dir=tmp_path / "build", require_tensorrt=False, cuda_archs="80")
     first = str(e.value).splitlines()[0]
     assert "gswa_kernel.h" in first and "error" in first and "this_is_not_cuda" in first, first
+
+
+def test_full_disk_during_triton_leaves_no_repository_folder(exported, small_disk):
+    r = _triton(exported / "std", small_disk)
+    refused(r, "space")
+    assert list(small_disk.iterdir()) == []

@@ -70,8 +70,10 @@ def calibrate_cmd(model, eval_dirs, scale, out_dir, calibrators, calib_dir, form
     from ..runtime.pytorch import load_checked_model  # imports torch: after the cheap checks and claims
 
     loaded = load_checked_model(model, preset_name, upstream_compat)
-    report, paths = calibration_report(loaded, options, lambda total, desc: tqdm(total=total, desc=desc, unit="step"),
-                                       lambda line: click.echo(line, err=True))
+    with gate.publishing():  # each report's ledger line durable before it is renamed into place
+        report, paths = calibration_report(loaded, options, lambda total, desc: tqdm(total=total, desc=desc,
+                                                                                     unit="step"),
+                                           lambda line: click.echo(line, err=True))
     for path in planned:
         if path.is_file():
             gate.record(path, "calibration report")

@@ -86,7 +86,8 @@ def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, wor
         if plugin_lib is None:  # the plugin form's library: found, or built on first use
             library = plugin_library_for(info.form, target, plugin, echo=lambda m: click.echo(m, err=True))
             options = replace(options, plugin_library=library)
-        build_engine(info.path, engine, options, echo=lambda m: click.echo(m, err=True))
+        with gate.publishing():  # each file's ledger line durable before it is renamed into place
+            build_engine(info.path, engine, options, echo=lambda m: click.echo(m, err=True))
         gate.record(engine, "engine")
         gate.record(sidecar_path(engine), "engine description")
     except TensorRTUnavailable as e:

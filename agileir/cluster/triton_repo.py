@@ -198,11 +198,14 @@ def write_repository(export_dir: str | Path, repo: str | Path, overwrite: bool =
     gate = OutputGate([*input_files(export_dir), plan.plugin_library], overwrite)
     files = repository_files(plan, Path(repo))
     gate.claim_all(files, REPO_KIND, "agileir triton")
-    for path, content in files.items():
-        if isinstance(content, Path):
-            gate.copy(content, path, REPO_KIND)
-        else:
-            gate.write_text(path, content, REPO_KIND)
+    try:
+        for path, content in files.items():
+            if isinstance(content, Path):
+                gate.copy(content, path, REPO_KIND)
+            else:
+                gate.write_text(path, content, REPO_KIND)
+    finally:  # a run stopped before its first file (a full disk) leaves none of the folders it made
+        gate.remove_unused_folders()
     return plan
 
 
