@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from PIL import ImageOps
 
 from agileir.io.images import (
     Image,
@@ -91,11 +92,52 @@ def test_16bit_grayscale_round_trip_keeps_precision(tmp_path: Path) -> None:
         np.testing.assert_array_equal(np.asarray(written), values)
 
 
-def test_16bit_rgb_write_falls_back_to_8bit(tmp_path: Path, rng) -> None:
+def test_16bit_rgb_and_rgba_round_trip_keep_precision(tmp_path: Path, rng) -> None:
+    """48-bit RGB and 64-bit RGBA PNGs (pypng; Pillow keeps 8 bits): read and written with all 16 bits."""
+    for alpha in (None, rng.random((5, 4), dtype=np.float32)):
+        rgb = rng.random((5, 4, 3), dtype=np.float32)
+        assert write_image(tmp_path / "c16.png", rgb, alpha, bit_depth=16) == 16
+        back = read_image(tmp_path / "c16.png")
+        assert back.bit_depth == 16 and not back.precision_lost and back.rgb.shape == (5, 4, 3)
+        assert np.abs(back.rgb - rgb).max() <= 0.5 / 65535 + 1e-7  # 16-bit steps, not 8-bit ones
+        if alpha is not None:
+            assert np.abs(back.alpha - alpha).max() <= 0.5 / 65535 + 1e-7
+
+
+def test_16bit_rgb_without_pypng_falls_back_to_8bit(tmp_path: Path, rng, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "png", None)  # import png -> ImportError
     rgb = rng.random((3, 3, 3), dtype=np.float32)
     with pytest.warns(UserWarning, match="8-bit"):
         assert write_image(tmp_path / "rgb16.png", rgb, bit_depth=16) == 8
     assert read_image(tmp_path / "rgb16.png").bit_depth == 8
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_png_exif_orientation_matches_pillow(tmp_path: Path, rng, orientation) -> None:
+    """The 16-bit path applies EXIF orientation as ImageOps.exif_transpose does (checked on the same pixels)."""
+    import png
+
+    wide = (rng.random((3, 5, 3)) * 65535).astype(np.uint16)
+    plain = tmp_path / "p.png"
+    png.Writer(5, 3, greyscale=False, bitdepth=16).write(open(plain, "wb"), wide.reshape(3, 15))
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    # re-save with an eXIf chunk: copy the PNG and insert the chunk before IDAT
+    import struct
+    import zlib
+
+    data = plain.read_bytes()
+    payload = exif.tobytes()
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload
+    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + payload) & 0xFFFFFFFF)
+    at = data.index(b"IDAT") - 4
+    (tmp_path / "o.png").write_bytes(data[:at] + chunk + data[at:])
+    got = read_image(tmp_path / "o.png")
+    expected8 = np.asarray(ImageOps.exif_transpose(PILImage.open(tmp_path / "o.png").convert("RGB")))
+    assert got.bit_depth == 16
+    assert np.array_equal(np.round(got.rgb * 65535).astype(np.uint16) >> 8, expected8)
 
 
 def test_truncated_png_raises_image_error_naming_file(tmp_path: Path, rng) -> None:

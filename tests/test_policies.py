@@ -315,15 +315,22 @@ def test_api_gray_and_rgba_keep_their_form(runner):
     assert np.allclose(out4[..., 3], upscale_alpha(alpha, 3), atol=1e-6)  # alpha resized on its own
 
 
-def test_16_bit_png_in_is_16_bit_png_out(tiny, tmp_path):
+@pytest.mark.parametrize("planes", [1, 3, 4])
+def test_16_bit_png_in_is_16_bit_png_out(tiny, tmp_path, planes):
+    """16-bit gray, 48-bit RGB and 64-bit RGBA PNGs through agileir-infer: 16-bit PNGs of the same planes."""
+    import png
+
     rng = np.random.default_rng(0)
-    src = tmp_path / "g16.png"
-    Image.fromarray((rng.random((8, 8)) * 65535).astype(np.uint16)).save(src)
+    src = tmp_path / "in16.png"
+    wide = (rng.random((8, 8, planes)) * 65535).astype(np.uint16)
+    png.Writer(8, 8, greyscale=planes == 1, alpha=planes == 4, bitdepth=16).write(open(src, "wb"),
+                                                                                 wide.reshape(8, 8 * planes))
     r = run(["infer", tiny / "tiny.safetensors", src, "-o", tmp_path / "o.png"])
-    assert r.exit_code == 0, r.output
-    with Image.open(tmp_path / "o.png") as im:
-        out = np.asarray(im)
-    assert im.mode.startswith("I;16") and out.shape == (24, 24) and len(np.unique(out)) > 256
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.output
+    width, height, rows, info = png.Reader(filename=str(tmp_path / "o.png")).read()
+    out = np.vstack([np.asarray(row, np.uint16) for row in rows])
+    assert info["bitdepth"] == 16 and info["planes"] == planes and (width, height) == (24, 24)
+    assert len(np.unique(out)) > 256  # more than 8 bits of values
 
 
 # -- exports prove what they are ---------------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 Colour data is handled as float32 arrays on [0, 1] (HxWx3, or HxWx1 for
 grayscale); alpha is kept separately because SR models only see colour.
 
-Pillow 13 limitations (checked): 48-bit RGB and 64-bit RGBA PNGs are decoded
-to 8 bits per channel (16-bit LA becomes 8-bit RGBA), so only 16-bit grayscale
-keeps its full precision on read; on write, only grayscale without alpha can be
-stored with 16 bits, other 16-bit requests fall back to 8 bits with a warning.
+Pillow 13 decodes 48-bit RGB and 64-bit RGBA PNGs to 8 bits per channel (16-bit
+LA becomes 8-bit RGBA) and writes 16 bits for grayscale only: those PNGs are read
+and written with pypng (pure Python), so a 16-bit PNG in is a 16-bit PNG out.
+Without pypng they fall back to 8 bits (`precision_lost`, a warning on write).
 """
 
 from __future__ import annotations
@@ -79,16 +79,43 @@ def _normalised_mode(pil: PILImage.Image) -> PILImage.Image:
     raise ImageError(f"unsupported image mode {mode!r}")
 
 
+# EXIF orientation -> the numpy form of ImageOps.exif_transpose
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+           8: lambda a: np.rot90(a, 1)}
+
+
+def _png16(source, orientation: int) -> np.ndarray | None:
+    """A 16-bit-per-channel PNG's pixels as uint16 HxWxC (pypng; Pillow keeps 8 of the 16 bits of colour PNGs),
+    EXIF orientation applied; None without pypng."""
+    try:
+        import png  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    data = source.getvalue() if hasattr(source, "getvalue") else Path(source).read_bytes()
+    width, height, rows, info = png.Reader(bytes=data).asDirect()
+    if info["bitdepth"] != 16:
+        return None
+    pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, info["planes"])
+    return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(pixels))
+
+
 def _decode(source) -> Image:
     with PILImage.open(source) as opened:
         rawmode = str(getattr(opened.tile[0], "args", "") or "") if opened.tile else ""
         opened.load()  # force full decoding so truncated data fails here
         source_mode = opened.mode
         source_bits = 16 if ";16" in rawmode or source_mode in _SIXTEEN_BIT_GRAY_MODES else 8
+        orientation = int(opened.getexif().get(0x0112, 1) or 1)
+        is_png = opened.format == "PNG"
         pil = _normalised_mode(ImageOps.exif_transpose(opened))
     if pil.width == 0 or pil.height == 0:
         raise ImageError("image has zero size")
     pixels = np.asarray(pil)
+    if source_bits == 16 and is_png and pil.mode not in _SIXTEEN_BIT_GRAY_MODES:
+        wide = _png16(source, orientation)
+        if wide is not None and wide.shape[:2] == pixels.shape[:2]:
+            pixels = wide
     if pil.mode in _SIXTEEN_BIT_GRAY_MODES:
         if pixels.min() < 0 or pixels.max() > 65535:
             raise ImageError(f"mode {pil.mode!r} values outside the 16-bit range")
@@ -150,11 +177,27 @@ def _checked_arrays(
     return rgb, alpha
 
 
+def _write_png16(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """16-bit colour or gray+alpha PNG with pypng (Pillow cannot); False without pypng."""
+    try:
+        import png  # type: ignore[import-untyped]
+    except ImportError:
+        return False
+    channels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
+    wide = quantize(channels, np.uint16)
+    height, width, planes = wide.shape
+    writer = png.Writer(width, height, greyscale=rgb.shape[2] == 1, alpha=alpha is not None, bitdepth=16)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            writer.write(f, wide.reshape(height, width * planes))
+    return True
+
+
 def _to_pil(rgb: np.ndarray, alpha: np.ndarray | None, bit_depth: int) -> tuple[PILImage.Image, int]:
     """Build the Pillow image; returns it with the bit depth actually used."""
     if bit_depth == 16 and (rgb.shape[2] == 3 or alpha is not None):
         warnings.warn(
-            "Pillow cannot write 16-bit RGB or 16-bit images with alpha; writing 8-bit",
+            "16-bit RGB or 16-bit images with alpha need pypng (pip install pypng); writing 8-bit",
             stacklevel=3,
         )
         bit_depth = 8
@@ -188,6 +231,8 @@ def write_image(
     if bit_depth not in (8, 16):
         raise ImageError(f"{path}: bit_depth must be 8 or 16, got {bit_depth}")
     rgb, alpha = _checked_arrays(path, rgb, alpha)
+    if bit_depth == 16 and (rgb.shape[2] == 3 or alpha is not None) and _write_png16(path, rgb, alpha):
+        return 16
     pil, written_depth = _to_pil(rgb, alpha, bit_depth)
 
     with atomic_path(path) as tmp:
