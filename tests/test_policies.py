@@ -468,3 +468,32 @@ def test_full_disk_during_triton_leaves_no_repository_folder(exported, small_dis
     r = _triton(exported / "std", small_disk)
     refused(r, "space")
     assert list(small_disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo", "link to /dev/null"])
+def test_a_device_or_fifo_output_is_never_replaced_even_with_overwrite(tiny, tmp_path, target):
+    """`-o /dev/null --overwrite` as root would rename a PNG over /dev/null (and write a ledger into /dev)."""
+    if target == "fifo":
+        out = tmp_path / "o.png"
+        os.mkfifo(out)
+    elif target == "link to /dev/null":
+        out = tmp_path / "o.png"
+        out.symlink_to("/dev/null")
+    else:  # a report path: --json /dev/null --overwrite
+        with pytest.raises(OutputConflict, match="not a file"):
+            OutputGate(overwrite=True).claim(target, "report")
+        return
+    r = infer(tiny, out, "--overwrite")
+    refused(r, out, "not a file")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and not os.path.lexists("/dev/" + LEDGER)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a 0o555 folder")
+def test_an_unwritable_folder_is_found_before_any_work(tiny, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        refused(infer(tiny, out / "o.png"), out, "not writable")
+    finally:
+        out.chmod(0o755)

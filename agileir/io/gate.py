@@ -142,13 +142,13 @@ def check_ledger(folder: str | os.PathLike) -> None:
         existing = existing.parent
     if not existing.is_dir():
         return  # a path under a file: the write itself fails, naming it
+    if not os.access(existing, os.W_OK | os.X_OK):  # the temporary file and the ledger are created there
+        raise _refused(folder, f"{existing} is not writable")
     if existing == folder and os.path.lexists(folder / LEDGER):
         try:
             os.close(_open_ledger(folder, os.O_RDWR | os.O_APPEND))
         except OSError as e:
             raise _refused(folder, f"{folder / LEDGER}: {e.strerror}") from None
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        raise _refused(folder, f"{existing} is not writable")
 
 
 def record(path: str | os.PathLike, kind: str, sha256: str | None = None, size: int | None = None) -> None:
@@ -264,6 +264,13 @@ class OutputGate:
             raise OutputConflict(f"{path} is agileir's record of the files it wrote: refusing")
         if path.is_dir() and not path.is_symlink():
             raise OutputConflict(f"the output {path}{label} is a folder: refusing")
+        try:
+            mode = os.stat(path).st_mode  # through a symlink: -o /dev/stdout is a link to a terminal or a pipe
+        except OSError:
+            mode = None
+        if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise OutputConflict(f"the output {path}{label} is not a file (a device, FIFO or socket): refusing, "
+                                 "even with --overwrite")
         folder = key.parent
         if folder not in self._ledgers:
             check_ledger(path.parent)
