@@ -233,6 +233,18 @@ def test_jetpack5_export_parses_on_8_5_and_builds_with_rtx(jetpack5_export):
         assert (sidecar["network"]["plugin_layers"] > 0) == (".plugin" in name)
 
 
+def test_build_says_when_the_installed_tensorrt_is_older_than_the_target(jetpack5_export):
+    from agileir.runtime.artifacts import onnx_metadata
+
+    out, _ = jetpack5_export
+    meta = onnx_metadata(out / "model.plugin.int8.onnx")  # every file carries the target, as export.json does
+    assert meta["compat"]["target"] == "jetpack5" and meta["compat"]["tensorrt"] == "8.5.2"
+    assert C.older_than_target(meta, "8.5.2.2") is None and C.older_than_target(meta, "10.3.0") is None
+    line = C.older_than_target({"compat": {"target": "jetpack6", "tensorrt": "10.3"}}, "8.6.2", "model.onnx")
+    assert line.startswith("note: model.onnx was exported for jetpack6 (TensorRT 10.3)") and "\n" not in line
+    assert C.older_than_target({"compat": {"target": "latest", "tensorrt": None}}, "8.5.2") is None
+
+
 def test_fp16_variant_keeps_the_decomposed_layer_norm_in_fp32(jetpack5_export):
     out, _ = jetpack5_export
     proto = onnx.shape_inference.infer_shapes(onnx.load(str(out / "model.fp16.onnx")))

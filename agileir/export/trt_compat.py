@@ -298,3 +298,17 @@ def check_files(paths: list, targets: list[str]) -> list[dict]:
         proto = onnx.load(str(path), load_external_data=False)
         reports += [{"file": str(path), **report(proto, t)} for t in targets]
     return reports
+
+
+def older_than_target(metadata: dict, installed: str, file_name: str = "the model") -> str | None:
+    """One line when the installed TensorRT is older than the release an export's --compat target names
+    (export.json / ONNX metadata "compat"); None otherwise."""
+    entry = metadata.get("compat") if isinstance(metadata.get("compat"), dict) else {}
+    wanted = entry.get("tensorrt")
+    if not wanted:
+        return None
+    have = tuple(int(p) for p in re.findall(r"\d+", str(installed))[:3])
+    if have >= tuple(int(p) for p in re.findall(r"\d+", wanted)[:3]):
+        return None
+    return (f"note: {file_name} was exported for {entry.get('target')} (TensorRT {wanted}); the installed TensorRT "
+            f"{installed} is older and its parser may not import it (agileir check --trt {installed} {file_name})")

@@ -416,6 +416,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
     Raises TensorRTUnavailable when the flavour's TensorRT (or, for TensorRT proper, a GPU) is missing, ValueError
     for inputs it cannot build."""
     from ...export.folder import check_listed_artifact
+    from ...export.trt_compat import older_than_target
 
     flavour = check_flavour(options.flavour)
     check_listed_artifact(onnx_path)  # the export.json beside it agrees with the graph (scale, form, precision, opset)
@@ -427,6 +428,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None, o
     options = _fit_profile(options, info.form, flavour, echo)
     trt = import_trt(flavour)
     version = str(trt.__version__)
+    if flavour == "tensorrt" and (older := older_than_target(info.metadata, version, info.path.name)):
+        echo(older)
     gpu = require_gpu() if flavour == "tensorrt" else None  # TensorRT-RTX builds ahead of time on the CPU
 
     major = version_tuple(version)[0]
