@@ -11,7 +11,7 @@ writer      write them beside the FP32 export (agileir-export --fp16/--int8)
 graph       tensor readers / writers lookups the passes share
 report      `agileir calibrate`'s report: evaluation of every row, beside published PTQ baselines
 study       `agileir calibrate` as one call: export, calibrate, peers, bit widths, evaluate, write
-peers       executed baselines: ONNX Runtime quantize_static, NVIDIA ModelOpt
+peers       executed baselines: ONNX Runtime quantize_static, NVIDIA ModelOpt, NNCF (nncf_peer)
 bits        equal-bit rows: the INT8 graph fake-quantized at W6A6 / W4A4 / weight-only
 attention   INT8 on the attention matrix products too
 fp16_study  which op types FP16 must keep in FP32, measured
@@ -19,5 +19,5 @@ fp16_study  which op types FP16 must keep in FP32, measured
 
 # Here rather than in calibrators.py so that the CLI lists them without importing onnx.
 CALIBRATORS = ("entropy", "max", "percentile", "mse")
-PEERS = ("ort-minmax", "ort-entropy", "ort-percentile", "modelopt-int8")  # peers.py: other tools' INT8
+PEERS = ("ort-minmax", "ort-entropy", "ort-percentile", "modelopt-int8", "nncf-int8")  # peers.py: other tools' INT8
 DEFAULT_CALIBRATOR = "entropy"
