@@ -114,25 +114,25 @@ def runner_for(model: Model, **fields) -> Runner:
 @overload
 def upscale(model: Model, source: np.ndarray, output: None = None, *, tile: int | str | None = None,
             overlap: int | None = None, max_memory: int | str | None = None, batch: int = 1,
-            overwrite: bool = False, encoding: Any = None) -> np.ndarray: ...
+            overwrite: bool = False) -> np.ndarray: ...
 @overload
 def upscale(model: Model, source: Sequence[PathLike], output: PathLike, *, tile: int | str | None = None,
             overlap: int | None = None, max_memory: int | str | None = None, batch: int = 1,
-            overwrite: bool = False, encoding: Any = None) -> list[Path]: ...
+            overwrite: bool = False) -> list[Path]: ...
 @overload
 def upscale(model: Model, source: PathLike, output: PathLike | None = None, *, tile: int | str | None = None,
             overlap: int | None = None, max_memory: int | str | None = None, batch: int = 1,
-            overwrite: bool = False, encoding: Any = None) -> Path | list[Path]: ...
-def upscale(model, source, output=None, *, tile=None, overlap=None, max_memory=None, batch=1, overwrite=False,
-            encoding=None):
+            overwrite: bool = False) -> Path | list[Path]: ...
+def upscale(model, source, output=None, *, tile=None, overlap=None, max_memory=None, batch=1, overwrite=False):
     """Upscale `source` with `model`: a runner (yours, left active), or what load_runner takes (a path, a
     RunnerSpec, None for the bundled AgileIR-light x4), loaded once and kept for later calls (release()).
 
     * an array (HxW, HxWx1, HxWx3, HxWx4; uint8, uint16 or float on [0, 1]: agileir.io.pixels) -> the upscaled
       array, same form and dtype, nothing written;
     * an image file -> writes `output` (default NAME_x{scale}.png beside it), returns its path;
-    * a video file (.mp4, .mkv, ...; the `video` extra) -> writes `output` (default NAME_x{scale}.mkv), returns
-      its path; `encoding` an agileir.upscale.options.EncodingOptions (codec, crf, pix_fmt, start, frames);
+    * a video file (.mp4, .mkv, ...; the `video` extra) -> writes `output` (default NAME_x{scale}.mkv; the
+      container from its suffix) with agileir video's default encoding, returns its path (other encodings:
+      agileir.upscale.video.upscale_video with an EncodingOptions);
     * a folder -> NAME_x{scale}.png per image into `output` (default SOURCE_x{scale}), returns the paths in input
       order; a list of image files the same into the folder `output`.
 
@@ -166,7 +166,7 @@ def upscale(model, source, output=None, *, tile=None, overlap=None, max_memory=N
     from .upscale.video import is_video_path
 
     if is_video_path(source):
-        return _upscale_video(upscaler, source, output, batch, encoding, inputs, overwrite)
+        return _upscale_video(upscaler, source, output, batch, inputs, overwrite)
     return _upscale_file(upscaler, source, output, inputs, overwrite)
 
 
@@ -245,7 +245,7 @@ def _upscale_folder(upscaler, images: list[Path], out_dir: Path, batch: int, inp
     return [plan[src] for src in images]
 
 
-def _upscale_video(upscaler, source: Path, output, batch: int, encoding, inputs: list[Path], overwrite: bool) -> Path:
+def _upscale_video(upscaler, source: Path, output, batch: int, inputs: list[Path], overwrite: bool) -> Path:
     from .upscale.options import PipelineOptions
     from .upscale.video import upscale_video
     from .upscale.writing import VIDEO, RunOutputs
@@ -254,7 +254,7 @@ def _upscale_video(upscaler, source: Path, output, batch: int, encoding, inputs:
     gate = _gate(inputs, [source], overwrite)
     gate.claim(out, VIDEO, f"output of {source}")
     pipeline = PipelineOptions(batch=batch, handle_signals=False)
-    return upscale_video(upscaler, source, out, encoding, pipeline, outputs=RunOutputs(gate)).path
+    return upscale_video(upscaler, source, out, None, pipeline, outputs=RunOutputs(gate)).path
 
 
 __all__ = ["Model", "RunnerSpec", "export", "load_model", "load_runner", "release", "runner_for", "tiling_options",
