@@ -10,9 +10,10 @@ Conventions (docs/benchmarks.md repeats them for writers):
   under one JSON node (the row's anchor), the anchors of two rows never contain one another, rows follow the
   records' order in the file, and the k-th number of a column is the same field (path below the anchor) in
   every row. So an edited number fails, and so does a number moved to another row.
-* `<!-- prints: agileir/path.py[, agileir/other.py] -->` marks the next fenced block as output of the tool: every
-  line must be produced by a string template (f-string, `%`/`{}` format, literal) in those files, where a field
-  may stand for a value (one token, or a list of numbers) or for the output of another template.
+* `<!-- prints: agileir/path.py[, agileir/folder/] -->` marks the next fenced block as output of the tool: every
+  line must be produced by string templates (f-string, `%`/`{}` format, literal) in those files, one template or
+  one followed by another (a prefix), where a field may stand for a value (one token, or a list of numbers) or
+  for the output of templates again.
 """
 from __future__ import annotations
 
@@ -338,11 +339,14 @@ def test_table_check_on_a_known_json():
 
 def templates(source: Path) -> list[re.Pattern]:
     """Every string the module can print, as a regex whose groups are its fields."""
-    out = []
-    for node in ast.walk(ast.parse(source.read_text())):
+    out, tree = [], ast.parse(source.read_text())
+    pieces = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+    pieces |= {id(node.format_spec) for node in ast.walk(tree) if isinstance(node, ast.FormattedValue)}
+    for node in ast.walk(tree):
+        if id(node) in pieces:  # a piece of an f-string, not a string of its own
+            continue
         if isinstance(node, ast.JoinedStr):
-            parts = [re.escape(v.value) if isinstance(v, ast.Constant) else "(.+?)" for v in node.values]
-            pattern = "".join(parts)
+            pattern = "".join(re.escape(v.value) if isinstance(v, ast.Constant) else "(.+?)" for v in node.values)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.strip():
             pattern = re.sub(r"\\\{[^{}]*?\\\}|%[-+ 0#]*\d*(?:\\\.\d+)?[sdfrieg]", "(.+?)", re.escape(node.value))
         else:
@@ -357,15 +361,37 @@ def is_value(text: str) -> bool:
     return " " not in text.strip() or not re.search(r"[A-Za-z]{3,}", text)
 
 
-def printed_by(line: str, patterns: list[re.Pattern], depth: int = 0) -> bool:
-    """Whether `line` is what one template prints: each field is a value or another template's output."""
-    if depth > 3:
+def wordy(pattern: re.Pattern) -> bool:
+    """Whether a template's own text (its fields left out) has a word in it."""
+    return bool(re.search(r"[A-Za-z]{3,}", pattern.pattern.replace("(.+?)", "")))
+
+
+def printed_by(line: str, patterns: list[re.Pattern], depth: int = 0, wordy_only: bool = False) -> bool:
+    """Whether `line` is what the templates print: one template's output, or one's output followed by more
+    (`prefix + text`); each field is a value or, again, templates' output. A template without a word of its own
+    (f"{what} ...") takes for its fields only values or the output of templates that have words."""
+    if depth > 6 or not line:
         return False
-    for pattern in patterns:
+    usable = [(p, wordy(p)) for p in patterns if not wordy_only or wordy(p)]
+    for pattern, has_words in usable:
         m = pattern.fullmatch(line)
-        if m and all(is_value(g) or printed_by(g, patterns, depth + 1) for g in m.groups()):
+        if m and all(is_value(g) or printed_by(g, patterns, depth + 1, not has_words) for g in m.groups()):
+            return True
+    for pattern, has_words in usable:
+        m = pattern.match(line)
+        if m and 0 < m.end() < len(line) and not pattern.pattern.endswith("(.+?)") \
+                and all(is_value(g) or printed_by(g, patterns, depth + 1, not has_words) for g in m.groups()) \
+                and printed_by(line[m.end():], patterns, depth + 1, wordy_only):
             return True
     return False
+
+
+def sources_of(marker: str) -> list[Path]:
+    """The files a prints marker names: files, or folders (every .py below them)."""
+    paths = [REPO / name for name in re.split(r"[,\s]+", marker) if name]
+    missing = [p for p in paths if not p.exists()]
+    assert not missing, f"prints marker names missing paths: {missing}"
+    return [f for p in paths for f in (sorted(p.rglob("*.py")) if p.is_dir() else [p])]
 
 
 def quoted_outputs():
@@ -380,7 +406,7 @@ def quoted_outputs():
 
 @pytest.mark.parametrize("doc, sources, block", quoted_outputs())
 def test_quoted_output_is_what_the_code_prints(doc, sources, block):
-    patterns = [p for name in re.split(r"[,\s]+", sources) if name for p in templates(REPO / name)]
+    patterns = [p for source in sources_of(sources) for p in templates(source)]
     wrong = [line for line in block.splitlines() if line.strip() and not printed_by(line, patterns)]
     assert not wrong, f"{doc.name}: lines no template in {sources} prints: {wrong}"
 
@@ -388,12 +414,16 @@ def test_quoted_output_is_what_the_code_prints(doc, sources, block):
 def test_quoted_output_check_can_fail(tmp_path):
     module = tmp_path / "m.py"
     module.write_text('echo(f"[{form}] wrote {path} ({size / 1e6:.1f} MB, {n} nodes)")\n'
-                      'print("error: %s" % message)\nprint("{} is not installed".format(name))\n')
+                      'print("error: %s" % message)\nprint("{} is not installed".format(name))\n'
+                      'line = (f"[{label}] " if label else "") + text\nnote(f"{what} ...")\n'
+                      'stage(what=f"building from {src} on {where}")\nwhere = f"the CPU (for {targets})"\n')
     patterns = templates(module)
     assert printed_by("[standard] wrote out/x4/model.onnx (72.3 MB, 4592 nodes)", patterns)
     assert printed_by("error: onnx is not installed", patterns)
+    assert printed_by("[model.plan] building from model.onnx on the CPU (for 8.6, 8.9) ...", patterns)
     assert not printed_by("[standard] wrote out/x4/model.onnx (72.3 MB, 4592 nodes, 56 per block)", patterns)
     assert not printed_by("error: something the code never says", patterns)
+    assert not printed_by("[model.plan] building from model.onnx on a GPU ...", patterns)
 
 
 def test_docs_quote_output_somewhere():
