@@ -50,148 +50,19 @@ order as `gate.atomic`. Folders the gate creates (`make_folder`, `atomic`) and l
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
 import shutil
 import stat
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .atomic import atomic_path, before_publish
+from .ledger import (LEDGER, LedgerRefused, OutputConflict, Written, fsync_file, check_ledger,  # noqa: F401
+                     file_sha256, read_ledger, record)
 
-LEDGER = ".agileir.outputs.jsonl"
 OVERWRITE_HINT = "--overwrite replaces it"
-
-
-class OutputConflict(ValueError):
-    """An output would overwrite an input of the run, a file agileir did not write, or another output."""
-
-
-class LedgerRefused(OutputConflict):
-    """A folder's ledger cannot be used (a symlink, not a regular file, not writable): nothing is written there."""
-
-
-@dataclass(frozen=True)
-class Written:
-    """One ledger line: a file the toolkit wrote."""
-    name: str
-    sha256: str
-    size: int
-    kind: str
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _refused(folder: Path, why: str) -> LedgerRefused:
-    return LedgerRefused(f"cannot record outputs in {folder}: {why} (agileir records the files it writes in "
-                         f"{LEDGER}); refusing before any work")
-
-
-def _open_ledger(folder: Path, flags: int) -> int:
-    """A descriptor of `folder`'s ledger: never through a symlink, only a regular file with one link (a hard link
-    to an input would let the ledger's appends reach it); O_NONBLOCK so that a FIFO fails instead of hanging."""
-    ledger = folder / LEDGER
-    try:
-        fd = os.open(ledger, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise _refused(folder, f"{ledger} is a symlink") from None
-        if e.errno == errno.ENXIO:
-            raise _refused(folder, f"{ledger} is not a regular file") from None
-        raise
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-        os.close(fd)
-        why = "is not a regular file" if not stat.S_ISREG(st.st_mode) else "has other hard links"
-        raise _refused(folder, f"{ledger} {why}")
-    return fd
-
-
-def read_ledger(folder: str | os.PathLike) -> dict[str, Written]:
-    """The ledger of `folder`: file name -> its last recorded write (malformed lines are ignored; a ledger that
-    is a symlink or not a regular file is not read: nothing there is the toolkit's)."""
-    entries: dict[str, Written] = {}
-    try:
-        fd = _open_ledger(Path(folder), os.O_RDONLY)
-    except (OSError, LedgerRefused):
-        return entries
-    with open(fd, "rb") as f:
-        lines = f.read().decode(errors="replace").splitlines()
-    for line in lines:
-        try:
-            d = json.loads(line)
-            entries[d["name"]] = Written(str(d["name"]), str(d["sha256"]), int(d["size"]), str(d["kind"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return entries
-
-
-def check_ledger(folder: str | os.PathLike) -> None:
-    """Refuse (LedgerRefused, exit 2) when a line could not be appended to `folder`'s ledger: checked before any
-    work, so that no run finds out after minutes of work, or after replacing a file."""
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return  # a path under a file: the write itself fails, naming it
-    if not os.access(existing, os.W_OK | os.X_OK):  # the temporary file and the ledger are created there
-        raise _refused(folder, f"{existing} is not writable")
-    if existing == folder and os.path.lexists(folder / LEDGER):
-        try:
-            os.close(_open_ledger(folder, os.O_RDWR | os.O_APPEND))
-        except OSError as e:
-            raise _refused(folder, f"{folder / LEDGER}: {e.strerror}") from None
-
-
-def record(path: str | os.PathLike, kind: str, sha256: str | None = None, size: int | None = None) -> None:
-    """Append `path` (as written now, or with the given digest and size) to its folder's ledger, durably (fsync)."""
-    path = Path(path)
-    line = json.dumps({"name": path.name, "sha256": sha256 or file_sha256(path),
-                       "size": path.stat().st_size if size is None else size, "kind": kind}).encode() + b"\n"
-    folder = path.parent
-    created = not os.path.lexists(folder / LEDGER)
-    fd = _open_ledger(folder, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-    try:
-        end = os.fstat(fd).st_size
-        if end and os.pread(fd, 1, end - 1) != b"\n":
-            line = b"\n" + line  # a torn last line is closed, never glued to
-        if os.write(fd, line) != len(line):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / LEDGER))
-        os.fsync(fd)
-    except BaseException:
-        if created:  # an empty ledger of a failed first line: no trace of a write that did not happen
-            (folder / LEDGER).unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
-    if created:
-        _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 
 
 def toolkit_kind(path: str | os.PathLike, ledger: dict[str, Written] | None = None) -> str | None:
@@ -211,39 +82,77 @@ def _key(path: Path) -> Path:
     return Path(os.path.realpath(path.parent)) / path.name
 
 
+class _Inputs:
+    """The inputs of a run, matched by real path and by (device, inode): symlinks and hard links."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+        self._real: dict[str, Path] = {}
+        self._inodes: dict[tuple[int, int], Path] = {}
+
+    def add(self, *paths: str | os.PathLike | None) -> None:
+        for p in (Path(p) for p in paths if p is not None):
+            self.paths.append(p)
+            self._real.setdefault(os.path.realpath(p), p)
+            try:
+                st = p.stat()
+                self._inodes.setdefault((st.st_dev, st.st_ino), p)
+            except OSError:  # not there (yet): only its path can match
+                pass
+
+    def hit(self, path: Path) -> Path | None:
+        found = self._real.get(os.path.realpath(path))
+        if found is None:
+            try:
+                st = path.stat()
+                found = self._inodes.get((st.st_dev, st.st_ino))
+            except OSError:
+                pass
+        return found
+
+
+class _Folders:
+    """Folders a gate created: removed again while empty (a run that wrote nothing)."""
+
+    def __init__(self) -> None:
+        self.created: list[Path] = []
+
+    def make(self, folder: Path) -> Path:
+        missing, p = [], folder
+        while not os.path.lexists(p) and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        self.created += [m for m in reversed(missing) if m not in self.created]
+        return folder
+
+    def remove_unused(self) -> None:
+        for p in sorted(self.created, key=lambda q: len(q.parts), reverse=True):  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        self.created = [p for p in self.created if p.exists()]
+
+
 class OutputGate:
     """The outputs of one run, checked against its inputs and against files it did not write."""
 
     def __init__(self, inputs: Iterable[str | os.PathLike | None] = (), overwrite: bool = False) -> None:
-        self.inputs: list[Path] = []
-        self._input_paths: dict[str, Path] = {}  # real path -> input, and (device, inode) -> input: hard links
-        self._input_inodes: dict[tuple[int, int], Path] = {}
+        self._inputs = _Inputs()
         self.overwrite = overwrite
         self._claimed: dict[Path, tuple[Path, str, str]] = {}  # key -> (path, what, kind)
         self._ledgers: dict[Path, dict[str, Written]] = {}  # read once per folder: a folder run claims many
         self._published: dict[Path, str] = {}  # key -> sha256 recorded before its rename (publishing)
-        self._created: list[Path] = []  # folders this gate made
+        self._folders = _Folders()
         self.add_inputs(*inputs)
 
-    def add_inputs(self, *paths: str | os.PathLike | None) -> None:
-        for p in (Path(p) for p in paths if p is not None):
-            self.inputs.append(p)
-            self._input_paths.setdefault(os.path.realpath(p), p)
-            try:
-                st = p.stat()
-                self._input_inodes.setdefault((st.st_dev, st.st_ino), p)
-            except OSError:  # not there (yet): only its path can match
-                pass
+    @property
+    def inputs(self) -> list[Path]:
+        return self._inputs.paths
 
-    def _input_hit(self, path: Path) -> Path | None:
-        hit = self._input_paths.get(os.path.realpath(path))
-        if hit is None:
-            try:
-                st = path.stat()
-                hit = self._input_inodes.get((st.st_dev, st.st_ino))
-            except OSError:
-                pass
-        return hit
+    def add_inputs(self, *paths: str | os.PathLike | None) -> None:
+        self._inputs.add(*paths)
 
     def claim(self, path: str | os.PathLike, kind: str, what: str | None = None) -> Path:
         """Reserve `path` for an output of `kind` (`what` names its producer in messages); refuse it now when
@@ -251,7 +160,7 @@ class OutputGate:
         folder whose ledger cannot be written."""
         path = Path(path)
         label = f" ({what})" if what else ""
-        hit = self._input_hit(path)
+        hit = self._inputs.hit(path)
         if hit is not None:
             raise OutputConflict(f"the output {path}{label} would overwrite the input {hit}: refusing "
                                  "(choose another output path)")
@@ -309,30 +218,17 @@ class OutputGate:
 
     def make_folder(self, folder: str | os.PathLike) -> Path:
         """mkdir -p, remembering what it created (remove_unused_folders)."""
-        folder = Path(folder)
-        missing = []
-        p = folder
-        while not os.path.lexists(p) and p != p.parent:
-            missing.append(p)
-            p = p.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        self._created += [m for m in reversed(missing) if m not in self._created]
-        return folder
+        return self._folders.make(Path(folder))
 
     def remove_unused_folders(self) -> None:
         """Remove the folders this gate created that are still empty (a run that wrote nothing), deepest first."""
-        for p in sorted(self._created, key=lambda q: len(q.parts), reverse=True):
-            try:
-                p.rmdir()
-            except OSError:
-                pass
-        self._created = [p for p in self._created if p.exists()]
+        self._folders.remove_unused()
 
     def _publish_hook(self, path: Path, kind: str):
         key = _key(path)
 
         def hook(tmp: Path) -> None:
-            _fsync_file(tmp)
+            fsync_file(tmp)
             digest = file_sha256(tmp)
             record(path, kind, digest, tmp.stat().st_size)
             self._published[key] = digest
