@@ -228,7 +228,8 @@ def test_nvrtc_compiles_same_source():
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # NVIDIA's TensorRT headers as test fixtures (never copied into the project): <repo>/../shared/third_party/...
 SHARED_TRT_HEADERS = REPO_ROOT.parent / "shared" / "third_party" / "tensorrt-headers"
-HEADER_VERSIONS = ("10.13.3", "11.1")
+HEADER_VERSIONS = ("8.5.3", "8.6.1", "10.3.0", "10.13.3", "11.1")  # JetPack 5.1, 6.0, 6.1/6.2; desktop 10 and 11
+PLUGIN_SOURCES = ("gswa_plugin.cpp", "gswa_plugin_v2.cpp")  # IPluginV3 (TensorRT >= 10), IPluginV2DynamicExt (8.x)
 
 
 def _tensorrt_include_dir(version: str | None = None) -> Path | None:
@@ -262,14 +263,17 @@ def _cuda_include_dir() -> Path | None:
     return None
 
 
-def _compile_plugin_cpp(trt_inc: Path, defs: list[str]) -> subprocess.CompletedProcess:
+def _compile_plugin_cpp(trt_inc: Path, defs: list[str], source: str = "gswa_plugin.cpp",
+                        obj: Path | None = None) -> subprocess.CompletedProcess:
+    """g++ on one plugin source: syntax only, or (obj) an object file."""
     cuda_inc = _cuda_include_dir()
     gxx = shutil.which("g++") or shutil.which("c++")
     if cuda_inc is None or gxx is None:
-        pytest.skip("CUDA headers or a C++ compiler missing: gswa_plugin.cpp was not compiled here")
+        pytest.skip(f"CUDA headers or a C++ compiler missing: {source} was not compiled here")
     # project files with -Werror; TensorRT and CUDA headers as system headers (their warnings are not ours)
-    cmd = [gxx, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *defs, "-isystem", str(trt_inc),
-           "-isystem", str(cuda_inc), "-I", str(CSRC), str(CSRC / "gswa_plugin.cpp")]
+    mode = ["-fsyntax-only"] if obj is None else ["-c", "-fPIC", "-fvisibility=hidden", "-o", str(obj)]
+    cmd = [gxx, "-std=c++17", *mode, "-Wall", "-Wextra", "-Werror", *defs, "-isystem", str(trt_inc),
+           "-isystem", str(cuda_inc), "-I", str(CSRC), str(CSRC / source)]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
@@ -287,15 +291,51 @@ def test_plugin_cpp_compiles_against_tensorrt_headers(flavour):
     assert proc.returncode == 0, f"against {trt_inc}:\n{proc.stdout}{proc.stderr}"
 
 
+@pytest.mark.parametrize("source", PLUGIN_SOURCES)
 @pytest.mark.parametrize("flavour", list(PLUGIN_DEFINES))
 @pytest.mark.parametrize("version", HEADER_VERSIONS)
-def test_plugin_cpp_compiles_against_shared_tensorrt_headers(version, flavour):
-    """Both supported TensorRT major versions, from the headers in ../shared/third_party/tensorrt-headers."""
+def test_plugin_cpp_compiles_against_shared_tensorrt_headers(version, flavour, source):
+    """Every header set in ../shared/third_party/tensorrt-headers (TensorRT 8.5.3 to 11.1), both plugin sources."""
     trt_inc = _tensorrt_include_dir(version)
     if trt_inc is None:
         pytest.skip(f"{SHARED_TRT_HEADERS / version / 'include'} not found: TensorRT {version} compile not checked")
-    proc = _compile_plugin_cpp(trt_inc, PLUGIN_DEFINES[flavour])
-    assert proc.returncode == 0, f"TensorRT {version} headers ({trt_inc}):\n{proc.stdout}{proc.stderr}"
+    proc = _compile_plugin_cpp(trt_inc, PLUGIN_DEFINES[flavour], source)
+    assert proc.returncode == 0, f"TensorRT {version} headers ({trt_inc}), {source}:\n{proc.stdout}{proc.stderr}"
+
+
+# entry points each build exports (C linkage), by TensorRT release: loadLibrary wants getCreators (10+) or
+# getPluginCreators (8.6; 8.5 has no loadLibrary, its loader is the static registration)
+ENTRY_POINTS = {"8.5.3": {"getPluginCreators"}, "8.6.1": {"getPluginCreators", "setLoggerFinder"},
+                "10.3.0": {"getCreators", "setLoggerFinder"}, "10.13.3": {"getCreators", "setLoggerFinder"},
+                "11.1": {"getCreators", "setLoggerFinder"}}
+
+
+@pytest.mark.parametrize("version", HEADER_VERSIONS)
+def test_each_release_gets_the_plugin_interface_it_has(version, tmp_path):
+    """Compiled against a release's headers, the library holds the IPluginV2DynamicExt plugin for TensorRT 8.x and
+    the IPluginV3 one from 10 (NV_TENSORRT_MAJOR), with that release's loader entry points."""
+    nm = shutil.which("nm")
+    trt_inc = _tensorrt_include_dir(version)
+    if trt_inc is None or nm is None:
+        pytest.skip(f"TensorRT {version} headers or nm missing: interface selection not checked")
+    symbols = {}
+    for flavour, defs in (("loadLibrary", []), ("static-registration", ["-DAGILEIR_GSWA_STATIC_REGISTRATION"])):
+        text = ""
+        for source in PLUGIN_SOURCES:
+            obj = tmp_path / f"{flavour}-{source}.o"
+            proc = _compile_plugin_cpp(trt_inc, defs, source, obj)
+            assert proc.returncode == 0, proc.stderr
+            text += subprocess.run([nm, "-C", "--defined-only", str(obj)], capture_output=True, text=True).stdout
+        symbols[flavour] = text
+    v2 = version.startswith("8.")
+    for text in symbols.values():
+        assert ("agileir::GswaPluginV2Creator::createPlugin" in text) == v2
+        assert ("agileir::GswaPluginCreator::createPlugin" in text) == (not v2)
+    exported = {name for name in ("getCreators", "getPluginCreators", "setLoggerFinder")
+                if f" T {name}" in symbols["loadLibrary"]}
+    assert exported == ENTRY_POINTS[version]
+    assert not {"getCreators", "getPluginCreators"} & {n for n in ("getCreators", "getPluginCreators")
+                                                       if f" T {n}" in symbols["static-registration"]}
 
 
 # ---------------------------------------------------------------------------------------------- Python side

@@ -12,6 +12,7 @@
  */
 #include "gswa_plugin.h"
 #include "gswa_kernel.h"
+#include "NvInferVersion.h"
 
 #include <atomic>
 #include <cstdio>
@@ -35,6 +36,7 @@ using namespace nvinfer1;
 
 namespace agileir
 {
+#if NV_TENSORRT_MAJOR >= 10 // IPluginV3; TensorRT 8.x builds gswa_plugin_v2.cpp (IPluginV2DynamicExt) instead
 namespace
 {
 
@@ -122,6 +124,7 @@ int64_t volume(Dims const& d)
 }
 
 } // namespace
+#endif // NV_TENSORRT_MAJOR >= 10
 
 bool validateParams(GswaParams const& p, std::string* why)
 {
@@ -151,6 +154,7 @@ bool validateParams(GswaParams const& p, std::string* why)
     return false;
 }
 
+#if NV_TENSORRT_MAJOR >= 10
 // ------------------------------------------------------------------------------------------------ GswaPlugin
 
 GswaPlugin::GswaPlugin(GswaParams const& params)
@@ -475,9 +479,11 @@ IPluginV3* GswaPluginCreator::createPlugin(
     return nullptr;
 }
 
+#endif // NV_TENSORRT_MAJOR >= 10
 } // namespace agileir
 
 // ----------------------------------------------------------------------------------------------- entry points
+#if NV_TENSORRT_MAJOR >= 10
 
 extern "C" AGILEIR_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {
@@ -584,3 +590,4 @@ extern "C" AGILEIR_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(
     return kCreators;
 }
 #endif
+#endif // NV_TENSORRT_MAJOR >= 10

@@ -15,6 +15,7 @@
 #define AGILEIR_GSWA_PLUGIN_H
 
 #include "NvInferRuntime.h"
+#include "NvInferVersion.h"
 
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ struct GswaParams
     float scale{0.25f};
 };
 
+#if NV_TENSORRT_MAJOR >= 10 // TensorRT 8.x: gswa_plugin_v2.cpp (IPluginV2DynamicExt + IPluginCreator)
 class GswaPlugin final : public nvinfer1::IPluginV3,
                          public nvinfer1::IPluginV3OneCore,
                          public nvinfer1::IPluginV3OneBuild,
@@ -103,6 +105,8 @@ private:
     std::vector<nvinfer1::PluginField> mFields;
     nvinfer1::PluginFieldCollection mFC{};
 };
+
+#endif // NV_TENSORRT_MAJOR >= 10
 
 //! Checks window / shift / key_dim / scale; on failure writes the reason to *why and returns false.
 bool validateParams(GswaParams const& p, std::string* why);
