@@ -410,6 +410,11 @@ BAD_EXPORTS = {
                                                         "scale": 3, "engine_sha256": "0" * 64}))),
                                        "$.engine_sha256"),
     "no export.json": (lambda exp: (exp / "export.json").unlink(), "export.json not found"),
+    "engine sidecar scale edited": (lambda exp: ((exp / "model.plan").write_bytes(b"engine bytes"),
+                                                 (exp / "model.json").write_text(json.dumps({
+                                                     "format": "agileir-engine/1", "precision": "fp32", "scale": 2,
+                                                     "engine_sha256": B.sha(exp / "model.plan")}))),
+                                    "model.json: $.scale is 2"),
 }
 
 

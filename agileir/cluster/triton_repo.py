@@ -127,6 +127,9 @@ def plan_repository(export_dir: str | Path, ort_instances: int = 1, ort_kind: st
             skipped.append((path.name, str(e)))
             continue
         _check_engine(path, info)
+        if info["scale"] != scale:  # the sidecar is not hashed: its scale must agree with the export's
+            raise ValueError(f"{sidecar_path(path)}: $.scale is {info['scale']}, but "
+                             f"{export_dir / 'export.json'} says $.scale {scale}")
         if info.get("flavour") == "rtx":
             skipped.append((path.name, "a TensorRT-RTX engine: Triton's tensorrt_plan backend runs TensorRT engines; "
                                        "build one with `agileir build --target tensorrt` on the serving GPU"))
