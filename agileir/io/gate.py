@@ -23,7 +23,9 @@ description", "batch manifest", "triton repository", "... report"); only equalit
 A claim is refused (`OutputConflict`, a ValueError: exit 2) when the target
 
 * is an input of the run (compared through symlinks and hard links), even with `overwrite`;
-* is claimed twice in one run, or is a folder where a file goes;
+* is claimed twice in one run, or is a folder where a file goes, or a device, FIFO or socket (also through a
+  symlink), even with `overwrite`;
+* lies in a folder whose ledger cannot be used (below), even with `overwrite`;
 * exists and is not the toolkit's own earlier output of the same kind, unless `overwrite` (--overwrite).
 
 How the toolkit recognises its own outputs: every gated write appends one line to a ledger file beside it,
