@@ -11,7 +11,8 @@ import click
 
 from ..runtime.artifacts import artifact_inputs
 from .common import (EXIT_ENVIRONMENT, CheckFailed, CliError, backend_option, device_option,
-                     friendly_errors, ov_precision_option, overwrite_option, target_options)
+                     friendly_errors, ov_precision_option, overwrite_option)
+from .options import build_request_options
 
 
 def _sizes(text: str) -> list[int]:
@@ -25,71 +26,26 @@ def _sizes(text: str) -> list[int]:
 
 
 @click.command(name="build")
-@click.argument("onnx_path", metavar="ONNX", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", help="engine file (.plan/.engine) [default: the ONNX path with .plan]; "
-                                     "its description goes beside it as .json")
-@click.option("--min-shape", default="1x3x1x1", show_default=True, help="profile minimum, BxCxHxW or HxW")
-@click.option("--opt-shape", default="1x3x256x256", show_default=True, help="profile optimum (kernels are timed here)")
-@click.option("--max-shape", default="1x3x512x512", show_default=True, help="profile maximum (larger inputs are tiled)")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "int8"]), default="auto", show_default=True,
-              help="auto: the graph's; fp16 on an FP32 graph uses TensorRT 10's weak typing (refused on 11)")
-@click.option("--workspace", "workspace_mib", default=4096, show_default=True, type=click.IntRange(16),
-              help="workspace memory pool limit, MiB")
-@click.option("--opt-level", default=3, show_default=True, type=click.IntRange(0, 5), help="builder optimisation level")
-@click.option("--timing-cache", type=click.Path(dir_okay=False),
-              help="timing cache file, read and updated [default: timing.cache beside the engine]")
-@click.option("--plugin", type=click.Choice(["auto", "library", "qdp"]), default="auto", show_default=True,
-              help="GSWA plugin for model.plugin.onnx: C++ library, Python AOT QDP, or the library when built")
-@click.option("--plugin-lib", type=click.Path(dir_okay=False), help="libagileir_trt_plugins.so to load")
+@build_request_options
 @click.option("--print-trtexec", is_flag=True, help="only print the equivalent trtexec command")
-@target_options
-@click.option("--verbose", is_flag=True, help="TensorRT's verbose log")
 @overwrite_option
 @friendly_errors
-def build_cmd(onnx_path, output, min_shape, opt_shape, max_shape, precision, workspace_mib, opt_level, timing_cache,
-              plugin, plugin_lib, print_trtexec, target, compute_capability, verbose, overwrite):
+def build_cmd(request, print_trtexec, overwrite):
     """Build a TensorRT (or TensorRT-RTX) engine from an exported ONNX (either form, any precision variant).
 
     --target rtx builds on this machine without a GPU (TensorRT for RTX: ahead of time, JIT on the RTX GPU)."""
-    from dataclasses import replace
+    from ..deploy.build import build_from_request, claim_build
+    from ..runtime.tensorrt.env import TensorRTUnavailable
 
-    from ..runtime.artifacts import ENGINE_SUFFIXES, sidecar_path
-    from ..runtime.tensorrt.builder import (BuildOptions, ShapeProfile, build_engine, inspect_onnx,
-                                            parse_compute_capabilities, parse_shape, trtexec_command, trtexec_line)
-    from ..runtime.tensorrt.env import TensorRTUnavailable, plugin_library_for
-
-    from ..io.gate import OutputGate
-
-    engine = Path(output) if output else Path(onnx_path).with_suffix(".plan")
-    if engine.suffix not in ENGINE_SUFFIXES:
-        raise CliError(f"the engine file must end in {' or '.join(ENGINE_SUFFIXES)}: {engine}")
-    gate = OutputGate([onnx_path, plugin_lib], overwrite)
-    if not print_trtexec:
-        gate.claim(engine, "engine", "the engine")
-        gate.claim(sidecar_path(engine), "engine description", "the engine description")
-    info = inspect_onnx(onnx_path)
-    options = BuildOptions(
-        profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape), parse_shape(max_shape)),
-        precision=None if precision == "auto" else precision, workspace_mib=workspace_mib,
-        optimization_level=opt_level,
-        timing_cache=Path(timing_cache) if timing_cache else engine.parent / "timing.cache",
-        plugin=plugin, plugin_library=Path(plugin_lib) if plugin_lib else None, verbose=verbose, flavour=target,
-        compute_capabilities=parse_compute_capabilities(compute_capability))
-    if target == "rtx" and print_trtexec:
-        raise CliError("--print-trtexec is for --target tensorrt (trtexec is TensorRT's tool)")
-    command = trtexec_line(trtexec_command(info.path, engine, options, info.precision, info.form)) \
-        if target == "tensorrt" else ""
     if print_trtexec:
-        click.echo(command)
+        if request.options.flavour == "rtx":
+            raise CliError("--print-trtexec is for --target tensorrt (trtexec is TensorRT's tool)")
+        click.echo(request.trtexec_line())
         return
+    gate = claim_build(request, overwrite)
+    command = request.trtexec_line()  # reads the graph: a missing or foreign ONNX fails here, in one line
     try:
-        if plugin_lib is None:  # the plugin form's library: found, or built on first use
-            library = plugin_library_for(info.form, target, plugin, echo=lambda m: click.echo(m, err=True))
-            options = replace(options, plugin_library=library)
-        with gate.publishing():  # each file's ledger line durable before it is renamed into place
-            build_engine(info.path, engine, options, echo=lambda m: click.echo(m, err=True))
-        gate.record(engine, "engine")
-        gate.record(sidecar_path(engine), "engine description")
+        build_from_request(request, gate, echo=lambda m: click.echo(m, err=True))
     except TensorRTUnavailable as e:
         click.echo(f"error: cannot build here: {e}", err=True)
         if command:
