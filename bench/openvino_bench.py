@@ -1,10 +1,10 @@
 """ONNX Runtime vs OpenVINO on the CPU, through the Python API (agileir.runtime.load_runner), interleaved.
 
-    python bench/openvino_bench.py [--export DIR] [--nncf FILE] [--sizes 64,128,256] [--threads 2,1]
+    python bench/openvino_bench.py [--export DIR] [--nncf FILE] [--blocks 2x128,2x64,1x128,1x64,2x256,1x256]
                                    [--rounds 3] [--image PNG] [--out bench/results/openvino_cpu.json]
     python bench/openvino_bench.py --table bench/results/openvino_cpu.json     # the docs table
 
-Rows, per thread count and LR size (square crop of a real photo, seed-free):
+Rows, per block of thread count x LR size (square crop of a real photo):
   ort-fp32      ONNX Runtime CPU, DIR/model.onnx (standard form, FP32)
   ov-f32        OpenVINO CPU, the same file, f32 precision hint (agileir's default)
   ov-bf16       OpenVINO CPU, the same file, bf16 hint (what the CPU does with it: `hint_used`)
@@ -71,6 +71,16 @@ def psnrs(out: np.ndarray, ref: np.ndarray) -> dict:
     return {"float": round(psnr(a, b), 2), "8bit": round(psnr(to_uint8(a), to_uint8(b), peak=255.0), 2)}
 
 
+def reference_output(x: np.ndarray) -> np.ndarray:
+    """The PyTorch FP32 output of the bundled checkpoint (2 threads)."""
+    import torch
+
+    from agileir.runtime.pytorch import PyTorchRunner
+
+    torch.set_num_threads(2)
+    return PyTorchRunner(None, device="cpu").infer({"lr": x})["sr"]
+
+
 def block(run: dict, x: np.ndarray, reference: np.ndarray, rounds: int, echo) -> dict:
     outs = {row: r.infer({"lr": x})["sr"] for row, r in run.items()}  # warm-up, and the parity outputs
     times: dict[str, list[float]] = {row: [] for row in run}
@@ -110,8 +120,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--export", default="/tmp/ovexport", help="agileir-export --int8 output folder")
     parser.add_argument("--nncf", default="/tmp/ovbench/model.nncf.int8.onnx", help="NNCF INT8 graph (made if absent)")
-    parser.add_argument("--sizes", default="128,64,256")
-    parser.add_argument("--threads", default="2,1")
+    parser.add_argument("--blocks", default="2x128,2x64,1x128,1x64,2x256,1x256",
+                        help="THREADSxLR blocks, run in this order")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--image", default=str(DEFAULT_IMAGE), help="photo the LR crops are cut from")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "openvino_cpu.json"))
@@ -128,7 +138,6 @@ def main() -> None:
     from agileir.io.gate import OutputGate
     from agileir.io.images import read_image
     from agileir.runtime.bench import host_info
-    from agileir.runtime.pytorch import PyTorchRunner
 
     echo = lambda m: print(m, flush=True)  # noqa: E731
     export, nncf = Path(args.export), Path(args.nncf)
@@ -147,32 +156,30 @@ def main() -> None:
         gate.claim(info, "benchmark report", "NNCF record")
         gate.write_json(info, payload["nncf"], "benchmark report")
     photo = read_image(args.image).to_rgb()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    import torch
-
-    torch.set_num_threads(2)
-    reference = PyTorchRunner(None, device="cpu")
-    crops = {s: np.ascontiguousarray(photo[:s, :s].transpose(2, 0, 1)[None], dtype=np.float32) for s in sizes}
-    refs = {}
-    for s in sizes:
-        echo(f"PyTorch FP32 reference at {s}x{s} ...")
-        refs[s] = reference.infer({"lr": crops[s]})["sr"]
-    del reference
-    for threads in (int(t) for t in args.threads.split(",")):
-        run = runners(export, nncf, threads, ROWS if info.is_file() else ROWS[:-1])
-        echo(f"threads {threads}: activated " + ", ".join(f"{k} {r.activation_s}s" for k, r in run.items()))
-        for s in sizes:
-            if "ov-nncf-int8" not in run and info.is_file():  # NNCF's file appeared meanwhile
-                run |= runners(export, nncf, threads, ("ov-nncf-int8",))
-            if info.is_file():
-                payload["nncf"] = json.loads(info.read_text())
-            echo(f"threads {threads}, {s}x{s} LR: {args.rounds} interleaved rounds ...")
-            rows = block(run, crops[s], refs[s], args.rounds, echo)
-            payload["results"].append({"threads": threads, "lr": s, "loadavg": [round(v, 1) for v in os.getloadavg()],
-                                       "activation_s": {k: r.activation_s for k, r in run.items()}, "rows": rows})
-            gate.write_json(args.out, payload, "benchmark report")
-            echo("  " + ", ".join(f"{k} {v['median_s']}s ({v['speedup_vs_ort_fp32']}x, "
-                                  f"{v['psnr_vs_ort_fp32']['8bit']} dB)" for k, v in rows.items()))
+    blocks = [tuple(int(v) for v in b.split("x")) for b in args.blocks.split(",")]
+    refs: dict[int, np.ndarray] = {}
+    run: dict = {}
+    for threads, s in blocks:
+        x = np.ascontiguousarray(photo[:s, :s].transpose(2, 0, 1)[None], dtype=np.float32)
+        if s not in refs:
+            echo(f"PyTorch FP32 reference at {s}x{s} ...")
+            refs[s] = reference_output(x)
+        if not run or next(iter(run.values())).threads != threads:
+            for r in run.values():
+                r.deactivate()
+            run = runners(export, nncf, threads, ROWS if info.is_file() else ROWS[:-1])
+            echo(f"threads {threads}: activated " + ", ".join(f"{k} {r.activation_s}s" for k, r in run.items()))
+        if "ov-nncf-int8" not in run and info.is_file():  # NNCF's file appeared meanwhile
+            run |= runners(export, nncf, threads, ("ov-nncf-int8",))
+        if info.is_file():
+            payload["nncf"] = json.loads(info.read_text())
+        echo(f"threads {threads}, {s}x{s} LR: {args.rounds} interleaved rounds ...")
+        rows = block(run, x, refs[s], args.rounds, echo)
+        payload["results"].append({"threads": threads, "lr": s, "loadavg": [round(v, 1) for v in os.getloadavg()],
+                                   "activation_s": {k: r.activation_s for k, r in run.items()}, "rows": rows})
+        gate.write_json(args.out, payload, "benchmark report")
+        echo("  " + ", ".join(f"{k} {v['median_s']}s ({v['speedup_vs_ort_fp32']}x, "
+                              f"{v['psnr_vs_ort_fp32']['8bit']} dB)" for k, v in rows.items()))
     echo(f"wrote {args.out}")
 
 
