@@ -66,7 +66,7 @@ def build_cmd(request, print_trtexec, overwrite):
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write the report as JSON")
 @backend_option()
 @overwrite_option
-@device_option("where checkpoints (the artifact or the reference) run in PyTorch: auto, cpu, cuda or cuda:N")
+@device_option()
 @friendly_errors
 def validate_cmd(artifact, dataset, scale, reference, threshold, json_out, backend, overwrite, device):
     """Parity of ARTIFACT (checkpoint, .onnx, engine) with the PyTorch FP32 reference on a dataset.

@@ -149,14 +149,16 @@ class RunnerSpec:
 
 
 def load_runner(spec: RunnerSpec | str | Path | None = None, *, max_side: int | None = None, batch: int = 1,
-                echo=print, activate: bool = True, **fields) -> Runner:
+                echo=None, activate: bool = True, **fields) -> Runner:
     """The runner `spec` describes (a RunnerSpec, or an artifact path / None with RunnerSpec fields as keywords:
     `load_runner("model.onnx", backend="onnxruntime-cpu")`), activated unless `activate=False`.
 
     'onnxruntime' on a checkpoint exports its standard-form graph in memory; 'tensorrt' / 'rtx' on an .onnx file
     take its engine from the engine cache, building it for inputs up to `max_side` and `batch` first
     (engine_runner). Other combinations are refused with the command that fits. With device 'auto', `echo` gets
-    one line saying which device the activated runner chose."""
+    one line saying which device the activated runner chose (default: stderr, so that a command's stdout stays
+    its result)."""
+    echo = echo or _to_stderr
     if not isinstance(spec, RunnerSpec):
         spec = RunnerSpec(None if spec is None else str(spec), **fields)
     elif fields:
@@ -181,6 +183,12 @@ def load_runner(spec: RunnerSpec | str | Path | None = None, *, max_side: int | 
     if line and (spec.device or "auto").lower() == "auto":
         echo(line)
     return runner
+
+
+def _to_stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
 
 
 def _backend_runner(spec: RunnerSpec, kind: str, backend: str) -> Runner:
