@@ -65,7 +65,8 @@ def test_latest_exports_against_every_parser(latest_exports, form, target):
 
 def test_version_strings_pick_the_release_tables():
     assert C.release_of("8.5.2") == C.release_of("jetpack5") == "8.5"
-    assert C.release_of("8.6.2") == "8.6" and C.release_of("10.3.0") == C.release_of("jetpack6") == "10.0"
+    assert C.release_of("8.6.2") == "8.6" and C.release_of("10.3.0") == C.release_of("jetpack6") == "10.3"
+    assert C.release_of("10.1") == "10.0" and C.RELEASES["10.3"].ops == C.RELEASES["10.0"].ops
     assert C.release_of("10.13") == "10.5" and C.release_of("10.14") == "10.14" and C.release_of("10.16") == "10.15"
     assert "Attention" in C.RELEASES[C.release_of("10.14")].ops
     assert "Attention" not in C.RELEASES[C.release_of("10.13.3")].ops
@@ -263,3 +264,16 @@ def test_fp16_variant_keeps_the_decomposed_layer_norm_in_fp32(jetpack5_export):
                 own = node.name.split("/LayerNormalization.decomposed/")[0] + "/LayerNormalization.decomposed/"
                 assert own not in producer.get(src.input[0], src).name, node.name
     assert sum(t == TensorProto.FLOAT16 for t in types.values()) > len(decomposed)  # the rest is FP16
+
+
+def test_slice_axes_as_a_tensor_from_10_3():
+    """operators.md: Slice `axes` must be an initializer; Changelog 10.3: tensor `axes` for Slice."""
+    nodes = [helper.make_node("Shape", ["x"], ["axes"], start=0, end=1),
+             helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([0], np.int64), "starts"),
+             numpy_helper.from_array(np.array([2], np.int64), "ends")]
+    graph = helper.make_graph(nodes, "slice", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    flagged = {t: bool(C.incompatibilities(proto, t)) for t in ("8.5", "8.6", "10.2", "jetpack6", "trt10", "rtx")}
+    assert flagged == {"8.5": True, "8.6": True, "10.2": True, "jetpack6": False, "trt10": False, "rtx": False}

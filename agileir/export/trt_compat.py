@@ -62,21 +62,23 @@ class Release:
     plugin_interface: str  # what the plugin library for it implements
     qdq_needs_zero_point: bool  # the INT8 Q/DQ importer requires input 2
     types: frozenset = frozenset()  # tensor element types it cannot import (besides the quantized rules)
+    slice_tensor_axes: bool = True  # Slice `axes` may be a tensor (changelog 10.3; 10.0-10.2 need an initializer)
 
 
 _V8_TYPES = frozenset({TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ,
                        TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E5M2FNUZ, TensorProto.INT4, TensorProto.UINT4})
 RELEASES = {
-    "8.5": Release("TensorRT 8.5", _OPS_8_5, (1, 17), "IPluginV2DynamicExt", True, _V8_TYPES),
-    "8.6": Release("TensorRT 8.6", _OPS_8_6, (1, 17), "IPluginV2DynamicExt", True, _V8_TYPES),
-    "10.0": Release("TensorRT 10.0-10.3", _OPS_10_0, (9, 20), "IPluginV3", False),
+    "8.5": Release("TensorRT 8.5", _OPS_8_5, (1, 17), "IPluginV2DynamicExt", True, _V8_TYPES, False),
+    "8.6": Release("TensorRT 8.6", _OPS_8_6, (1, 17), "IPluginV2DynamicExt", True, _V8_TYPES, False),
+    "10.0": Release("TensorRT 10.0-10.2", _OPS_10_0, (9, 20), "IPluginV3", False, slice_tensor_axes=False),
+    "10.3": Release("TensorRT 10.3", _OPS_10_0, (9, 20), "IPluginV3", False),
     "10.4": Release("TensorRT 10.4", _OPS_10_4, None, "IPluginV3", False),
     "10.5": Release("TensorRT 10.5-10.13", _OPS_10_5, None, "IPluginV3", False),
     "10.14": Release("TensorRT 10.14", _OPS_10_14, None, "IPluginV3", False),
     "10.15": Release("TensorRT 10.15", _OPS_10_15, (9, 24), "IPluginV3", False),
     "rtx": Release("TensorRT-RTX 1.7", _OPS_10_15 - {"DeformConv"}, (9, 24), "IPluginV3", False),
 }
-OPSET_CAP = {"8.5": 17, "8.6": 17, "10.0": 20}  # the highest opset an export for that parser may carry
+OPSET_CAP = {"8.5": 17, "8.6": 17, "10.0": 20, "10.3": 20}  # the highest opset an export for that parser may carry
 
 
 def release_of(spec: str) -> str:
@@ -92,7 +94,7 @@ def release_of(spec: str) -> str:
         if major == 8 and minor in (5, 6):
             return f"8.{minor}"
         if major == 10:
-            return ("10.0" if minor <= 3 else "10.4" if minor == 4 else "10.5" if minor <= 13
+            return ("10.0" if minor <= 2 else "10.3" if minor == 3 else "10.4" if minor == 4 else "10.5" if minor <= 13
                     else "10.14" if minor == 14 else "10.15")
     raise ValueError(f"no parser table for {spec!r}: give a TensorRT version 8.5, 8.6 or 10.x, or a target "
                      f"({', '.join(TARGETS)})")
@@ -113,7 +115,7 @@ class Finding:
 
 
 def _first_version(op: str) -> str | None:
-    for key in ("8.5", "8.6", "10.0", "10.4", "10.5", "10.14", "10.15"):
+    for key in ("8.5", "8.6", "10.0", "10.4", "10.5", "10.14", "10.15"):  # the release that added an op
         if op in RELEASES[key].ops:
             return RELEASES[key].name.split("-")[0]
     return None
@@ -222,7 +224,7 @@ def _rule_findings(proto: onnx.ModelProto, rel: Release) -> list[Finding]:
         attrs = {a.name: a for a in node.attribute}
         slot = _AXES_INPUT.get(op)
         if slot is not None and len(node.input) > slot and node.input[slot] and node.input[slot] not in consts:
-            if not (op == "Slice" and rel.ops >= _OPS_10_4):  # tensor axes for Slice: 10.3 (changelog)
+            if not (op == "Slice" and rel.slice_tensor_axes):
                 hit("input", op, "`axes` must be an initializer")
         if op == "LayerNormalization" and any(o in used for o in node.output[1:]):
             hit("attribute", op, "only the first output Y is imported")
