@@ -259,3 +259,18 @@ def test_info_describes_an_engine_from_its_sidecar(tiny_export, tmp_path):
     assert fields["kind"].startswith("engine (TensorRT-RTX") and fields["scale"] == "x2" and fields["form"] == "standard"
     assert fields["precision"] == "fp32" and fields["sha256"] == "matches engine.json", r.stdout
     assert fields["profile"].startswith("1x3x1x1 / 1x3x32x32 / 1x3x32x32") and "model.onnx" in fields["from"]
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+                    reason="onnxruntime here has the CUDA provider")
+def test_onnx_on_cuda_without_cuda_exits_3_without_torch(exported, tmp_path):
+    """`agileir-infer model.onnx DIR --device cuda` ran on the CPU and exited 0; now, on a deploy install too, one
+    error line naming CUDA and ONNX Runtime, exit 3, nothing written."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(exported / "in.png", folder / "in.png")
+    r = run_deploy("infer", str(exported / "model.onnx"), str(folder), "--device", "cuda")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 3 and len(errors) == 1, r.stderr
+    assert "CUDA is not available to ONNX Runtime here" in errors[0] and "onnxruntime-gpu" in errors[0], r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "in_x2").exists()
