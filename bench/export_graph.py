@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from agileir.export import onnx_export as ox
 from agileir.export.forms import FORMS
 from agileir.models import load_model
 from agileir.models.gswa import gswa, routed
+from agileir.runtime.bench import interleaved, machine_load
 from agileir.runtime.ort import create_session
 
 
@@ -35,17 +35,7 @@ def naive_export(model) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory() as tmp, routed(per_call=gswa):
         path = Path(tmp) / "naive.onnx"
         ox._trace_to_onnx(model, path, ox.ExportOptions())
-        return ox._slim(onnx.load(str(path)))
-
-
-def timed(fn, runs: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
+        return ox.clean_traced(onnx.load(str(path)))
 
 
 def main() -> None:
@@ -78,11 +68,13 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         x = torch.rand(1, 3, size, size)
         feed = {"lr": x.numpy()}
-        with torch.inference_mode():
-            eager = timed(lambda: model(x), args.runs)
-        ort_times = timed(lambda: session.run(None, feed), args.runs)
-        row = {"lr_size": size, "pytorch_eager_s": statistics.median(eager),
-               "ort_cpu_s": statistics.median(ort_times), "runs": args.runs}
+        def eager():
+            with torch.inference_mode():
+                model(x)
+        ms = interleaved({"eager": eager, "ort": lambda: session.run(None, feed)}, rounds=args.runs)
+        row = {"lr_size": size, "pytorch_eager_s": ms["eager"]["median_ms"] / 1e3,
+               "ort_cpu_s": ms["ort"]["median_ms"] / 1e3, "runs": args.runs, "order": "interleaved, rotated",
+               "spread": {k: v["spread"] for k, v in ms.items()}, **machine_load(args.threads)}
         row["speedup_ort_vs_eager"] = row["pytorch_eager_s"] / row["ort_cpu_s"]
         result["latency"].append(row)
         print(row, flush=True)

@@ -20,7 +20,6 @@ import collections
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,17 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def interleaved(runners: dict, runs: int) -> dict:
-    """Median milliseconds per runner over `runs` rounds, each round calling every runner once in a rotated order
-    after one warm-up call each: a shared machine's slow drift then reaches every runner alike."""
-    for fn in runners.values():
-        fn()
-    names, samples = list(runners), {name: [] for name in runners}
-    for r in range(runs):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            t = time.perf_counter()
-            runners[name]()
-            samples[name].append(time.perf_counter() - t)
-    return {name: round(statistics.median(v) * 1000, 1) for name, v in samples.items()}
+    """Median milliseconds per runner over `runs` rounds (agileir.runtime.bench.interleaved: one warm-up call each,
+    then each round calls every runner once in a rotated order, so a shared machine's drift reaches every runner alike)."""
+    from agileir.runtime.bench import interleaved as measure
+
+    return {name: round(r["median_ms"], 1) for name, r in measure(runners, rounds=runs).items()}
 
 
 def rtx_layers(path: Path) -> dict:

@@ -3,7 +3,6 @@ sets, beside published low-bit PTQ results on SwinIR-light, as JSON, Markdown an
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +24,7 @@ CAVEAT = ("The published rows are 4-bit (W4A4) fake-quantization research result
 
 
 LATENCY_SIZE = 64  # LR side of the CPU latency probe
+LATENCY_ROUNDS = 5  # interleaved rounds (each runs every variant once)
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
         run = batch_runner(graphs[variant.name], threads=model_info.get("threads", 0))
         upscaler = Upscaler(CallableRunner(run, scale))  # the memory budget of every image run
         entry["qdq"] = qdq_counts(graphs[variant.name])
-        entry["cpu_latency_ms"] = cpu_latency_ms(run)
         for dataset in datasets:
             res = evaluate_fn(upscaler.upscale_rgb, dataset, scale, progress)
             mean = res.summary()
@@ -90,6 +89,12 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
                                                              for r in res.per_image]}
             bicubic[dataset.name] = {"psnr": mean["bicubic_psnr"], "ssim": mean["bicubic_ssim"]}
         results.append(entry)
+    measured = [r["name"] for r in results if "skipped" not in r]
+    model_info["latency"] = latency = variant_latency({n: graphs[n] for n in measured}, model_info.get("threads", 0))
+    for entry in results:
+        if entry["name"] in latency["ms"]:
+            entry["cpu_latency_ms"] = latency["ms"][entry["name"]]["median_ms"]
+            entry["cpu_latency"] = latency["ms"][entry["name"]]
     fp32 = next(r for r in results if r["name"] == "fp32")
     for entry in results:
         for name, d in entry.get("datasets", {}).items():
@@ -99,16 +104,21 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
             "caveat": CAVEAT}
 
 
-def cpu_latency_ms(run: Callable, size: int = LATENCY_SIZE, repeats: int = 5) -> float:
-    """Median wall time of one (1, 3, size, size) ONNX Runtime CPU run, after one warm-up run."""
+def variant_latency(graphs: dict[str, onnx.ModelProto], threads: int = 0, size: int = LATENCY_SIZE,
+                    rounds: int = LATENCY_ROUNDS) -> dict:
+    """ONNX Runtime CPU latency of every graph on one (1, 3, size, size) input, measured interleaved
+    (agileir.runtime.bench.interleaved: each round runs each graph once, in rotated order) in fresh sessions,
+    with the threads and the load average before and after."""
+    from ..runtime.bench import interleaved, machine_load
+    from .variants import batch_runner
+
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    run(x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t0)
-    return round(float(np.median(times)) * 1e3, 1)
+    before = machine_load(threads)
+    runs = {name: batch_runner(graph, threads=threads) for name, graph in graphs.items()}
+    ms = interleaved({name: (lambda run=run: run(x)) for name, run in runs.items()}, rounds=rounds)
+    return {"input": [1, 3, size, size], "order": "interleaved, rotated each round", "rounds": rounds,
+            "threads": threads, "cpus": before["cpus"], "loadavg_before": before["loadavg"],
+            "loadavg_after": machine_load(threads)["loadavg"], "ms": ms}
 
 
 def markdown(report: dict) -> str:
@@ -118,8 +128,7 @@ def markdown(report: dict) -> str:
              f"Evaluated in ONNX Runtime CPU, {m.get('form', 'standard')} form; {report['metric']}. "
              f"Calibration: {m.get('calibration_images', '?')}.", "",
              f"Q / DQ: QuantizeLinear / DequantizeLinear nodes; act.: activation tensors quantized; latency: "
-             f"median ONNX Runtime CPU run of a 1x3x{LATENCY_SIZE}x{LATENCY_SIZE} input ({m.get('threads', 0)} "
-             f"threads, 0 = all; machine load {m.get('loadavg', '?')}); time: calibration + quantization.", "",
+             f"{_latency_legend(m)}; time: calibration + quantization.", "",
              "## Variants executed here (same FP32 graph, same calibration images, same metric code)", "",
              "| variant | bits | tool | Q / DQ | act. | latency ms | time s | "
              + " | ".join(f"{n} PSNR / SSIM | {n} ΔPSNR" for n in names) + " |",
@@ -157,6 +166,22 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _latency_legend(m: dict) -> str:
+    lat = m.get("latency")
+    if not lat:
+        return f"median ONNX Runtime CPU run of a 1x3x{LATENCY_SIZE}x{LATENCY_SIZE} input"
+    return (f"median (min-max) ONNX Runtime CPU run of a {'x'.join(map(str, lat['input']))} input over {lat['rounds']} "
+            f"rounds, variants interleaved (each round runs each once, rotated order); {lat['threads']} threads "
+            f"(0 = all) on {lat['cpus']} CPUs; load average {lat['loadavg_before']} before, {lat['loadavg_after']} after")
+
+
+def _latency_cell(v: dict) -> str:
+    lat = v.get("cpu_latency")
+    if not lat:
+        return str(v.get("cpu_latency_ms", ""))
+    return f"{lat['median_ms']:.1f} ({lat['min_ms']:.0f}-{lat['max_ms']:.0f})"
+
+
 def _variant_row(v: dict, names: list[str]) -> str:
     head = f"| {v['name']} | {v['bits']} | {v['tool']} | "
     if v.get("skipped"):
@@ -166,7 +191,7 @@ def _variant_row(v: dict, names: list[str]) -> str:
              for n in names]
     seconds = "" if v.get("seconds") is None else f"{v['seconds']:.0f}"
     return head + (f"{q.get('quantize_linear', 0)} / {q.get('dequantize_linear', 0)} | "
-                   f"{q.get('quantized_activations', 0)} | {v.get('cpu_latency_ms', '')} | {seconds} | ") + " | ".join(cells) + " |"
+                   f"{q.get('quantized_activations', 0)} | {_latency_cell(v)} | {seconds} | ") + " | ".join(cells) + " |"
 
 
 def _equal_bits(report: dict, names: list[str]) -> list[str]:

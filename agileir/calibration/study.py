@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..io.progress import Progress
 from . import CALIBRATORS, PEERS
 
 SWEEP_CALIBRATORS = ("max", "percentile")  # range independent of the bit width: MinMax / Percentile rows
@@ -56,9 +57,12 @@ def check_inputs(options: ReportOptions, model_scale: int) -> list[int]:
     return [len(benchmark_pairs(d, scale)) for d in options.eval_dirs]
 
 
-def calibration_report(loaded, options: ReportOptions, progress_bar: Callable, echo: Callable[[str], None] = print):
-    """The report's dict and the files written. `progress_bar(total, desc)` returns a tqdm-like bar."""
+def calibration_report(loaded, options: ReportOptions, progress: Progress | None = None,
+                       echo: Callable[[str], None] | None = print):
+    """The report's dict and the files written. Every stage (export, each calibrator, attention, each peer,
+    evaluation, FP16 study) is reported through `progress` (agileir.io.progress; None: lines to `echo`)."""
     from ..export.onnx_export import export_onnx
+    from ..io.progress import as_progress
     from ..io.outputs import OutputFolder
     from ..quality.evaluation import evaluate
     from . import report as R
@@ -69,31 +73,35 @@ def calibration_report(loaded, options: ReportOptions, progress_bar: Callable, e
     scale = loaded.config.scale
     images = load_images(options.calib_dir)
     OutputFolder(options.out_dir).ensure()
-    echo("exporting the ONNX graph(s) ...")
-    forms = {"standard": export_onnx(loaded.model, "standard")}
+    progress = as_progress(progress, echo)
+    forms = {"standard": export_onnx(loaded.model, "standard", progress=progress)}
     if options.form != "standard":
-        forms[options.form] = export_onnx(loaded.model, options.form)
+        forms[options.form] = export_onnx(loaded.model, options.form, progress=progress)
     graphs = {"fp32": forms[options.form]}
     if options.fp16:
-        graphs["fp16"] = to_fp16(forms[options.form])
+        with progress.stage("fp16 convert", options.form, what="FP16 conversion"):
+            graphs["fp16"] = to_fp16(forms[options.form])
     info = {"file": loaded.path.name, "sha256": loaded.sha256, "arch": loaded.config.arch, "preset": loaded.preset,
             "scale": scale, "form": options.form, "threads": options.threads,
             "loadavg": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count(),
             "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "calibration_images": f"{len(images)} images from {options.calib_dir or 'the bundled set'}", **options.notes}
-    variants = _toolkit_rows(loaded, forms, graphs, images, options, progress_bar, echo)
+    variants = _toolkit_rows(loaded, forms, graphs, images, options, progress)
     if options.form == "standard":
-        variants += _peer_rows(forms["standard"], graphs, images, options, echo)
-    with progress_bar(sum(1 for v in variants if not v.skipped) * sum(sizes), "evaluating") as bar:
-        report = R.build_report(info, graphs, variants, options.eval_dirs, scale, evaluate, bar.update)
+        variants += _peer_rows(forms["standard"], graphs, images, options, progress)
+    evaluated = sum(1 for v in variants if not v.skipped)
+    with progress.stage("evaluate", total=evaluated * sum(sizes) + 1,
+                        what=f"evaluating {evaluated} variants on {sum(sizes)} images, then their latency") as step:
+        report = R.build_report(info, graphs, variants, options.eval_dirs, scale, evaluate, step.advance)
+        step.advance()
     paths = R.write_report(report, options.out_dir)  # written before the slow FP16 study, rewritten with it
     if options.fp16_study:
-        report["fp16_study"] = _fp16_study(forms["standard"], options.eval_dirs[0], scale, progress_bar)
+        report["fp16_study"] = _fp16_study(forms["standard"], options.eval_dirs[0], scale, progress)
         paths = R.write_report(report, options.out_dir)
     return report, paths
 
 
-def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progress_bar, echo) -> list:
+def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progress: Progress) -> list:
     """Calibrate with each toolkit calibrator (INT8 rows), then the attention and bit-width rows from them."""
     from . import variants as V
     from .attention import attention_int8
@@ -106,9 +114,10 @@ def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progres
     tensors = len(V.readers_of(forms["standard"]))
     for calibrator in options.calibrators:
         t0 = time.perf_counter()
-        with progress_bar(progress_steps(calibrator, len(images), tensors), f"calibrating {calibrator}") as bar:
+        with progress.stage("calibrate", calibrator, total=progress_steps(calibrator, len(images), tensors),
+                            what=f"calibrating on {len(images)} images") as step:
             cal = V.calibrate(forms["standard"], images, calibrator,
-                              {"source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256}}, bar.update)
+                              {"source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256}}, step.advance)
         cal.save(options.calibration_file(calibrator))
         calibrations[calibrator] = cal
         graphs[f"int8-{calibrator}"] = V.int8_forms(forms, cal)[options.form]
@@ -117,9 +126,9 @@ def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progres
     first = options.calibrators[0] if options.calibrators else None
     if options.attention and first and options.form == "standard":
         t0 = time.perf_counter()
-        echo(f"[attention] calibrating the attention products ({first}) ...")
-        graphs[f"int8-{first}-attention"] = attention_int8(forms["standard"], calibrations[first],
-                                                           [im.rgb for im in images])
+        with progress.stage("calibrate", "attention", what=f"calibrating the attention products ({first})"):
+            graphs[f"int8-{first}-attention"] = attention_int8(forms["standard"], calibrations[first],
+                                                               [im.rgb for im in images])
         rows.append(Variant(f"int8-{first}-attention", "int8", "W8A8", first, kind="attention",
                             seconds=round(time.perf_counter() - t0, 1)))
     if options.sweep:
@@ -132,24 +141,24 @@ def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progres
     return rows
 
 
-def _peer_rows(standard, graphs, images, options: ReportOptions, echo) -> list:
+def _peer_rows(standard, graphs, images, options: ReportOptions, progress: Progress) -> list:
     from .peers import run_peer
     from .report import Variant
 
     rows = []
     for name in options.peers:
-        echo(f"[{name}] quantizing the same FP32 graph with the same calibration images ...")
-        result = run_peer(name, standard, [im.rgb for im in images], options.memory_budget)
-        if result.graph is not None:
-            graphs[name] = result.graph
-        else:
-            echo(f"[{name}] skipped: {result.skipped}")
+        with progress.stage("quantize", name, what="quantizing the FP32 graph with the calibration images") as step:
+            result = run_peer(name, standard, [im.rgb for im in images], options.memory_budget)
+            if result.graph is not None:
+                graphs[name] = result.graph
+            else:
+                step.note(f"skipped: {result.skipped}")
         rows.append(Variant(name, "int8", "W8A8", None, kind="peer", tool=result.tool, skipped=result.skipped,
                             seconds=result.seconds))
     return rows
 
 
-def _fp16_study(standard, dataset: Path, scale: int, progress_bar) -> dict:
+def _fp16_study(standard, dataset: Path, scale: int, progress: Progress) -> dict:
     """FP16 op-blocking study on the smallest LR image of `dataset` (it runs the graph about 25 times)."""
     from PIL import Image
 
@@ -162,6 +171,6 @@ def _fp16_study(standard, dataset: Path, scale: int, progress_bar) -> dict:
             return im.width * im.height
 
     lr_path = min((lr for _, lr in benchmark_pairs(dataset, scale)), key=pixels)
-    with progress_bar(None, "FP16 op-blocking study") as bar:
-        rows = block_study(standard, read_image(lr_path).to_rgb(), progress=bar.update)
+    with progress.stage("fp16 study", what="FP16 op-blocking study") as step:
+        rows = block_study(standard, read_image(lr_path).to_rgb(), progress=step.advance)
     return {"image": f"{dataset.name}/{lr_path.name}", "form": "standard", "rows": rows}

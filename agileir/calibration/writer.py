@@ -34,23 +34,27 @@ class VariantTarget:
     echo: Callable[[str], None] = print
     static_shape: tuple | None = None  # the FP32 export's; calibration always runs on a dynamic-shape export
     opset: int = 17
+    progress: Any = None  # agileir.io.progress.Progress; None: lines to `echo`
+    references: dict | None = None  # form -> the FP32 graph's ONNX Runtime output on `sample`, where known
 
 
 def write_variants(loaded, protos: dict, forms: list[str], options: VariantOptions, target: VariantTarget) -> dict:
     """FP16 and/or INT8 files of `forms` in `target.out_dir`; returns export.json's "variants" entry."""
     import numpy as np
-    from tqdm import tqdm
 
     from ..export.onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
+    from ..io.progress import as_progress
     from . import variants as V
     from .calibrators import progress_steps
     from .dataset import load_images
     from .fp16 import DEFAULT_BLOCK_OPS
     from .record import Calibration
 
-    out_dir, base, sample, echo = target.out_dir, target.base, target.sample, target.echo
+    out_dir, base, sample = target.out_dir, target.base, target.sample
+    progress = as_progress(target.progress, target.echo)
+    echo = progress.note
     batch = np.ascontiguousarray(sample.transpose(2, 0, 1)[None], dtype=np.float32)
-    references: dict = {}
+    references: dict = dict(target.references or {})
 
     def reference(form):
         if form not in references:
@@ -62,7 +66,10 @@ def write_variants(loaded, protos: dict, forms: list[str], options: VariantOptio
     if options.fp16:
         block = tuple(options.fp16_block) if options.fp16_block is not None else DEFAULT_BLOCK_OPS
         echo(f"[fp16] converting with onnxconverter-common, FP32 kept for: {', '.join(block) or 'nothing'}")
-        built["fp16"] = V.fp16_forms({f: protos[f] for f in forms}, block)
+        built["fp16"] = {}
+        for form in forms:
+            with progress.stage("fp16 convert", f"{form} fp16", what="FP16 conversion"):
+                built["fp16"][form] = V.to_fp16(protos[form], block)
         result["fp16"] = {"tool": "onnxconverter-common float16", "fp32_ops": list(block), "io": "float32"}
     if options.int8:
         if options.calib_json:
@@ -75,12 +82,14 @@ def write_variants(loaded, protos: dict, forms: list[str], options: VariantOptio
             if target.static_shape:  # calibration images have their own sizes: calibrate a dynamic-shape export
                 graph = export_onnx(loaded.model, "standard", ExportOptions(opset=target.opset))
             steps = progress_steps(options.calibrator, len(images), len(V.readers_of(graph)))
-            with tqdm(total=steps, desc=f"calibrating ({options.calibrator})", unit="step") as bar:
+            with progress.stage("calibrate", "int8", total=steps,
+                                what=f"calibrating ({options.calibrator}, {len(images)} images)") as step:
                 calibration = V.calibrate(graph, images, options.calibrator,
-                                          {"source_checkpoint": base["source_checkpoint"]}, bar.update)
+                                          {"source_checkpoint": base["source_checkpoint"]}, step.advance)
         calibration.save(out_dir / V.CALIBRATION_FILE)
         echo(f"[int8] wrote {out_dir / V.CALIBRATION_FILE} ({len(calibration.ranges)} activation ranges)")
-        built["int8"] = {f: q for f, q in V.int8_forms(protos, calibration).items() if f in forms}
+        with progress.stage("quantize", "int8", what="writing Q/DQ nodes"):
+            built["int8"] = {f: q for f, q in V.int8_forms(protos, calibration).items() if f in forms}
         result["int8"] = {"tool": "onnxruntime.quantization QDQ", "calibrator": calibration.calibrator,
                           "calibration": V.CALIBRATION_FILE, "calibration_images": len(calibration.images)}
     for precision, graphs in built.items():
@@ -90,14 +99,16 @@ def write_variants(loaded, protos: dict, forms: list[str], options: VariantOptio
             if precision == "int8":
                 entry["quantization"] = V.describe_int8(proto)
             if target.validate:
-                check = V.check_variant(proto, reference(form), sample, precision)
+                with progress.stage("validate", f"{form} {precision}",
+                                    what="ONNX Runtime vs the FP32 output on the sample image") as step:
+                    check = V.check_variant(proto, reference(form), sample, precision)
+                    step.note(f"PSNR {check['psnr_db']:.1f} dB -> {'ok' if check['passed'] else 'FAILED'}")
                 entry["validation"] = check
-                echo(f"[{form} {precision}] ONNX Runtime vs FP32 output on the sample image: PSNR "
-                     f"{check['psnr_db']:.1f} dB -> {'ok' if check['passed'] else 'FAILED'}")
             annotate(proto, base | {"form": form, "precision": precision, **entry,
                                     **({"calibrator": result["int8"]["calibrator"]} if precision == "int8" else {})})
             path = out_dir / name
-            save_checked(proto, path)
+            with progress.stage("write", f"{form} {precision}", what=f"checking and writing {name}"):
+                save_checked(proto, path)
             entry["bytes"] = path.stat().st_size
             result[precision][form] = entry
             echo(f"[{form} {precision}] wrote {path} ({entry['bytes'] / 1e6:.1f} MB, "

@@ -17,15 +17,13 @@ def calibrate_cmd(request, overwrite):
     tools (ONNX Runtime quantize_static, NVIDIA ModelOpt) and at other bit widths, evaluate every variant
     on --eval sets, and write calibration_report.{json,md,png} beside published SwinIR-light low-bit PTQ
     results. Any AgileIR or SwinIR checkpoint is accepted."""
-    from tqdm import tqdm
-
     from ..deploy.calibrate import calibrate_checkpoint, claim_calibration
+    from ..io.progress import Progress
 
     for module, extra in (("matplotlib", "plot"), ("onnxconverter_common", "onnx")):
         require_module(module, extra, "agileir calibrate")
     gate = claim_calibration(request, overwrite)  # before the model loads (PyTorch): the cheap checks first
-    report, paths = calibrate_checkpoint(request, gate, lambda total, desc: tqdm(total=total, desc=desc, unit="step"),
-                                         lambda line: click.echo(line, err=True))
+    report, paths = calibrate_checkpoint(request, gate, Progress.for_terminal(lambda line: click.echo(line, err=True)))
     for v in report["variants"]:
         cells = "  ".join(f"{n} {d['psnr']:.2f} dB / {d['ssim']:.4f} ({d['delta_psnr']:+.2f})"
                           for n, d in v["datasets"].items()) or f"skipped: {v.get('skipped')}"

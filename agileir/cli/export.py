@@ -17,8 +17,9 @@ def export_cmd(request, overwrite):
     """Export MODEL (default: bundled AgileIR-light x4) to ONNX: standard ops, GSWA plugin and Attention forms."""
     from ..deploy import export_checkpoint
     from ..deploy.export import claim_export
+    from ..io.progress import Progress
 
-    result = export_checkpoint(request, claim_export(request, overwrite), echo=click.echo)
+    result = export_checkpoint(request, claim_export(request, overwrite), progress=Progress.for_terminal(click.echo))
     click.echo(f"wrote {result.out_dir / 'export.json'}")
     if result.failed:
         raise CliError(f"ONNX Runtime validation failed for: {', '.join(result.failed)} (see export.json)")

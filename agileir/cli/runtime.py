@@ -35,6 +35,7 @@ def build_cmd(request, print_trtexec, overwrite):
 
     --target rtx builds on this machine without a GPU (TensorRT for RTX: ahead of time, JIT on the RTX GPU)."""
     from ..deploy.build import build_from_request, claim_build
+    from ..io.progress import Progress
     from ..runtime.tensorrt.env import TensorRTUnavailable
 
     if print_trtexec:
@@ -45,7 +46,7 @@ def build_cmd(request, print_trtexec, overwrite):
     gate = claim_build(request, overwrite)
     command = request.trtexec_line()  # reads the graph: a missing or foreign ONNX fails here, in one line
     try:
-        build_from_request(request, gate, echo=lambda m: click.echo(m, err=True))
+        build_from_request(request, gate, progress=Progress.for_terminal(lambda m: click.echo(m, err=True)))
     except TensorRTUnavailable as e:
         click.echo(f"error: cannot build here: {e}", err=True)
         if command:
@@ -119,20 +120,22 @@ def bench_cmd(artifacts, sizes, runs, warmup, batch, threads, json_out, backend,
     """Latency (median, p90), throughput and peak memory per artifact (backend x precision) and input size."""
     from .. import runtime
     from ..io.gate import OutputGate
-    from ..runtime.bench import bench_runner, format_rows, host_info
+    from ..runtime.bench import bench_runners, format_rows, host_info
 
     gate = OutputGate(artifact_inputs(*artifacts), overwrite)
     if json_out:
         gate.claim(json_out, "benchmark report", "--json")
     size_list = _sizes(sizes)
-    rows = []
-    for artifact in artifacts:
-        runner = runtime.load_runner(artifact, backend=backend, threads=threads, device=device, activate=False,
-                                     ov_precision=ov_precision, echo=lambda m: click.echo(m, err=True))
-        click.echo(f"benchmarking {runner.description} ({runner.backend}, {runner.precision}) ...", err=True)
-        try:
-            rows += bench_runner(runner, size_list, runs, warmup, batch, artifact=str(artifact))
-        finally:
+    runners = {}
+    try:  # several artifacts are measured interleaved (each round runs each once, rotated order)
+        for artifact in artifacts:
+            runner = runtime.load_runner(artifact, backend=backend, threads=threads, device=device, activate=False,
+                                         ov_precision=ov_precision, echo=lambda m: click.echo(m, err=True))
+            click.echo(f"benchmarking {runner.description} ({runner.backend}, {runner.precision}) ...", err=True)
+            runners[str(artifact)] = runner
+        rows = bench_runners(runners, size_list, runs, warmup, batch)
+    finally:
+        for runner in runners.values():
             runner.deactivate()
     click.echo(format_rows(rows))
     if json_out:

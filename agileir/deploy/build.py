@@ -75,6 +75,7 @@ def build_from_request(request: BuildRequest, gate, echo: Callable[[str], None] 
     from ..runtime.tensorrt.builder import build_engine, inspect_onnx
     from ..runtime.tensorrt.env import plugin_library_for
 
+    echo = progress.note if progress is not None else echo  # one place for the build's lines
     engine, options = request.engine_path(), request.resolved_options()
     info = inspect_onnx(request.onnx)
     if options.plugin_library is None:  # the plugin form's library: found, or built on first use

@@ -23,7 +23,7 @@ class EngineStep:
 
 
 def engine_step(onnx_files: list[Path], target: EngineTarget = EngineTarget(),
-                echo: Callable[[str], None] = print) -> EngineStep:
+                echo: Callable[[str], None] = print, progress=None) -> EngineStep:
     """Build an engine per ONNX file where the target's TensorRT (and, for TensorRT proper, a GPU) exists;
     otherwise return the reason and the commands that build them where they can (the ONNX files are ready).
     TensorRT-RTX builds here, on the CPU; its absence raises TensorRTUnavailable (a missing capability)."""
@@ -43,7 +43,7 @@ def engine_step(onnx_files: list[Path], target: EngineTarget = EngineTarget(),
     for path in onnx_files:
         options = BuildOptions(flavour=target.flavour, compute_capabilities=target.compute_capabilities,
                                plugin_library=_plugin_library(path, target.flavour, echo))
-        sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo)
+        sidecar = build_engine(path, path.with_suffix(".plan"), options, echo=echo, progress=progress)
         step.built.append(path.with_suffix(".plan"))
         targets = sidecar.get("target_compute_capabilities")
         echo(f"engine: {path.with_suffix('.plan')} ({FLAVOUR_NAMES[target.flavour]}, {sidecar['precision']}, "

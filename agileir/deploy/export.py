@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..export.forms import onnx_name
+from ..io.progress import Progress
 from .engines import EngineStep, EngineTarget, engine_step
 
 # The export gate is PSNR, as in `agileir validate`. Max abs error is reported, not gated: on the synthetic
@@ -109,12 +110,19 @@ def claim_export(request: ExportRequest, overwrite: bool = False):
     return gate
 
 
-def export_checkpoint(request: ExportRequest, gate, echo: Callable[[str], None] = print) -> ExportResult:
+def export_checkpoint(request: ExportRequest, gate, echo: Callable[[str], None] | None = print,
+                      progress: Progress | None = None) -> ExportResult:
     """Run the whole export (see the module docstring) through `gate` (claim_export): each file's ledger line is
     durable before the file is published, so an interrupted export leaves files a rerun replaces, and a folder
     the export created is removed when nothing was written into it. ONNX Runtime validation failures are listed
-    in `result.failed` (and then no engine is built); bad input raises before anything is written."""
+    in `result.failed` (and then no engine is built); bad input raises before anything is written. Every stage
+    is reported through `progress` (agileir.io.progress: lines, bars, the 'agileir' logger, a callback); without
+    one, its lines go to `echo`."""
+    from ..io.progress import as_progress
     from ..runtime.pytorch import load_checked_model
+
+    progress = as_progress(progress, echo)
+    echo = progress.note
 
     check_request(request)
     loaded = load_checked_model(request.checkpoint, request.preset, request.upstream_compat)
@@ -125,10 +133,10 @@ def export_checkpoint(request: ExportRequest, gate, echo: Callable[[str], None] 
     try:
         gate.make_folder(out)
         with gate.publishing():
-            write_forms(loaded, request, result, echo)
+            write_forms(loaded, request, result, progress)
             result.failed = _failed_checks(result.info)
             if request.engines is not None and not result.failed:
-                result.engines = engine_step(result.onnx_files, request.engines, echo)
+                result.engines = engine_step(result.onnx_files, request.engines, echo, progress)
                 result.written += [p for e in result.engines.built for p in (e, e.with_suffix(".json"))]
     finally:
         gate.remove_unused_folders()
@@ -178,7 +186,7 @@ def export_info(loaded, options) -> dict:
     }
 
 
-def write_forms(loaded, request: ExportRequest, result: ExportResult, echo: Callable[[str], None]) -> None:
+def write_forms(loaded, request: ExportRequest, result: ExportResult, progress: Progress) -> None:
     """Each form (validated, annotated, checked, written), the variants, then export.json, into result."""
     from ..export.compat import check_exported
     from ..export.onnx_export import ExportOptions, export_onnx
@@ -190,63 +198,85 @@ def write_forms(loaded, request: ExportRequest, result: ExportResult, echo: Call
     shape = options.static_shape
     sample = sample_image() if not shape else sample_image(shape[3], shape[2])
     result.out_dir.mkdir(parents=True, exist_ok=True)
-    protos = {}
-    for form in request.forms:
-        protos[form] = _write_form(loaded, form, options, request.validate, sample, info, result, echo)
+    protos, references = {}, {}
     variants = request.variants
-    if variants is not None and variants.any:
-        if variants.int8 and "standard" not in protos:  # calibration runs on the standard form
-            echo("[standard] tracing the standard form for INT8 calibration (not written) ...")
-            protos["standard"] = export_onnx(loaded.model, "standard", options)
-        _write_variants(loaded, protos, request, sample, result, echo)
+    with progress.stage("export", total=_stage_count(request), what=f"exporting {', '.join(request.forms)}",
+                        counts_stages=True):
+        for form in request.forms:
+            protos[form] = _write_form(loaded, form, options, request.validate, sample, info, result, progress,
+                                       references)
+        if variants is not None and variants.any:
+            if variants.int8 and "standard" not in protos:  # calibration runs on the standard form
+                progress.note("[standard] the standard form for INT8 calibration (not written)")
+                protos["standard"] = export_onnx(loaded.model, "standard", options, progress)
+            _write_variants(loaded, protos, request, sample, result, progress, references)
+    if options.compat != "latest":  # every file written is checked against the target's parser table
+        info["compat"]["unparsed"] = check_exported(result.onnx_files, options.compat, progress.note)
     opsets = {e["opset"] for e in info["forms"].values()}
     if len(opsets) == 1:  # one opset for every form (an attention-only export: 23, whatever --opset said)
         info["opset"] = opsets.pop()
-    if options.compat != "latest":  # every file written is checked against the target's parser table
-        info["compat"]["unparsed"] = check_exported(result.onnx_files, options.compat, echo)
     write_json(result.out_dir / "export.json", info)
     result.written.append(result.out_dir / "export.json")
 
 
-def _write_form(loaded, form: str, options, validate: bool, sample, info: dict, result: ExportResult, echo):
+def _stage_count(request: ExportRequest) -> int:
+    """How many progress stages the export's forms and variants take (the overall bar's total)."""
+    per_form = (4 if (request.onnx is None or request.onnx.slim) else 3) + bool(request.validate) + 1
+    total = sum(per_form + (f == "attention") for f in request.forms)
+    v = request.variants
+    if v is not None and v.fp16:  # convert, validate, write per form
+        total += len(request.forms) * (2 + bool(request.validate))
+    if v is not None and v.int8:  # calibrate (unless ranges are given) and quantize once; validate, write per form
+        total += 1 + (not v.calib_json) + len(request.forms) * (1 + bool(request.validate))
+        total += per_form - 2 if "standard" not in request.forms else 0  # traced, not validated or written
+    return total
+
+
+def _write_form(loaded, form: str, options, validate: bool, sample, info: dict, result: ExportResult,
+                progress: Progress, references: dict):
     from ..export.folder import graph_opset
     from ..export.onnx_export import annotate, export_onnx, node_counts, save_checked
     from ..io.gate import file_sha256
 
     config = loaded.config
     t0 = time.time()
-    echo(f"[{form}] tracing and cleaning the graph ...")
-    proto = export_onnx(loaded.model, form, options)
+    proto = export_onnx(loaded.model, form, options, progress)
     traced = proto.SerializeToString()
     entry: dict[str, Any] = {"file": onnx_name(form), "opset": graph_opset(proto),  # the graph's, per form
                              "node_counts": node_counts(proto), "export_s": round(time.time() - t0, 1)}
     if validate:
         annotate(proto, {"scale": config.scale, "window": config.window_size, "form": form})
-        entry["validation"] = check = _fp32_parity(proto, loaded, sample)
-        echo(f"[{form}] ONNX Runtime vs PyTorch on the sample image: PSNR {check['psnr_db']:.1f} dB, "
-             f"max abs err {check['max_abs_err']:.2e} -> {'ok' if check['passed'] else 'FAILED'}")
+        with progress.stage("validate", form, what="ONNX Runtime vs PyTorch on the sample image") as step:
+            entry["validation"] = check = _fp32_parity(proto, loaded, sample, references, form)
+            step.note(f"PSNR {check['psnr_db']:.1f} dB, max abs err {check['max_abs_err']:.2e} -> "
+                      f"{'ok' if check['passed'] else 'FAILED'}")
     annotate(proto, {k: v for k, v in info.items() if k != "forms"} | {"form": form, **entry})
     path = result.out_dir / onnx_name(form)
-    save_checked(proto, path)
+    with progress.stage("write", form, what=f"checking and writing {path.name}"):
+        save_checked(proto, path)
     result.written.append(path)
     entry["bytes"], entry["sha256"] = path.stat().st_size, file_sha256(path)  # a reader can tell a replaced file
     info["forms"][form] = entry
     nc = entry["node_counts"]
-    echo(f"[{form}] wrote {path} ({entry['bytes'] / 1e6:.1f} MB, {nc['total']} nodes, "
-         f"max {nc['max_per_block']} per transformer block)")
+    progress.note(f"[{form}] wrote {path} ({entry['bytes'] / 1e6:.1f} MB, {nc['total']} nodes, "
+                  f"max {nc['max_per_block']} per transformer block)")
     return type(proto).FromString(traced)  # the graph as traced: the variants start from it
 
 
-def _fp32_parity(proto, loaded, sample) -> dict:
+def _fp32_parity(proto, loaded, sample, references: dict, form: str) -> dict:
+    """The ONNX Runtime output against PyTorch's; the output is kept in `references` (the FP16/INT8 variants'
+    checks compare against it, so the FP32 graph runs once)."""
     from ..runtime.ort import OnnxRuntimeRunner
-    from ..runtime.parity import output_parity
+    from ..runtime.parity import as_batch, output_parity
     from ..runtime.pytorch import torch_upscaler
 
     with OnnxRuntimeRunner(proto, ["CPUExecutionProvider"]) as ort_runner:
-        return output_parity(ort_runner, torch_upscaler(loaded.model), sample, FP32_PSNR_DB)
+        references[form] = ort_runner.upscale(as_batch(sample))
+    return output_parity(lambda batch: references[form], torch_upscaler(loaded.model), sample, FP32_PSNR_DB)
 
 
-def _write_variants(loaded, protos: dict, request: ExportRequest, sample, result: ExportResult, echo) -> None:
+def _write_variants(loaded, protos: dict, request: ExportRequest, sample, result: ExportResult, progress: Progress,
+                    references: dict) -> None:
     from ..calibration.variants import CALIBRATION_FILE
     from ..calibration.variants import FILES as VARIANT_FILES
     from ..calibration.writer import VariantTarget, write_variants
@@ -256,7 +286,8 @@ def _write_variants(loaded, protos: dict, request: ExportRequest, sample, result
 
     options = request.onnx or ExportOptions()
     base = {k: v for k, v in result.info.items() if k != "forms"}
-    target = VariantTarget(result.out_dir, base, sample, request.validate, echo, options.static_shape, options.opset)
+    target = VariantTarget(result.out_dir, base, sample, request.validate, progress.note, options.static_shape,
+                           options.opset, progress, references)
     variants = write_variants(loaded, protos, list(request.forms), request.variants, target)
     result.info["variants"] = variants
     for entries in variants.values():  # sha256 of each file, as for the forms

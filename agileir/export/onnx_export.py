@@ -8,9 +8,9 @@ while the tracer records the shape arithmetic as ONNX ops, so one file serves ev
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
-import tempfile
 import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -22,10 +22,12 @@ import torch
 
 from .. import __version__
 from ..io.atomic import atomic_path
+from ..io.progress import Progress, quiet
 from ..models.gswa import routed
 from ..models.gswa_node import OP_TYPE, gswa_nodes
 from ..models.network import SRTransformer
 from .attention_node import attention_kernel, to_standard_attention
+from .cleanup import clean_traced
 from .compat import to_compat
 from .forms import ATTENTION_OPSET, FORMS
 from .plugin_node import plugin_gswa
@@ -68,16 +70,41 @@ def _without_torchscript_lint():
         torch._C._jit_pass_lint = original
 
 
-def _trace_to_onnx(model: SRTransformer, path: Path, options: ExportOptions) -> None:
+def _trace_to_onnx(model: SRTransformer, path, options: ExportOptions) -> None:
+    """The TorchScript export into `path` (a file name or a binary buffer), traced at two windows each way: the
+    smallest input whose shifted blocks have every mask region (a one-window input has no shifted windows)."""
     shape = options.static_shape or (1, model.config.in_chans, 2 * model.window_size, 2 * model.window_size)
     dummy = torch.rand(*shape)
     dynamic = None if options.static_shape else {INPUT: {0: "batch", 2: "height", 3: "width"},
                                                   OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}}
     with warnings.catch_warnings(), _without_torchscript_lint():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints are expected here
-        torch.onnx.export(model, (dummy,), str(path), input_names=[INPUT], output_names=[OUTPUT],
-                          opset_version=options.opset, dynamic_axes=dynamic, dynamo=False,
-                          do_constant_folding=False)
+        _torchscript_export(model, (dummy,), path if isinstance(path, io.BytesIO) else str(path), input_names=[INPUT],
+                            output_names=[OUTPUT], opset_version=options.opset, dynamic_axes=dynamic,
+                            do_constant_folding=False)
+
+
+def _torchscript_export(model, args, f, **kwargs) -> None:
+    """torch.onnx.export's TorchScript exporter without its own ONNX shape inference (a third of the trace: run
+    per node as it is converted and over the whole graph; the graph is cleaned with ONNX's shape inference
+    afterwards, and every form is checked against PyTorch). Plain torch.onnx.export where that entry is absent."""
+    import inspect
+
+    try:
+        from torch.onnx._internal.torchscript_exporter import utils as torchscript
+        quiet = "onnx_shape_inference" in inspect.signature(torchscript._export).parameters
+    except (ImportError, AttributeError):
+        quiet = False
+    if quiet:
+        torchscript._export(model, args, f, onnx_shape_inference=False, **kwargs)
+    else:
+        torch.onnx.export(model, args, f, dynamo=False, **kwargs)
+
+
+def _trace(model: SRTransformer, options: ExportOptions) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    _trace_to_onnx(model, buffer, options)
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def fold_split_concat(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -108,13 +135,6 @@ def fold_split_concat(model: onnx.ModelProto) -> onnx.ModelProto:
         node.outputs.clear()
     graph.cleanup().toposort()
     return gs.export_onnx(graph)
-
-
-def _slim(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnxslim
-
-    # Big constants are left to fold_constant_nodes, which knows the requested policy.
-    return onnxslim.slim(model, size_threshold=16384)
 
 
 def constant_only_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
@@ -206,30 +226,34 @@ def node_counts(model: onnx.ModelProto) -> dict:
             "by_op": dict(ops.most_common())}
 
 
-def export_onnx(model: SRTransformer, form: str = "standard",
-                options: ExportOptions = ExportOptions()) -> onnx.ModelProto:
-    """The graph of one form: model.onnx (standard), model.plugin.onnx or model.attention.onnx."""
+def export_onnx(model: SRTransformer, form: str = "standard", options: ExportOptions = ExportOptions(),
+                progress: Progress | None = None) -> onnx.ModelProto:
+    """The graph of one form: model.onnx (standard), model.plugin.onnx or model.attention.onnx. Each stage is
+    reported to `progress` (agileir.io.progress; None: the 'agileir' logger only), labelled with the form."""
     if form not in FORMS:
         raise ValueError(f"unknown export form {form!r}")
+    progress = progress or quiet()
     model = model.eval()
     routes = {"standard": routed(), "plugin": routed(per_call=plugin_gswa), "attention": routed(attention_kernel, equal_head_dims=True)}
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.onnx"
+    with progress.stage("trace", form, what="TorchScript trace"):
         with routes[form]:
             # The attention form needs opset 23 anyway: traced at the exporter's newest opset (20), GELU is one
             # Gelu node instead of five (Div/Erf/Add/Mul/Mul), one TensorRT layer per MLP instead of five.
             traced = replace(options, opset=max(options.opset, GELU_OPSET)) if form == "attention" else options
-            _trace_to_onnx(model, raw, traced)
-        proto = onnx.load(str(raw))
+            proto = _trace(model, traced)
     if form == "attention":
-        proto = to_standard_attention(proto, max(options.opset, ATTENTION_OPSET))
+        with progress.stage("attention opset", form, what=f"raising the graph to opset {ATTENTION_OPSET}"):
+            proto = to_standard_attention(proto, max(options.opset, ATTENTION_OPSET))
     if options.slim:
-        proto = _slim(proto)  # folds the traced shape queries that hang off the split q/k/v
-    proto = fold_split_concat(proto)
-    proto = fold_constant_nodes(proto, options.fold)
-    proto = to_compat(proto, options.compat)
-    proto = onnx.shape_inference.infer_shapes(proto)
-    return align_constant_ranks(proto)  # needs the inferred ranks; keeps every value_info as it was
+        with progress.stage("clean", form, what=f"cleaning {len(proto.graph.node)} traced nodes") as step:
+            proto = clean_traced(proto, step=step.note)  # folds the traced shape queries
+    with progress.stage("fold", form, what="folding split/concat pairs and constant nodes"):
+        proto = fold_split_concat(proto)
+        proto = fold_constant_nodes(proto, options.fold)
+        proto = to_compat(proto, options.compat)
+    with progress.stage("shapes", form, what="shape inference and constant ranks"):
+        proto = onnx.shape_inference.infer_shapes(proto)
+        return align_constant_ranks(proto)  # needs the inferred ranks; keeps every value_info as it was
 
 
 def annotate(proto: onnx.ModelProto, info: dict) -> None:

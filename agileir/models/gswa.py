@@ -88,6 +88,21 @@ def _cached(fn, *args, memo: Callable = _memo):
     return memo(fn, torch.is_inference_mode_enabled(), *args)
 
 
+def size_free_constant(fn, *args):
+    """fn(*args) for a value that depends on no input size (window geometry, weights derived from parameters):
+    while tracing it is evaluated outside the trace and recorded as one constant, not as the ops that make it
+    (the exporter then has hundreds of nodes less per head group to convert and clean)."""
+    state = torch._C._get_tracing_state() if torch.jit.is_tracing() else None
+    if state is None:
+        return fn(*args)
+    torch._C._set_tracing_state(None)
+    try:
+        with torch.no_grad():
+            return fn(*args)
+    finally:
+        torch._C._set_tracing_state(state)
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """The window settings of one GSWA call: window side, cyclic shift (0 <= shift < window), logit scale."""
@@ -138,7 +153,7 @@ def window_logit_bias(bias_table: torch.Tensor, spec: WindowSpec, h: int, w: int
     (1, nW, N, N) with one (per window of an h x w image, broadcast over the batch). `shared`: take the shift mask from the forward's
     shared geometry (see sharing_window_geometry) when there is one."""
     n = spec.window * spec.window
-    index = _cached(relative_position_index, spec.window, bias_table.device)
+    index = size_free_constant(_cached, relative_position_index, spec.window, bias_table.device)
     bias = bias_table.reshape(-1)[index.reshape(-1)].reshape(n, n)
     if spec.shift:
         def mask():

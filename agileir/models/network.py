@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .config import SRConfig
 from .gswa import (WindowSpec, from_tokens, from_windows, grid_of, routing, sharing_window_geometry,
-                   take_channels, to_tokens, to_windows, window_logit_bias)
+                   size_free_constant, take_channels, to_tokens, to_windows, window_logit_bias)
 from .layers import (Conv2dBN, Mlp, PatchEmbed, conv_weight_and_bias, make_resi_conv, make_upsampler,
                      pad_to_multiple)
 
@@ -81,21 +81,29 @@ class CascadedGroupAttention(nn.Module):
         a zero channel after each channel (channel multiplier 2), which the indices repeat as padding."""
         qkv = self.qkvs[i](feat)
         ck, cv = self.key_dim, self.value_dim
+        weight, bias = size_free_constant(self._packed_dw, i, width, scale)
+        taps = weight.shape[-1]
+        starts, sizes = (0, ck, 2 * ck), (ck, ck, cv)
+        if width is None:
+            parts = [range(start, start + size) for start, size in zip(starts, sizes)]
+            return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=len(weight)), parts
+        parts = [[2 * c for c in range(start, start + size)] + [1] * (width - size)
+                 for start, size in zip(starts, sizes)]
+        return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=2 * ck + cv), parts
+
+    def _packed_dw(self, i: int, width: int | None, scale: float):
+        """projected()'s depthwise (weight, bias) over q, k and v (interleaved with zero channels with a width)."""
+        ck, cv = self.key_dim, self.value_dim
         dw_weight, dw_bias = conv_weight_and_bias(self.dws[i])
         taps = dw_weight.shape[-1]
         weight = dw_weight.new_zeros(2 * ck + cv, 1, taps, taps)
         weight[:, :, taps // 2, taps // 2] = 1.0  # k and v pass through
         weight = torch.cat([dw_weight * scale, weight[ck:]])
         bias = torch.cat([dw_bias * scale, dw_bias.new_zeros(ck + cv)])
-        starts, sizes = (0, ck, 2 * ck), (ck, ck, cv)
         if width is None:
-            parts = [range(start, start + size) for start, size in zip(starts, sizes)]
-            return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=len(weight)), parts
-        weight = torch.stack([weight, torch.zeros_like(weight)], dim=1).flatten(0, 1)
-        bias = torch.stack([bias, torch.zeros_like(bias)], dim=1).flatten()
-        parts = [[2 * c for c in range(start, start + size)] + [1] * (width - size)
-                 for start, size in zip(starts, sizes)]
-        return F.conv2d(qkv, weight, bias, padding=taps // 2, groups=2 * ck + cv), parts
+            return weight, bias
+        return (torch.stack([weight, torch.zeros_like(weight)], dim=1).flatten(0, 1),
+                torch.stack([bias, torch.zeros_like(bias)], dim=1).flatten())
 
 
 class ShiftedGroupAttention(nn.Module):

@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -78,14 +79,7 @@ def bench_runner(runner: Runner, sizes: list[int], runs: int = 10, warmup: int =
             start = time.perf_counter()
             runner.upscale(x)
             times.append(time.perf_counter() - start)
-        median = statistics.median(times)
-        out_px = batch * (size * runner.scale) ** 2
-        row = {"artifact": artifact, "backend": runner.backend, "precision": runner.precision,
-               "runner": runner.description, "input": [batch, 3, size, size], "runs": runs, "warmup": warmup,
-               "latency_ms": {"median": median * 1e3, "p90": float(np.percentile(times, 90)) * 1e3,
-                              "min": min(times) * 1e3, "mean": statistics.fmean(times) * 1e3},
-               "images_per_s": batch / median, "output_mpix_per_s": out_px / 1e6 / median,
-               "tiled": bool(runner.max_shape and size > min(runner.max_shape[1:]))}
+        row = _row(runner, artifact, size, batch, runs, warmup, times)
         if on_gpu:
             row["gpu_mem_mib"] = ((_gpu_used() or 0) - (gpu_baseline or 0)) / 2**20
         else:
@@ -93,6 +87,80 @@ def bench_runner(runner: Runner, sizes: list[int], runs: int = 10, warmup: int =
             row["peak_rss_scope"] = "configuration" if exact_rss else "process lifetime"
         rows.append(row)
     return rows
+
+
+def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = 1) -> dict[str, dict]:
+    """Latency of compared calls measured INTERLEAVED: `warmup` untimed calls each, then `rounds` rounds that call
+    each once, the order rotated by one every round, so a shared machine's changing load reaches every call alike.
+    The one place compared latencies are measured (calibration report, `agileir bench`, benches). Per call:
+    median, min and max milliseconds and the spread ((max - min) / median)."""
+    if rounds < 1 or warmup < 0:
+        raise ValueError("rounds must be >= 1 and warmup >= 0")
+    names = list(calls)
+    for name in names:
+        for _ in range(warmup):
+            calls[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            start = time.perf_counter()
+            calls[name]()
+            samples[name].append(time.perf_counter() - start)
+    return {name: latency_summary(times) for name, times in samples.items()}
+
+
+def latency_summary(times: list[float]) -> dict:
+    median = statistics.median(times)
+    return {"median_ms": round(median * 1e3, 2), "min_ms": round(min(times) * 1e3, 2),
+            "max_ms": round(max(times) * 1e3, 2), "spread": round((max(times) - min(times)) / median, 3) if median else 0.0,
+            "rounds": len(times), "samples_ms": [round(t * 1e3, 2) for t in times]}
+
+
+def machine_load(threads: int | None = None) -> dict:
+    """What a latency was measured under: CPUs, the threads the runners used (0: their default), load average."""
+    import os
+
+    return {"cpus": os.cpu_count(), "threads": threads, "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def bench_runners(runners: dict[str, Runner], sizes: list[int], runs: int = 10, warmup: int = 2, batch: int = 1,
+                  seed: int = 0) -> list[dict]:
+    """Several runners compared (`agileir bench a.onnx b.plan`): per size, `runs` interleaved rounds (each runs every
+    runner once, rotated order). One runner: bench_runner (with its per-configuration memory). Compared, the CPU
+    peak RSS is the process's over all runners of the size."""
+    if len(runners) == 1:
+        (name, runner), = runners.items()
+        return bench_runner(runner, sizes, runs, warmup, batch, artifact=name, seed=seed)
+    if runs < 1 or warmup < 0 or batch < 1:
+        raise ValueError("--runs must be >= 1, --warmup >= 0 and --batch >= 1")
+    for runner in runners.values():
+        runner.activate()
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[dict]] = {name: [] for name in runners}  # listed per runner, as bench_runner lists them
+    for size in sizes:
+        x = rng.random((batch, 3, size, size), dtype=np.float32)
+        exact_rss = _reset_peak_rss()
+        load = machine_load()
+        ms = interleaved({name: (lambda r=runner: r.upscale(x)) for name, runner in runners.items()}, runs, warmup)
+        for name, runner in runners.items():
+            times = [t / 1e3 for t in ms[name]["samples_ms"]]
+            row = _row(runner, name, size, batch, runs, warmup, times)
+            row |= {"order": "interleaved, rotated each round", "spread": ms[name]["spread"],
+                    "loadavg": load["loadavg"], "peak_rss_mib": _peak_rss_mib(),
+                    "peak_rss_scope": "all compared runners" if exact_rss else "process lifetime"}
+            rows[name].append(row)
+    return [row for name in runners for row in rows[name]]
+
+
+def _row(runner: Runner, artifact: str, size: int, batch: int, runs: int, warmup: int, times: list[float]) -> dict:
+    median = statistics.median(times)
+    return {"artifact": artifact, "backend": runner.backend, "precision": runner.precision,
+            "runner": runner.description, "input": [batch, 3, size, size], "runs": runs, "warmup": warmup,
+            "latency_ms": {"median": median * 1e3, "p90": float(np.percentile(times, 90)) * 1e3,
+                           "min": min(times) * 1e3, "mean": statistics.fmean(times) * 1e3},
+            "images_per_s": batch / median, "output_mpix_per_s": batch * (size * runner.scale) ** 2 / 1e6 / median,
+            "tiled": bool(runner.max_shape and size > min(runner.max_shape[1:]))}
 
 
 def host_info() -> dict:
