@@ -6,8 +6,8 @@ checkpoint -> pytorch, engine -> the engine's flavour (tensorrt / rtx), and an .
 2. an NVIDIA GPU asked for (--device cuda / cuda:N), or --device auto with ONNX Runtime's CUDA provider
    installed -> onnxruntime (CUDA EP);
 3. an OpenVINO device asked for (GPU, NPU, AUTO, ...), or a CPU run on x86 with OpenVINO installed ->
-   openvino: on x86 CPUs OpenVINO (f32 hint) runs the bundled model 1.5-1.7x faster than ONNX Runtime
-   FP32 at the same PSNR (docs/openvino.md, bench/results/openvino_cpu.json);
+   openvino: on x86 CPUs OpenVINO (f32 hint) runs the bundled model faster than ONNX Runtime FP32 at the
+   same PSNR (docs/openvino.md, bench/results/openvino_cpu.json);
 4. otherwise -> onnxruntime (CPU).
 
 Nothing here imports a backend: installed means importable (importlib.util.find_spec).
@@ -18,8 +18,8 @@ import importlib.util
 import platform
 
 X86 = ("x86_64", "amd64", "i386", "i686")
-OPENVINO_REASON = ("OpenVINO is installed and this is an x86 CPU: it measured 1.5-1.7x faster than ONNX Runtime "
-                   "FP32 at the same PSNR (docs/openvino.md)")
+OPENVINO_REASON = ("OpenVINO is installed and this is an x86 CPU, where it measured faster than ONNX Runtime FP32 "
+                   "at the same PSNR (docs/openvino.md)")
 
 
 def installed(module: str) -> bool:
