@@ -140,8 +140,8 @@ def notes(proto: onnx.ModelProto, target: str) -> list[str]:
     n = sum(1 for node in proto.graph.node if is_gswa_node(node))
     if not n:
         return []
-    return [f"{OP_TYPE} x{n}: needs the agileir plugin library built for {rel.name} ({rel.plugin_interface}; "
-            "agileir plugin build on the device)"]
+    return [f"{OP_TYPE} x{n}: needs the agileir plugin library built against {rel.name}'s headers "
+            f"({rel.plugin_interface}; docs/jetson.md)"]
 
 
 def _opset_findings(proto: onnx.ModelProto, rel: Release) -> list[Finding]:
