@@ -12,7 +12,13 @@ from agileir.models.load import save_safetensors
 from conftest import randomized
 from test_models import TINY_AGILEIR
 
-MAX_GAP_S = 10.0
+MAX_GAP_S = 10.0  # on an idle machine; the limit scales with the load average per CPU (a shared CI runner)
+
+
+def gap_limit() -> float:
+    import os
+
+    return MAX_GAP_S * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
 
 
 class Capture:
@@ -31,6 +37,9 @@ class Capture:
     def longest_gap(self, end: float) -> float:
         stamps = [self.start] + [t for t, _ in self.lines] + [end]
         return max(b - a for a, b in zip(stamps, stamps[1:]))
+
+    def timeline(self) -> str:
+        return "\n".join(f"{t - self.start:7.1f}  {line}" for t, line in self.lines)
 
     def ended(self) -> set[tuple[str, str]]:
         return {(e.label, e.stage) for e in self.events if e.kind == "end"}
@@ -93,7 +102,7 @@ def test_export_fp16_int8_says_what_it_does(tiny_agileir, tmp_path):
     assert ("int8", "calibrate") in capture.ended() and ("int8", "quantize") in capture.ended()
     calibrated = [e for e in capture.events if e.stage == "calibrate" and e.kind == "advance"]
     assert calibrated and calibrated[-1].done == calibrated[-1].total  # a counted stage: its bar reaches the end
-    assert capture.longest_gap(end) <= MAX_GAP_S, lines
+    assert capture.longest_gap(end) <= gap_limit(), capture.timeline()
 
 
 def test_calibrate_says_what_it_does(tiny_agileir, tmp_path):
@@ -111,7 +120,7 @@ def test_calibrate_says_what_it_does(tiny_agileir, tmp_path):
     ended = capture.ended()
     assert {("standard", "trace"), ("standard", "fp16 convert"), ("max", "calibrate"), ("attention", "calibrate"),
             ("ort-minmax", "quantize"), ("", "evaluate")} <= ended, ended
-    assert capture.longest_gap(end) <= MAX_GAP_S, capture.text()
+    assert capture.longest_gap(end) <= gap_limit(), capture.timeline()
     # the latency column: every variant measured interleaved in one place, median and spread, threads and load
     latency = report["model"]["latency"]
     assert latency["order"].startswith("interleaved") and latency["threads"] == 1 and len(latency["loadavg_before"]) == 3

@@ -1,8 +1,8 @@
 """How long-running library work says what it is doing: the one progress abstraction of the toolkit.
 
 A :class:`Progress` turns stages into output lines with elapsed time (``[standard] trace ...`` then
-``[standard] trace: 8.1 s``), a tqdm bar with an ETA where a stage has a count, a heartbeat line while a
-stage without a count runs long, INFO records on the ``agileir`` logger, and :class:`ProgressEvent`\\ s to an
+``[standard] trace: 8.1 s``), a tqdm bar with an ETA where a stage has a count, a heartbeat line (elapsed
+time, and count and ETA where there is one) while a stage runs long, INFO records on the ``agileir`` logger, and :class:`ProgressEvent`\\ s to an
 optional callback (a notebook, the Ray actor or a benchmark collecting per-stage seconds)::
 
     progress = Progress(echo=print)                    # the CLI passes click.echo
@@ -66,8 +66,8 @@ class Stage:
 
 class Progress:
     """Stage lines to `echo` (None: none), bars on `bar_file` (None: none), records on the 'agileir' logger and
-    events to `callback`. A stage without a count that runs longer than `heartbeat_s` repeats its line with the
-    elapsed time (when the running code lets Python threads run)."""
+    events to `callback`. While no line was written for `heartbeat_s`, the open stage repeats its line with the
+    elapsed time, count and ETA (when the running code lets Python threads run)."""
 
     def __init__(self, echo: Callable[[str], None] | None = None, callback: Callable[[ProgressEvent], None] | None = None,
                  bar_file=None, heartbeat_s: float = HEARTBEAT_S):
@@ -75,6 +75,7 @@ class Progress:
         self._lock = threading.Lock()
         self._last_line = time.perf_counter()
         self._counting: list[Stage] = []  # open stages that count the stages ending inside them
+        self._open: list[Stage] = []  # the innermost open stage beats
 
     @classmethod
     def for_terminal(cls, echo: Callable[[str], None], callback=None) -> "Progress":
@@ -100,14 +101,16 @@ class Progress:
         self._event(ProgressEvent("start", name, label, 0, total))
         stop = threading.Event()
         beat = None
-        if not total and self.echo is not None and self.heartbeat_s:
+        if self.echo is not None and self.heartbeat_s:
             beat = threading.Thread(target=self._heartbeat, args=(stage, what or name, stop), daemon=True)
             beat.start()
         if counts_stages:
             self._counting.append(stage)
+        self._open.append(stage)
         try:
             yield stage
         finally:
+            self._open.remove(stage)
             if counts_stages:
                 self._counting.remove(stage)
             stop.set()
@@ -122,8 +125,9 @@ class Progress:
 
     def _heartbeat(self, stage: Stage, what: str, stop: threading.Event) -> None:
         while not stop.wait(min(1.0, self.heartbeat_s)):
-            if time.perf_counter() - self._last_line >= self.heartbeat_s and not stop.is_set():
-                self.note(stage.line(f"{what} ... {stage.elapsed:.0f} s"))
+            innermost = self._open and self._open[-1] is stage
+            if innermost and time.perf_counter() - self._last_line >= self.heartbeat_s and not stop.is_set():
+                self.note(stage.line(f"{what} ... {stage.elapsed:.0f} s{_count(stage)}"))
 
     def _bar(self, desc: str, total: int):
         if self.bar_file is None:
@@ -135,6 +139,14 @@ class Progress:
     def _event(self, event: ProgressEvent) -> None:
         if self.callback is not None:
             self.callback(event)
+
+
+def _count(stage: Stage) -> str:
+    """', 3/10, ETA 12 s' for a counted stage."""
+    if not stage.total:
+        return ""
+    eta = f", ETA {stage.elapsed / stage.done * (stage.total - stage.done):.0f} s" if stage.done else ""
+    return f", {stage.done}/{stage.total}{eta}"
 
 
 def quiet() -> Progress:
