@@ -29,6 +29,7 @@ OUT = REPO / "bench" / "results" / "calibration_memory.json"
 SET5 = REPO.parent / "shared" / "data" / "benchmarks" / "Set5"
 DEFAULT_IMAGES = ("butterfly", "bird")
 LIMIT = 6 * 10**9
+PEERS = ("ort-", "modelopt", "nncf")
 
 
 def small_set5(folder: Path, scale: int = 4) -> Path:
@@ -77,6 +78,12 @@ def time_v(text: str) -> dict:
             "system_s": float(field("System time (seconds)") or 0)}
 
 
+def stage_lines(text: str) -> list[str]:
+    """The run's stage and note lines (progress bars left out)."""
+    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines()]
+    return [ln for ln in lines if ln and not re.search(r"\d+/\d+ \[|it/s|step/s|\[[WE]:onnxruntime", ln)]
+
+
 def rows(report: Path) -> list[dict]:
     if not report.is_file():
         return []
@@ -104,23 +111,22 @@ def main() -> int:
                   "mem_total_bytes": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
                   "loadavg_start": [round(x, 2) for x in os.getloadavg()], "limit_bytes": LIMIT, "finished": False}
         log = tmp / "run.log"
-        t0, sampled, load_max = time.monotonic(), 0, 0.0
+        t0, written, sampled, load_max = time.monotonic(), 0.0, 0, 0.0
         with open(log, "w") as out:
             proc = subprocess.Popen([timer, "-v", *cmd], stdout=out, stderr=subprocess.STDOUT)
             while proc.poll() is None:
                 sampled, load_max = max(sampled, tree_rss(proc.pid)), max(load_max, os.getloadavg()[0])
-                if int(time.monotonic() - t0) % 30 < 2:  # rewrite the partial record every ~30 s
-                    stage = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith(("[", "exp"))]
-                    _write(args.out, record | {"elapsed_s": round(time.monotonic() - t0), "sampled_peak_rss_bytes":
-                                               sampled, "last_stage": stage[-1:] or None})
+                if time.monotonic() - written >= 30:  # rewrite the partial record every ~30 s
+                    written = time.monotonic()
+                    _write(args.out, record | {"elapsed_s": round(written - t0), "sampled_peak_rss_bytes": sampled,
+                                               "last_stage": stage_lines(log.read_text(errors="replace"))[-1:]})
                 time.sleep(2)
         text = log.read_text(errors="replace")
         record |= time_v(text) | {"finished": True, "sampled_peak_rss_bytes": sampled, "loadavg_max": round(load_max, 2),
                                   "loadavg_end": [round(x, 2) for x in os.getloadavg()],
                                   "ended": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                                   "rows": rows(tmp / "report" / "calibration_report.json"),
-                                  "peer_lines": [ln for ln in text.splitlines() if ln.startswith("[") and "ort-" in ln
-                                                 or "modelopt" in ln[:20]]}
+                                  "peer_lines": [ln for ln in stage_lines(text) if any(p in ln for p in PEERS)]}
         record["within_limit"] = bool(record["peak_rss_bytes"] and record["peak_rss_bytes"] <= LIMIT)
         record["passed"] = record["within_limit"] and record["exit_status"] == 0 and bool(record["rows"])
         if record["exit_status"] != 0:

@@ -148,20 +148,22 @@ def calib_images_8():
     return [im.rgb for im in load_images()[:8]]
 
 
-def test_ort_histogram_peer_calibrates_in_strides_within_its_estimate(tiny, calib_images_8):
-    """ORT's entropy calibrator keeps every calibrated tensor of the images of one collect_data call: the
-    peer hands the 8 images over one at a time (8 ranges, all consumed), so the memory it adds stays near
-    one image's tensors (all 8 at once: ~8x) and under the estimate checked against the budget."""
+@pytest.mark.parametrize("method", ["Entropy", "MinMax"])
+def test_ort_peer_calibrates_in_strides_within_its_estimate(tiny, calib_images_8, method):
+    """ORT's histogram calibrators keep every calibrated tensor of the images of one collect_data call (MinMax
+    keeps them alive in its session until its reductions run): the peer hands the 8 images over one at a
+    time (8 ranges, all consumed), so the memory it adds stays near one image's tensors (all 8 at once:
+    ~8x) and under the estimate checked against the budget."""
     import onnxruntime.quantization  # noqa: F401  (its import is not the peer's memory)
     from agileir.calibration.peers import ORT_STRIDE, _ort_estimate, ort_quantize_static
 
     fp32 = tiny[0]
-    estimate = _ort_estimate("Entropy")(fp32, calib_images_8)
+    estimate = _ort_estimate(method)(fp32, calib_images_8)
     assert ORT_STRIDE == 1 and estimate.stride == 1 and estimate.tensors > 50
-    (result, reader), added = _added_peak(lambda: ort_quantize_static(fp32, calib_images_8, "Entropy"))
+    (result, reader), added = _added_peak(lambda: ort_quantize_static(fp32, calib_images_8, method))
     assert reader.strides == [(i, i + 1) for i in range(8)] and reader.next == 8
     assert result.settings["extra_options"]["CalibStridedMinMax"] == 1
-    assert added < 3 * estimate.per_image, (added, estimate)  # 8 images held at once: > 8 x per_image
+    assert added < 3.5 * estimate.per_image, (added, estimate)  # 8 images held at once: > 8 x per_image
     assert added < estimate.bytes, (added, estimate)
     assert psnr(np.clip(run(result.graph, X), 0, 1), np.clip(run(fp32, X), 0, 1)) >= 30.0
 
@@ -175,8 +177,7 @@ def test_peer_over_the_memory_budget_is_a_skipped_row_with_its_reason(tiny, cali
     assert result.graph is None and result.seconds < 20
     assert "over the" in result.skipped and "memory budget" in result.skipped and "calibrated tensors" in result.skipped
     assert result.memory["estimate_bytes"] == need and result.memory["budget_bytes"] == need - 1
-    minmax = _ort_estimate("MinMax")(fp32, calib_images_8)  # reductions only: far less than the histograms
-    assert minmax.bytes < need / 3
+    assert run_peer("ort-minmax", fp32, calib_images_8, budget=need - 1).skipped.startswith("calibrating needs")
 
 
 def test_toolkit_calibrators_stream_one_image_at_a_time(tiny, calib_images_8):

@@ -149,6 +149,9 @@ def _peer_rows(standard, graphs, images, options: ReportOptions, progress: Progr
     for name in options.peers:
         with progress.stage("quantize", name, what="quantizing the FP32 graph with the calibration images") as step:
             result = run_peer(name, standard, [im.rgb for im in images], options.memory_budget)
+            if result.memory.get("estimate_bytes"):
+                step.note(f"calibration memory estimate {result.memory['estimate_bytes'] / 2**30:.2f} GiB, "
+                          f"budget {result.memory['budget_bytes'] / 2**30:.2f} GiB")
             if result.graph is not None:
                 graphs[name] = result.graph
             else:
