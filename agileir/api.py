@@ -181,17 +181,18 @@ def tiling_options(tile: int | str | None = None, overlap: int | None = None, ma
 
 
 def export(model: PathLike | None = None, out_dir: PathLike = "export", forms: tuple[str, ...] = ("standard", "plugin"),
-           validate: bool = True, overwrite: bool = False, **request: Any) -> dict:
+           validate: bool = True, overwrite: bool = False, progress: Any = None, **request: Any) -> dict:
     """`agileir-export` of a checkpoint (None: the bundled one) into `out_dir`: model.onnx / model.plugin.onnx
     (validated in ONNX Runtime) and export.json, whose content is returned. Needs the torch and onnx extras.
     Other agileir.deploy.ExportRequest fields as keywords (onnx=ExportOptions(...), variants=VariantOptions(...),
     preset=...). Written through the output gate, as the command: a file agileir did not write is refused
-    (OutputConflict) unless `overwrite`."""
+    (OutputConflict) unless `overwrite`. Its stages go to the "agileir" logger, and to `progress`
+    (agileir.io.progress.Progress: lines, bars, an event callback) when given."""
     from .deploy.export import ExportRequest, claim_export, export_checkpoint
 
     req = ExportRequest(None if model is None else str(model), Path(out_dir), tuple(forms), validate=validate,
                         **request)
-    result = export_checkpoint(req, claim_export(req, overwrite), echo=log.info)
+    result = export_checkpoint(req, claim_export(req, overwrite), echo=None, progress=progress)
     if result.failed:
         raise ValueError(f"ONNX Runtime validation failed for: {', '.join(result.failed)} (see export.json)")
     return result.info

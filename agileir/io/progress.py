@@ -45,7 +45,7 @@ class Stage:
     def __init__(self, progress: "Progress", name: str, label: str, total: int | None):
         self.progress, self.name, self.label, self.total = progress, name, label, total
         self.done, self.start = 0, time.perf_counter()
-        self.bar = progress._bar(self.line(), total) if total else None
+        self.bar = None  # drawn after the stage's first line
 
     @property
     def elapsed(self) -> float:
@@ -98,6 +98,7 @@ class Progress:
         `counts_stages`, its count (and bar) advances by one whenever a stage inside it ends."""
         stage = Stage(self, name, label, total)
         self.note(stage.line(f"{what or name} ..."))
+        stage.bar = self._bar(stage.line(), total) if total else None
         self._event(ProgressEvent("start", name, label, 0, total))
         stop = threading.Event()
         beat = None
