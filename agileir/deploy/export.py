@@ -203,8 +203,7 @@ def write_forms(loaded, request: ExportRequest, result: ExportResult, progress: 
     with progress.stage("export", total=_stage_count(request), what=f"exporting {', '.join(request.forms)}",
                         counts_stages=True):
         for form in request.forms:
-            protos[form] = _write_form(loaded, form, options, request.validate, sample, info, result, progress,
-                                       references)
+            protos[form] = _write_form(loaded, form, request, sample, info, result, progress, references)
         if variants is not None and variants.any:
             if variants.int8 and "standard" not in protos:  # calibration runs on the standard form
                 progress.note("[standard] the standard form for INT8 calibration (not written)")
@@ -232,13 +231,13 @@ def _stage_count(request: ExportRequest) -> int:
     return total
 
 
-def _write_form(loaded, form: str, options, validate: bool, sample, info: dict, result: ExportResult,
+def _write_form(loaded, form: str, request: ExportRequest, sample, info: dict, result: ExportResult,
                 progress: Progress, references: dict):
     from ..export.folder import graph_opset
-    from ..export.onnx_export import annotate, export_onnx, node_counts, save_checked
+    from ..export.onnx_export import ExportOptions, annotate, export_onnx, node_counts, save_checked
     from ..io.gate import file_sha256
 
-    config = loaded.config
+    config, options, validate = loaded.config, request.onnx or ExportOptions(), request.validate
     t0 = time.time()
     proto = export_onnx(loaded.model, form, options, progress)
     traced = proto.SerializeToString()

@@ -3,12 +3,9 @@ fused attentions, the parser's scale layers per attention). `tensorrt` is passed
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .env import FLAVOUR_NAMES
-
-if TYPE_CHECKING:
-    from .config import OnnxInfo
 
 
 def collecting_logger(trt, verbose: bool, echo: Callable[[str], None]):
@@ -113,9 +110,9 @@ def decompose_fp32_attention(trt, network) -> int:
     return marked
 
 
-def parse_network(trt, builder, info: OnnxInfo, typing: tuple[bool, bool], logger, echo: Callable[[str], None]):
-    """(network, parser, parse seconds, network summary) of the ONNX file; typing = (strongly typed, Python
-    AOT plugins). FP32 attentions are marked decomposable (decompose_fp32_attention)."""
+def parse_network(trt, builder, info, typing: tuple[bool, bool], logger, echo: Callable[[str], None]):
+    """(network, parser, parse seconds, network summary) of the ONNX file (`info`: config.OnnxInfo); typing =
+    (strongly typed, Python AOT plugins). FP32 attentions are marked decomposable (decompose_fp32_attention)."""
     strongly_typed, aot_plugins = typing
     network_flags = 0
     strong = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # ignored (always on) in 11
