@@ -17,6 +17,8 @@ class GSWANode(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv, dw_weight, dw_bias, bias_table, key_dim: int, spec: WindowSpec):
+        if torch.onnx.is_in_onnx_export():  # traced, the node is recorded by symbolic(); its value is never read
+            return qkv.new_zeros(qkv.shape[0], qkv.shape[1] - 2 * key_dim, qkv.shape[2], qkv.shape[3])
         q, k, v = qkv.split([key_dim, key_dim, qkv.shape[1] - 2 * key_dim], dim=1)
         return gswa(q, k, v, (dw_weight, dw_bias), bias_table, spec)
 
