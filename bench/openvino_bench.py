@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--image", default=str(DEFAULT_IMAGE), help="photo the LR crops are cut from")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "openvino_cpu.json"))
+    parser.add_argument("--skip", default="", help="comma-separated rows to leave out, e.g. ov-bf16")
     parser.add_argument("--make-nncf", action="store_true", help="make FILE first when it does not exist (else "
                         "the row joins once FILE and its nncf.json appear, written by another process)")
     parser.add_argument("--table", metavar="JSON", help="only print the Markdown table of a results JSON")
@@ -157,6 +158,7 @@ def main() -> None:
         gate.write_json(info, payload["nncf"], "benchmark report")
     photo = read_image(args.image).to_rgb()
     blocks = [tuple(int(v) for v in b.split("x")) for b in args.blocks.split(",")]
+    wanted = tuple(r for r in ROWS if r not in args.skip.split(","))
     refs: dict[int, np.ndarray] = {}
     run: dict = {}
     for threads, s in blocks:
@@ -167,9 +169,9 @@ def main() -> None:
         if not run or next(iter(run.values())).threads != threads:
             for r in run.values():
                 r.deactivate()
-            run = runners(export, nncf, threads, ROWS if info.is_file() else ROWS[:-1])
+            run = runners(export, nncf, threads, tuple(r for r in wanted if r != "ov-nncf-int8" or info.is_file()))
             echo(f"threads {threads}: activated " + ", ".join(f"{k} {r.activation_s}s" for k, r in run.items()))
-        if "ov-nncf-int8" not in run and info.is_file():  # NNCF's file appeared meanwhile
+        if "ov-nncf-int8" in wanted and "ov-nncf-int8" not in run and info.is_file():  # NNCF's file appeared meanwhile
             run |= runners(export, nncf, threads, ("ov-nncf-int8",))
         if info.is_file():
             payload["nncf"] = json.loads(info.read_text())
