@@ -103,14 +103,15 @@ def block(run: dict, x: np.ndarray, reference: np.ndarray, rounds: int, echo) ->
 
 
 def table(path: str) -> str:
-    """The docs table (Markdown) of a results JSON: one line per row, thread count and size."""
+    """The docs table (Markdown) of a results JSON: one line per row of each block, labelled in column 1."""
     data = json.loads(Path(path).read_text())
-    lines = ["| threads | LR | row | median s | vs ort-fp32 | PSNR vs ORT FP32 (8-bit) | PSNR vs PyTorch (8-bit) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"<!-- bench: bench/results/{Path(path).name} -->",
+             "| threads, LR px: row | median s | vs ort-fp32 | PSNR vs ORT FP32, 8-bit (dB) | PSNR vs PyTorch, 8-bit (dB) |",
+             "|---|---|---|---|---|"]
     for block in data["results"]:
         for row, v in block["rows"].items():
             hint = f" ({v['hint_used']} used)" if row == "ov-bf16" else ""
-            lines.append(f"| {block['threads']} | {block['lr']} | {row}{hint} | {v['median_s']:.3f} | "
+            lines.append(f"| {block['threads']} threads, {block['lr']}: `{row}`{hint} | {v['median_s']:.3f} | "
                          f"{v['speedup_vs_ort_fp32']:.2f}x | {v['psnr_vs_ort_fp32']['8bit']} | "
                          f"{v['psnr_vs_pytorch']['8bit']} |")
     return "\n".join(lines)
