@@ -143,7 +143,7 @@ IDENTITY = {"Mul": (1.0, (0, 1)), "Div": (1.0, (1,)), "Add": (0.0, (0, 1)), "Sub
 
 
 def _identity_arithmetic(graph) -> int:
-    """x * 1, x / 1, x + 0, x - 0 with a one-element constant that cannot change x's shape or type."""
+    """x * 1, x / 1, x + 0, x - 0 with a constant of ones / zeros that cannot change x's shape or type."""
     import onnx_graphsurgeon as gs
 
     count = 0
@@ -153,12 +153,19 @@ def _identity_arithmetic(graph) -> int:
         value, slots = IDENTITY[node.op]
         for slot in slots:
             const, other = node.inputs[slot], node.inputs[1 - slot]
-            if (isinstance(const, gs.Constant) and const.values.size == 1 and float(const.values.ravel()[0]) == value
-                    and other.shape is not None and const.values.ndim <= len(other.shape)
-                    and other.dtype is not None and np.dtype(other.dtype) == const.values.dtype):
+            if (isinstance(const, gs.Constant) and _fits(const.values.shape, other.shape)
+                    and other.dtype is not None and np.dtype(other.dtype) == const.values.dtype
+                    and bool(np.all(np.asarray(const.values) == value))):
                 count += _bypass(graph, node, other)
                 break
     return count
+
+
+def _fits(shape: tuple, into) -> bool:
+    """A constant of `shape` broadcast against a tensor of shape `into` leaves it as it is."""
+    if into is None or len(shape) > len(into):
+        return False
+    return all(d == 1 or (isinstance(t, (int, np.integer)) and d == t) for d, t in zip(shape[::-1], list(into)[::-1]))
 
 
 def _unsqueeze_chains(graph) -> int:
