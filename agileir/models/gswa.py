@@ -153,7 +153,8 @@ def window_logit_bias(bias_table: torch.Tensor, spec: WindowSpec, h: int, w: int
     (1, nW, N, N) with one (per window of an h x w image, broadcast over the batch). `shared`: take the shift mask from the forward's
     shared geometry (see sharing_window_geometry) when there is one."""
     n = spec.window * spec.window
-    index = size_free_constant(_index_memo, relative_position_index, False, spec.window, bias_table.device)
+    index = size_free_constant(_index_memo, relative_position_index, torch.is_inference_mode_enabled(), spec.window,
+                               bias_table.device)
     bias = bias_table.reshape(-1)[index.reshape(-1)].reshape(n, n)
     if spec.shift:
         def mask():
