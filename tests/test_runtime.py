@@ -282,6 +282,23 @@ def test_network_typing_follows_the_graph():
         network_typing("fp32", "int8", 10)
 
 
+def test_tensorrt_8_builds_by_builder_flags_not_strong_typing():
+    """TensorRT 8.5/8.6 (JetPack 5.1/6.0) have no strongly typed networks: an FP16 graph needs the FP16 flag, a Q/DQ
+    graph the INT8 flag, and the trtexec line printed for a --compat jetpack5 export says so."""
+    from agileir.deploy.engines import _target_major
+
+    assert network_typing("fp32", None, 8) == (False, [])
+    assert network_typing("fp16", None, 8) == (False, ["FP16"])
+    assert network_typing("int8", None, 8) == (False, ["INT8"])
+    assert network_typing("fp32", "fp16", 8) == (False, ["FP16"])
+    with pytest.raises(ValueError, match="cannot be built as int8"):
+        network_typing("fp32", "int8", 8)
+    cmd = trtexec_command("m.int8.onnx", "m.int8.plan", graph_precision="int8", tensorrt_major=8)
+    assert "--stronglyTyped" not in cmd and "--int8" in cmd
+    assert _target_major({"compat": {"target": "jetpack5", "tensorrt": "8.5.2"}}) == 8
+    assert _target_major({"compat": {"target": "latest", "tensorrt": None}}) == 10 and _target_major({}) == 10
+
+
 def test_shape_profile_and_trtexec_command():
     assert parse_shape("128x96") == (1, 3, 128, 96) and parse_shape("2x3x64x64") == (2, 3, 64, 64)
     for bad in ("64", "1x3x0x4", "axb"):

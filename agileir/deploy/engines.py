@@ -68,5 +68,14 @@ def build_commands(onnx_files: list[Path]) -> list[str]:
         info = inspect_onnx(path)
         engine = path.with_suffix(".plan")
         lines.append(f"agileir build {path} -o {engine}")
-        lines.append(f"  or: {trtexec_line(trtexec_command(path, engine, graph_precision=info.precision, form=info.form))}")
+        major = _target_major(info.metadata)
+        cmd = trtexec_command(path, engine, graph_precision=info.precision, form=info.form, tensorrt_major=major)
+        lines.append(f"  or: {trtexec_line(cmd)}" + (f"  (TensorRT {major}.x)" if major < 10 else ""))
     return lines
+
+
+def _target_major(metadata: dict) -> int:
+    """The TensorRT major release an export's --compat target names (metadata "compat"), else 10."""
+    entry = metadata.get("compat") if isinstance(metadata.get("compat"), dict) else {}
+    wanted = str(entry.get("tensorrt") or "")
+    return int(wanted.split(".")[0]) if wanted.split(".")[0].isdigit() else 10

@@ -60,6 +60,12 @@ def network_typing(graph_precision: str, requested: str | None, tensorrt_major: 
                    flavour: str = "tensorrt") -> tuple[bool, list[str]]:
     """(strongly_typed, builder flags) for a graph of `graph_precision` built as `requested`."""
     requested = requested or graph_precision
+    if tensorrt_major < 9 and flavour == "tensorrt":  # TensorRT 8.x has no strongly typed networks: the builder
+        # flags allow the graph's own precision (a Q/DQ graph needs INT8, float16 tensors need FP16)
+        if requested not in (graph_precision, "fp16") or (requested == "fp16" and graph_precision == "int8"):
+            raise ValueError(f"a {graph_precision} graph cannot be built as {requested}: build the {requested} ONNX "
+                             "variant")
+        return False, {"fp32": [], "fp16": ["FP16"], "int8": ["INT8"]}[requested]
     if requested == graph_precision:
         return True, []
     if graph_precision == "fp32" and requested == "fp16":
