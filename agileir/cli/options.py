@@ -149,6 +149,17 @@ def _check_export_combinations(target, caps, fp16, int8, calibrator, calib_dir, 
         require_module("onnxconverter_common", "onnx", "--fp16", package="onnxconverter-common")
 
 
+def _built(make, *values):
+    """A request object from parsed options; a missing extra met while building it (the export options import
+    onnx, a checkpoint's torch) is the command's one-line exit 3, as inside the command."""
+    from .common import cli_error_for
+
+    try:
+        return make(*values)
+    except ModuleNotFoundError as e:
+        raise cli_error_for(e) from None
+
+
 def _export_request(model, out_dir, form, static_shape, opset, fold, compat, no_validate, fp16, int8, calibrator,
                     calib_dir, calib_json, fp16_block, target, compute_capability, preset_name, upstream_compat):
     from ..calibration.writer import VariantOptions
@@ -176,7 +187,7 @@ def export_request_options(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        kwargs["request"] = _export_request(*(kwargs.pop(n) for n in names))
+        kwargs["request"] = _built(_export_request, *(kwargs.pop(n) for n in names))
         return fn(*args, **kwargs)
 
     wrapper = target_options(model_options(wrapper))
@@ -237,7 +248,7 @@ def build_request_options(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        kwargs["request"] = _build_request(*(kwargs.pop(n) for n in names))
+        kwargs["request"] = _built(_build_request, *(kwargs.pop(n) for n in names))
         return fn(*args, **kwargs)
 
     wrapper = target_options(wrapper)
@@ -292,7 +303,7 @@ def calibrate_request_options(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        kwargs["request"] = _calibrate_request(*(kwargs.pop(n) for n in names))
+        kwargs["request"] = _built(_calibrate_request, *(kwargs.pop(n) for n in names))
         return fn(*args, **kwargs)
 
     wrapper = model_options(wrapper)

@@ -43,7 +43,7 @@ from .profile import (INPUT, RTX_ATTENTION_MAX_SIDE, RTX_COMPUTE_CAPABILITIES, R
 def progress_monitor(trt, progress: Progress, label: str):
     """An IProgressMonitor reporting the builder's top-level phases as stages (a bar where TensorRT gives the
     phase's step count); nested phases advance silently. None where the flavour has no IProgressMonitor."""
-    base = getattr(trt, "IProgressMonitor", None)
+    base: Any = getattr(trt, "IProgressMonitor", None)
     if base is None:
         return None
 
