@@ -53,7 +53,7 @@ def _export(graph, like: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _replace(graph, old, new) -> None:
+def redirect_readers(graph, old, new) -> None:
     """Every reader of tensor `old` (graph outputs included) reads `new`."""
     for consumer in list(old.outputs):
         for i, t in enumerate(consumer.inputs):
@@ -86,7 +86,7 @@ def static_dims(graph) -> int:
             continue
         if all(isinstance(v, (int, np.integer)) and v >= 0 for v in np.ravel(values)):
             out = node.outputs[0]
-            _replace(graph, out, gs.Constant(f"{out.name}_static", np.asarray(values, dtype=np.int64)))
+            redirect_readers(graph, out, gs.Constant(f"{out.name}_static", np.asarray(values, dtype=np.int64)))
             node.outputs.clear()
             count += 1
     return count
@@ -114,7 +114,7 @@ def _common(graph) -> int:
         key = (node.op, node.domain, tuple(_key(t) for t in node.inputs), repr(sorted(node.attrs.items())))
         first = seen.setdefault(key, node)
         if first is not node and not _is_output(graph, node.outputs[0]):
-            _replace(graph, node.outputs[0], first.outputs[0])
+            redirect_readers(graph, node.outputs[0], first.outputs[0])
             node.outputs.clear()
             count += 1
     return count
@@ -124,7 +124,7 @@ def _bypass(graph, node, source) -> bool:
     out = node.outputs[0]
     if _is_output(graph, out):
         return False
-    _replace(graph, out, source)
+    redirect_readers(graph, out, source)
     node.outputs.clear()
     return True
 

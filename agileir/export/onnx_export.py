@@ -27,7 +27,7 @@ from ..models.gswa import routed
 from ..models.gswa_node import OP_TYPE, gswa_nodes
 from ..models.network import SRTransformer
 from .attention_node import attention_kernel, to_standard_attention
-from .cleanup import clean_traced
+from .cleanup import clean_traced, redirect_readers
 from .compat import to_compat
 from .forms import ATTENTION_OPSET, FORMS
 from .plugin_node import plugin_gswa
@@ -124,14 +124,7 @@ def fold_split_concat(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         if any(len(t.outputs) != 1 for t in producer.outputs):
             continue  # a split output is also used elsewhere
-        source, result = producer.inputs[0], node.outputs[0]
-        for consumer in list(result.outputs):
-            for i, t in enumerate(consumer.inputs):
-                if t is result:
-                    consumer.inputs[i] = source
-        for i, out in enumerate(graph.outputs):
-            if out is result:
-                graph.outputs[i] = source
+        redirect_readers(graph, node.outputs[0], producer.inputs[0])
         node.outputs.clear()
     graph.cleanup().toposort()
     return gs.export_onnx(graph)
