@@ -21,7 +21,8 @@ def export_dir(tmp_path_factory):
     torch.manual_seed(0)
     save_safetensors(build_model(TINY_SWINIR), root / "tiny.safetensors")
     r = subprocess.run([sys.executable, "-m", "agileir", "export", str(root / "tiny.safetensors"), "-o",
-                        str(root / "exp"), "--form", "standard"], capture_output=True, text=True, timeout=180)
+                        str(root / "exp"), "--form", "standard", "--fp16"], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
     rng = np.random.default_rng(0)
     PILImage.fromarray((rng.random((20, 24, 3)) * 255).astype(np.uint8)).save(root / "img.png")
@@ -37,9 +38,8 @@ def test_repository_configs_parse_as_triton_model_config(export_dir, tmp_path):
 
     exp = tmp_path / "exp"
     exp.mkdir()
-    for f in ("model.onnx", "export.json"):
+    for f in ("model.onnx", "model.fp16.onnx", "export.json"):  # real graphs: triton checks them against export.json
         (exp / f).write_bytes((export_dir / "exp" / f).read_bytes())
-    (exp / "model.fp16.onnx").write_bytes((exp / "model.onnx").read_bytes())
     (exp / "model.plugin.onnx").write_bytes(b"")  # skipped with a reason
     (exp / "model.plugin.fp16.plan").write_bytes(b"engine bytes")
     (exp / "model.plugin.fp16.json").write_text(json.dumps({
