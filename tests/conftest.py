@@ -1,3 +1,4 @@
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -80,3 +81,15 @@ def noise_video(path: Path, frames: int, width: int, height: int, codec="ffv1", 
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB file system: writes past it fail with ENOSPC."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if r.returncode:
+        pytest.skip("cannot mount a 64 KiB tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)

@@ -233,18 +233,6 @@ def test_sigterm_during_export_leaves_a_folder_the_rerun_accepts(tiny, tmp_path)
     assert r.returncode == 0, r.stderr
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KiB file system: writes past it fail with ENOSPC."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
-    if r.returncode:
-        pytest.skip("cannot mount a 64 KiB tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
 def test_full_disk_during_export_leaves_no_output_folder(tiny, small_disk):
     out = small_disk / "a" / "exp"
     r = run(["export", tiny / "tiny.safetensors", "-o", out, "--form", "standard", "--no-validate",

@@ -34,18 +34,6 @@ def model(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KiB file system: writes past it fail with ENOSPC."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
-    if r.returncode:
-        pytest.skip("cannot mount a 64 KiB tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
 def _agileir(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "agileir", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
