@@ -149,6 +149,16 @@ def _check_export_combinations(target, caps, fp16, int8, calibrator, calib_dir, 
         require_module("onnxconverter_common", "onnx", "--fp16", package="onnxconverter-common")
 
 
+def _handing_request(fn, make, names: tuple[str, ...]):
+    """`fn` called with the options `names` replaced by one `request` = make(*their values)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        kwargs["request"] = _built(make, *(kwargs.pop(n) for n in names))
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _built(make, *values):
     """A request object from parsed options; a missing extra met while building it (the export options import
     onnx, a checkpoint's torch) is the command's one-line exit 3, as inside the command."""
@@ -185,11 +195,7 @@ def export_request_options(fn):
              "calibrator", "calib_dir", "calib_json", "fp16_block", "target", "compute_capability", "preset_name",
              "upstream_compat")
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        kwargs["request"] = _built(_export_request, *(kwargs.pop(n) for n in names))
-        return fn(*args, **kwargs)
-
+    wrapper = _handing_request(fn, _export_request, names)
     wrapper = target_options(model_options(wrapper))
     return _with_options(wrapper, [
         click.argument("model", required=False),
@@ -246,11 +252,7 @@ def build_request_options(fn):
     names = ("onnx_path", "output", "min_shape", "opt_shape", "max_shape", "precision", "workspace_mib", "opt_level",
              "timing_cache", "plugin", "plugin_lib", "target", "compute_capability", "verbose")
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        kwargs["request"] = _built(_build_request, *(kwargs.pop(n) for n in names))
-        return fn(*args, **kwargs)
-
+    wrapper = _handing_request(fn, _build_request, names)
     wrapper = target_options(wrapper)
     return _with_options(wrapper, [
         click.argument("onnx_path", metavar="ONNX", type=click.Path(dir_okay=False)),
@@ -301,11 +303,7 @@ def calibrate_request_options(fn):
     names = ("model", "eval_dirs", "scale", "out_dir", "calibrators", "calib_dir", "form", "peers", "no_sweep",
              "no_attention", "no_fp16", "fp16_study", "threads", "max_memory", "preset_name", "upstream_compat")
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        kwargs["request"] = _built(_calibrate_request, *(kwargs.pop(n) for n in names))
-        return fn(*args, **kwargs)
-
+    wrapper = _handing_request(fn, _calibrate_request, names)
     wrapper = model_options(wrapper)
     return _with_options(wrapper, [
         click.argument("model", required=False),
