@@ -139,3 +139,29 @@ def test_interleaved_rotates_the_order_every_round():
     result = interleaved({name: (lambda name=name: order.append(name)) for name in "abc"}, rounds=3, warmup=1)
     assert order == list("abc") + list("abc") + list("bca") + list("cab")  # warm-ups, then rotated rounds
     assert all(r["rounds"] == 3 and r["min_ms"] <= r["median_ms"] <= r["max_ms"] for r in result.values())
+
+
+def test_interleaved_fresh_keeps_one_call_alive_at_a_time():
+    """The calibration report's latency column: each timed run gets a fresh session, warmed up, then freed."""
+    from agileir.runtime.bench import interleaved_fresh
+
+    alive, most, order = set(), [0], []
+
+    class Session:
+        def __init__(self, name):
+            self.name = name
+            alive.add(id(self))
+            most[0] = max(most[0], len(alive))
+
+        def __call__(self):
+            order.append(self.name)
+
+        def __del__(self):
+            alive.discard(id(self))
+
+    result = interleaved_fresh({name: (lambda name=name: Session(name)) for name in "abc"}, rounds=3, warmup=1)
+    assert most[0] == 1  # never two sessions at once
+    assert order == [n for n in "abcbcacab" for _ in range(2)]  # warm-up + timed run, rotated rounds
+    assert all(r["rounds"] == 3 for r in result.values())
+    with pytest.raises(ValueError):
+        interleaved_fresh({"a": lambda: (lambda: None)}, rounds=0)

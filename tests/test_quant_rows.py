@@ -194,3 +194,22 @@ def test_toolkit_calibrators_stream_one_image_at_a_time(tiny, calib_images_8):
         ranges, added = _added_peak(lambda: activation_ranges(fp32, tensors, calib_images_8, method))
         assert len(ranges) == len(tensors)
         assert added < estimate.bytes < 8 * estimate.per_image, (method, added, estimate)
+
+
+def test_spilled_graphs_hold_variants_on_disk_and_clean_up(tiny):
+    """The calibration report's variant graphs live in a private temporary folder, not in memory."""
+    from pathlib import Path
+
+    from agileir.calibration.memory import SpilledGraphs
+
+    graph = tiny[0]
+    with SpilledGraphs() as graphs:
+        graphs["fp32"] = graph
+        graphs["copy"] = graph
+        graphs["fp32"] = graph  # rewritten in place, not a second file
+        folder = Path(graphs._dir.name)
+        assert sorted(p.name for p in folder.iterdir()) == ["0.onnx", "1.onnx"]
+        assert list(graphs) == ["fp32", "copy"] and graphs["copy"].SerializeToString() == graph.SerializeToString()
+        del graphs["copy"]
+        assert len(graphs) == 1 and not (folder / "1.onnx").exists()
+    assert not folder.exists()

@@ -18,7 +18,10 @@ Estimates, in bytes, of what a calibration pass adds to the process:
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -113,3 +116,56 @@ def budget_or_default(budget: int | None) -> int:
     from ..upscale.memory import default_budget
 
     return budget or default_budget()
+
+
+def release_memory() -> None:
+    """Collect garbage and hand the freed heap back to the OS (glibc's malloc_trim), so the resident size falls
+    back after a pass that peaked instead of staying at that peak for the rest of the run. No-op off glibc."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class SpilledGraphs(MutableMapping):
+    """Name -> onnx.ModelProto kept as serialized files in a private temporary folder instead of in memory: the
+    calibration report holds about 19 variant graphs (tens of MB each for AgileIR-light, the folded position-bias
+    tables included) through every later pass. Reading a name loads that graph; `close()` (or leaving the `with`
+    block) removes the folder. Scratch space, not an output: nothing in it outlives the run."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="agileir-graphs-")
+        self._files: dict[str, Path] = {}
+        self._next = 0
+
+    def __setitem__(self, name: str, graph: onnx.ModelProto) -> None:
+        path = self._files.get(name) or Path(self._dir.name) / f"{self._next}.onnx"
+        self._next += 1
+        path.write_bytes(graph.SerializeToString())
+        self._files[name] = path
+
+    def __getitem__(self, name: str) -> onnx.ModelProto:
+        return onnx.ModelProto.FromString(self._files[name].read_bytes())
+
+    def __delitem__(self, name: str) -> None:
+        self._files.pop(name).unlink(missing_ok=True)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def close(self) -> None:
+        self._files.clear()
+        self._dir.cleanup()
+
+    def __enter__(self) -> "SpilledGraphs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

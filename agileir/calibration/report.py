@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -13,6 +14,7 @@ import onnx
 from ..io.atomic import atomic_path, write_json, write_text
 from .calibrators import CALIBRATORS
 from .dataset import DATA_DIR
+from .memory import release_memory
 
 BASELINES = DATA_DIR / "baselines.json"
 REPORT_NAMES = ("calibration_report.json", "calibration_report.md", "calibration_report.png")
@@ -78,9 +80,10 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
         if variant.skipped or variant.name not in graphs:
             results.append(entry | {"skipped": variant.skipped or "no graph"})
             continue
-        run = batch_runner(graphs[variant.name], threads=model_info.get("threads", 0))
+        graph = graphs[variant.name]
+        run = batch_runner(graph, threads=model_info.get("threads", 0))
         upscaler = Upscaler(CallableRunner(run, scale))  # the memory budget of every image run
-        entry["qdq"] = qdq_counts(graphs[variant.name])
+        entry["qdq"] = qdq_counts(graph)
         for dataset in datasets:
             res = evaluate_fn(upscaler.upscale_rgb, dataset, scale, progress)
             mean = res.summary()
@@ -89,8 +92,10 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
                                                              for r in res.per_image]}
             bicubic[dataset.name] = {"psnr": mean["bicubic_psnr"], "ssim": mean["bicubic_ssim"]}
         results.append(entry)
+        del graph, run, upscaler
+        release_memory()  # one variant's session alive at a time
     measured = [r["name"] for r in results if "skipped" not in r]
-    model_info["latency"] = latency = variant_latency({n: graphs[n] for n in measured}, model_info.get("threads", 0))
+    model_info["latency"] = latency = variant_latency(graphs, measured, model_info.get("threads", 0))
     for entry in results:
         if entry["name"] in latency["ms"]:
             entry["cpu_latency_ms"] = latency["ms"][entry["name"]]["median_ms"]
@@ -104,21 +109,29 @@ def build_report(model_info: dict, graphs: dict[str, onnx.ModelProto],
             "caveat": CAVEAT}
 
 
-def variant_latency(graphs: dict[str, onnx.ModelProto], threads: int = 0, size: int = LATENCY_SIZE,
-                    rounds: int = LATENCY_ROUNDS) -> dict:
-    """ONNX Runtime CPU latency of every graph on one (1, 3, size, size) input, measured interleaved
-    (agileir.runtime.bench.interleaved: each round runs each graph once, in rotated order) in fresh sessions,
-    with the threads and the load average before and after."""
-    from ..runtime.bench import interleaved, machine_load
+def variant_latency(graphs: Mapping[str, onnx.ModelProto], names: list[str], threads: int = 0,
+                    size: int = LATENCY_SIZE, rounds: int = LATENCY_ROUNDS) -> dict:
+    """ONNX Runtime CPU latency of the named graphs on one (1, 3, size, size) input, measured interleaved (each
+    round runs each graph once, in rotated order) with a fresh session per timed run, warmed up once and freed
+    after (agileir.runtime.bench.interleaved_fresh: one variant's session in memory at a time), with the threads
+    and the load average before and after."""
+    from ..runtime.bench import interleaved_fresh, machine_load
     from .variants import batch_runner
 
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     before = machine_load(threads)
-    runs = {name: batch_runner(graph, threads=threads) for name, graph in graphs.items()}
-    ms = interleaved({name: (lambda run=run: run(x)) for name, run in runs.items()}, rounds=rounds)
-    return {"input": [1, 3, size, size], "order": "interleaved, rotated each round", "rounds": rounds,
-            "threads": threads, "cpus": before["cpus"], "loadavg_before": before["loadavg"],
-            "loadavg_after": machine_load(threads)["loadavg"], "ms": ms}
+
+    def maker(name: str) -> Callable[[], Callable[[], object]]:
+        def make():
+            run = batch_runner(graphs[name], threads=threads)
+            return lambda: run(x)
+        return make
+
+    ms = interleaved_fresh({name: maker(name) for name in names}, rounds=rounds)
+    release_memory()
+    return {"input": [1, 3, size, size], "order": "interleaved, rotated each round; a fresh session per timed run, "
+            "warmed up once", "rounds": rounds, "threads": threads, "cpus": before["cpus"],
+            "loadavg_before": before["loadavg"], "loadavg_after": machine_load(threads)["loadavg"], "ms": ms}
 
 
 def markdown(report: dict) -> str:

@@ -10,6 +10,7 @@ from typing import Callable
 
 from ..io.progress import Progress
 from . import CALIBRATORS, PEERS
+from .memory import release_memory
 
 SWEEP_CALIBRATORS = ("max", "percentile")  # range independent of the bit width: MinMax / Percentile rows
 
@@ -64,10 +65,10 @@ def calibration_report(loaded, options: ReportOptions, progress: Progress | None
     from ..export.onnx_export import export_onnx
     from ..io.progress import as_progress
     from ..io.outputs import OutputFolder
-    from ..quality.evaluation import evaluate
     from . import report as R
     from .dataset import load_images
     from .fp16 import to_fp16
+    from .memory import SpilledGraphs
 
     sizes = check_inputs(options, loaded.config.scale)
     scale = loaded.config.scale
@@ -77,10 +78,25 @@ def calibration_report(loaded, options: ReportOptions, progress: Progress | None
     forms = {"standard": export_onnx(loaded.model, "standard", progress=progress)}
     if options.form != "standard":
         forms[options.form] = export_onnx(loaded.model, options.form, progress=progress)
-    graphs = {"fp32": forms[options.form]}
-    if options.fp16:
-        with progress.stage("fp16 convert", options.form, what="FP16 conversion"):
-            graphs["fp16"] = to_fp16(forms[options.form])
+    with SpilledGraphs() as graphs:  # ~19 variant graphs, held on disk while the later passes run
+        graphs["fp32"] = forms[options.form]
+        if options.fp16:
+            with progress.stage("fp16 convert", options.form, what="FP16 conversion"):
+                graphs["fp16"] = to_fp16(forms[options.form])
+        report = _variant_report(loaded, forms, graphs, images, options, progress, sizes)
+    paths = R.write_report(report, options.out_dir)  # written before the slow FP16 study, rewritten with it
+    if options.fp16_study:
+        report["fp16_study"] = _fp16_study(forms["standard"], options.eval_dirs[0], scale, progress)
+        paths = R.write_report(report, options.out_dir)
+    return report, paths
+
+
+def _variant_report(loaded, forms, graphs, images, options: ReportOptions, progress: Progress, sizes) -> dict:
+    """Every variant row (toolkit calibrators, attention, bit widths, peers), evaluated and timed."""
+    from ..quality.evaluation import evaluate
+    from . import report as R
+
+    scale = loaded.config.scale
     info = {"file": loaded.path.name, "sha256": loaded.sha256, "arch": loaded.config.arch, "preset": loaded.preset,
             "scale": scale, "form": options.form, "threads": options.threads,
             "loadavg": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count(),
@@ -94,11 +110,7 @@ def calibration_report(loaded, options: ReportOptions, progress: Progress | None
                         what=f"evaluating {evaluated} variants on {sum(sizes)} images, then their latency") as step:
         report = R.build_report(info, graphs, variants, options.eval_dirs, scale, evaluate, step.advance)
         step.advance()
-    paths = R.write_report(report, options.out_dir)  # written before the slow FP16 study, rewritten with it
-    if options.fp16_study:
-        report["fp16_study"] = _fp16_study(forms["standard"], options.eval_dirs[0], scale, progress)
-        paths = R.write_report(report, options.out_dir)
-    return report, paths
+    return report
 
 
 def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progress: Progress) -> list:
@@ -121,6 +133,7 @@ def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progres
         cal.save(options.calibration_file(calibrator))
         calibrations[calibrator] = cal
         graphs[f"int8-{calibrator}"] = V.int8_forms(forms, cal)[options.form]
+        release_memory()
         rows.append(Variant(f"int8-{calibrator}", "int8", "W8A8", calibrator,
                             seconds=round(time.perf_counter() - t0, 1)))
     first = options.calibrators[0] if options.calibrators else None
@@ -158,6 +171,8 @@ def _peer_rows(standard, graphs, images, options: ReportOptions, progress: Progr
                 step.note(f"skipped: {result.skipped}")
         rows.append(Variant(name, "int8", "W8A8", None, kind="peer", tool=result.tool, skipped=result.skipped,
                             seconds=result.seconds))
+        del result
+        release_memory()  # the peer's calibration tensors and sessions, before the next peer
     return rows
 
 

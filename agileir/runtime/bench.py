@@ -96,18 +96,44 @@ def interleaved(calls: dict[str, Callable[[], object]], rounds: int = 5, warmup:
     median, min and max milliseconds and the spread ((max - min) / median)."""
     if rounds < 1 or warmup < 0:
         raise ValueError("rounds must be >= 1 and warmup >= 0")
-    names = list(calls)
-    for name in names:
+    for name in calls:
         for _ in range(warmup):
             calls[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for name in _rotated(list(calls), rounds):
+        start = time.perf_counter()
+        calls[name]()
+        samples[name].append(time.perf_counter() - start)
+    return {name: latency_summary(times) for name, times in samples.items()}
+
+
+def interleaved_fresh(makers: dict[str, Callable[[], Callable[[], object]]], rounds: int = 5,
+                      warmup: int = 1) -> dict[str, dict]:
+    """`interleaved` for compared calls too large to keep alive together (the calibration report's 19 ONNX
+    Runtime sessions held ~200 MB each): every timed call gets a fresh callable from its maker, warmed up by
+    `warmup` untimed calls and dropped after, so one is alive at a time. Same rotated rounds and summary."""
+    import gc
+
+    if rounds < 1 or warmup < 0:
+        raise ValueError("rounds must be >= 1 and warmup >= 0")
+    samples: dict[str, list[float]] = {name: [] for name in makers}
+    for name in _rotated(list(makers), rounds):
+        call = makers[name]()
+        for _ in range(warmup):
+            call()
+        start = time.perf_counter()
+        call()
+        samples[name].append(time.perf_counter() - start)
+        del call
+        gc.collect()
+    return {name: latency_summary(times) for name, times in samples.items()}
+
+
+def _rotated(names: list[str], rounds: int):
+    """The names of `rounds` rounds, each round every name once, the order rotated by one every round."""
     for r in range(rounds):
         k = r % len(names) if names else 0
-        for name in names[k:] + names[:k]:
-            start = time.perf_counter()
-            calls[name]()
-            samples[name].append(time.perf_counter() - start)
-    return {name: latency_summary(times) for name, times in samples.items()}
+        yield from names[k:] + names[:k]
 
 
 def latency_summary(times: list[float]) -> dict:
