@@ -187,6 +187,7 @@ def main() -> None:
     data.setdefault("machine", {"platform": platform.platform(), "cpus": os.cpu_count(),
                                 "python": platform.python_version()})
     data.setdefault("runs", {})[args.label] = entry
+    data["runs"] = dict(sorted(data["runs"].items(), key=lambda kv: kv[0] != "before"))  # before, then the rest
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps(entry, indent=1))

@@ -238,7 +238,7 @@ def test_info_flags_a_replaced_onnx_and_refuses_a_foreign_file(tiny_export, tmp_
     (tmp_path / "bad.onnx").write_bytes(b"\x80\x04 not a graph")
     r = run_deploy("info", str(tmp_path / "bad.onnx"))
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and "is not a readable ONNX file" in lines[0], r.stderr
+    assert r.returncode == 2 and len(lines) == 1 and "is not a readable ONNX model" in lines[0], r.stderr
     assert "unpickle" not in r.stderr
 
 

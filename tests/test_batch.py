@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
+from agileir.io.gate import OutputGate
 from agileir.models import build_model, save_safetensors
 from agileir.cluster.inputs import plan_outputs, resolve_inputs, source_files
 from test_models import TINY_SWINIR
@@ -115,9 +116,9 @@ def test_inputs_from_a_list_and_a_glob(job, tmp_path):
         assert [p.name for p in source_files(str(listing))] == [listing.name, "img0.png", "img2.png"]
     assert len(resolve_inputs(str(job / "in" / "img*.png"))) == 5
     with pytest.raises(ValueError, match="would both write"):
-        plan_outputs(["a/x.png", "b/x.png"], tmp_path, 4)
+        plan_outputs(["a/x.png", "b/x.png"], tmp_path, 4, OutputGate())
     # the naming rule of agileir-infer's folder runs: a non-PNG sharing a stem keeps its suffix in the name
-    assert [p.name for p in plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, 4)] == \
+    assert [p.name for p in plan_outputs(["a/x.png", "b/x.jpg"], tmp_path, 4, OutputGate())] == \
         ["x_x4.png", "x_jpg_x4.png"]
 
 

@@ -119,6 +119,33 @@ def test_refuses_code_pickles(tmp_path, capsys):
     assert "must never run" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"not a model\n", r"is not a PyTorch checkpoint \(neither a zip archive nor a pickle\)"),
+    (b"\x89PNG\r\n\x1a\n", "is not a PyTorch checkpoint"),
+    (b"\x80\x02garbage", r"is not a readable PyTorch checkpoint \(Unsupported operand"),
+])
+def test_files_that_are_not_checkpoints_are_not_called_code_pickles(tmp_path, content, message):
+    """Text, an image or a damaged pickle named .pth is refused for what it is, not as a pickle that asks for code."""
+    path = tmp_path / "model.pth"
+    path.write_bytes(content)
+    with pytest.raises(ModelLoadError, match=message) as info:
+        load_model(path)
+    assert "arbitrary code" not in str(info.value)
+
+
+def test_an_unreadable_onnx_file_is_named(tmp_path):
+    from agileir.runtime.artifacts import read_onnx
+    from agileir.runtime.ort import OnnxRuntimeRunner
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"nope, not protobuf" * 3)
+    for load in (read_onnx, OnnxRuntimeRunner):
+        with pytest.raises(ValueError, match=r"^model.onnx is not a readable ONNX model \("):
+            load(path)
+    with pytest.raises(FileNotFoundError, match="ONNX model not found"):
+        read_onnx(tmp_path / "missing.onnx")
+
+
 def test_clear_errors(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelLoadError, match="junk.pth"):

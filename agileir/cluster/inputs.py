@@ -77,9 +77,9 @@ def source_files(source: str) -> list[Path]:
     return found
 
 
-def plan_outputs(inputs: list[str], out_dir: Path, scale: int, gate: OutputGate | None = None) -> list[Path]:
-    """Each input's output path (agileir-infer's folder names), claimed in `gate` (None: a gate of this call,
-    without overwrite) with every local input added to its inputs. Refused before any work (ValueError /
+def plan_outputs(inputs: list[str], out_dir: Path, scale: int, gate: OutputGate) -> list[Path]:
+    """Each input's output path (agileir-infer's folder names), claimed in the run's `gate` with every local
+    input added to its inputs. Refused before any work (ValueError /
     OutputConflict): two inputs that would write the same output, an output that is any input of the gate
     (local inputs, the model files), by path, symlink or hard link, and an existing file agileir did not write
     unless the gate overwrites."""
@@ -91,7 +91,6 @@ def plan_outputs(inputs: list[str], out_dir: Path, scale: int, gate: OutputGate 
             raise ValueError(f"{src} and {seen[dst]} would both write {dst.name}; give them distinct names")
         seen[dst] = src
         outputs.append(dst)
-    gate = gate if gate is not None else OutputGate()
     gate.add_inputs(*local_inputs(inputs))
     for src, dst in zip(inputs, outputs):
         gate.claim(dst, IMAGE, f"output of {src}")

@@ -67,12 +67,48 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported pickle"
+        if not _is_pickle_or_zip(path):  # text, an image, a truncated file: not a checkpoint at all
+            raise ModelLoadError(f"{path.name} is not a PyTorch checkpoint (neither a zip archive nor a pickle); "
+                                 "expected a .pth/.pt saved by torch.save, or .safetensors") from None
+        if not _well_formed_pickle(path):  # a damaged pickle, not one that asks for code
+            raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({_first(e)})") from None
         raise ModelLoadError(f"refusing {path.name}: it needs arbitrary code to unpickle, which is never "
-                             f"executed ({first[:160]})") from None
+                             f"executed ({_first(e)})") from None
     except (RuntimeError, EOFError, OSError) as e:
         raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({str(e)[:160]})") from None
     return unwrap_state_dict(obj, path.name), {}
+
+
+def _first(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    named = [ln for ln in lines if "Unsupported" in ln]  # torch's reason among its advice lines
+    noise = ("Weights only load failed", "Please file an issue", "Check the documentation", "(1)", "(2)")
+    return next(iter(named), next((ln for ln in lines if not ln.startswith(noise)),
+                                  lines[0] if lines else type(e).__name__))[:160]
+
+
+def _well_formed_pickle(path: Path) -> bool:
+    """A zip archive (its pickle is torch's to judge), or a legacy pickle whose opcodes all parse: read with
+    pickletools, which decodes and never executes."""
+    import pickletools
+
+    with open(path, "rb") as f:
+        if f.read(2) == b"PK":
+            return True
+        f.seek(0)
+        try:
+            for _ in pickletools.genops(f):
+                pass
+        except Exception:  # a truncated or damaged stream  # noqa: BLE001
+            return False
+    return True
+
+
+def _is_pickle_or_zip(path: Path) -> bool:
+    """What torch.save writes: a zip archive (PK), or a legacy pickle (protocol byte 0x80)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def unwrap_state_dict(obj, name: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -34,12 +34,25 @@ def _decode(value: str) -> Any:
         return value
 
 
+def read_onnx(path, external_data: bool = False):
+    """The one way agileir reads an .onnx file (its external data too with `external_data`). A file that
+    is not an ONNX model (truncated, another format) is a ValueError naming it, not protobuf's DecodeError."""
+    import onnx
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=external_data)
+    except Exception as e:  # protobuf's DecodeError, onnx's errors: all mean "not a model this can read"
+        raise ValueError(f"{Path(path).name} is not a readable ONNX model ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:160] if str(e) else 'unparseable'})") from None
+
+
 def onnx_metadata(path_or_proto) -> dict:
     """The metadata_props agileir-export writes (values JSON-decoded)."""
     import onnx
 
-    proto = path_or_proto if isinstance(path_or_proto, onnx.ModelProto) else \
-        onnx.load(str(path_or_proto), load_external_data=False)
+    proto = path_or_proto if isinstance(path_or_proto, onnx.ModelProto) else read_onnx(path_or_proto)
     return {p.key: _decode(p.value) for p in proto.metadata_props}
 
 
@@ -108,9 +121,7 @@ def artifact_precision(path: str | Path) -> str:
         return "fp32"
     if kind == "engine":
         return str(read_sidecar(path)["precision"])
-    import onnx
-
-    return onnx_precision(onnx.load(str(path), load_external_data=False))
+    return onnx_precision(read_onnx(path))
 
 
 def artifact_metadata(path: str | Path) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifacts import artifact_kind, onnx_metadata, onnx_precision, read_sidecar, sidecar_path
+from .artifacts import artifact_kind, onnx_metadata, onnx_precision, read_onnx, read_sidecar, sidecar_path
 
 
 @dataclass
@@ -110,16 +110,11 @@ def _export_fields(path: Path, sha256: str) -> tuple[dict[str, str], dict]:
 
 def describe_onnx(path: str | Path) -> Description:
     """An agileir .onnx file from its graph and metadata (onnx only; no PyTorch, no ONNX Runtime)."""
-    import onnx
-
     from ..export.forms import form_of
     from ..io.gate import file_sha256
 
     path = Path(path)
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # a truncated or foreign file: one line
-        raise ValueError(f"{path} is not a readable ONNX file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    proto = read_onnx(path)  # a truncated or foreign file: a one-line ValueError
     meta, sha = onnx_metadata(proto), file_sha256(path)
     config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     counts = graph_node_counts(proto)

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from ..models.gswa_node import MASK_VALUE, OP_TYPE, ORT_CONTRIB_DOMAIN, is_gswa_node
+from .artifacts import read_onnx
 from .base import Runner
 
 _registered = False
@@ -159,7 +160,7 @@ def create_session(path_or_proto: str | Path | onnx.ModelProto, providers: list[
     `optimize=False` runs the graph as written (ORT's calibrators do)."""
     import onnxruntime as ort
 
-    proto = path_or_proto if isinstance(path_or_proto, onnx.ModelProto) else onnx.load(str(path_or_proto))
+    proto = path_or_proto if isinstance(path_or_proto, onnx.ModelProto) else read_onnx(path_or_proto, True)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -193,7 +194,7 @@ class OnnxRuntimeRunner(Runner):
         if isinstance(path_or_proto, onnx.ModelProto):
             self.proto, name = path_or_proto, name or "in-memory graph"
         else:
-            self.proto, name = onnx.load(str(path_or_proto)), name or Path(path_or_proto).name
+            self.proto, name = read_onnx(path_or_proto, True), name or Path(path_or_proto).name
         meta = onnx_metadata(self.proto)
         if "scale" not in meta:
             raise ValueError(f"{name} has no agileir metadata (scale); export it with agileir-export")

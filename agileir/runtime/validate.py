@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .artifacts import artifact_kind, artifact_metadata, artifact_precision
+from .artifacts import artifact_kind, artifact_metadata, artifact_precision, read_onnx
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,9 @@ def _explicit_reference(path: Path) -> Path:
 
 
 def _is_fp32_onnx(path: Path) -> bool:
-    import onnx
-
     from .artifacts import onnx_precision
 
-    return onnx_precision(onnx.load(str(path), load_external_data=False)) == "fp32"
+    return onnx_precision(read_onnx(path)) == "fp32"
 
 
 def _recorded_checkpoint(artifact: Path, recorded: dict | None) -> Path:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..artifacts import onnx_metadata, onnx_precision
+from ..artifacts import onnx_metadata, onnx_precision, read_onnx
 from .env import FLAVOUR_NAMES, load_plugin_library, plugin_library_name, version_tuple
 from .network import flavour_of
 from .profile import (INPUT, RTX_DEFAULT_TARGETS, ShapeProfile, fitted_profile, shape_text)
@@ -41,15 +41,13 @@ class OnnxInfo:
 
 def inspect_onnx(path: str | Path) -> OnnxInfo:
     """Precision (from the graph), form and agileir metadata of an ONNX file."""
-    import onnx
-
     from ...export.forms import form_of
     from ...models.load import file_sha256
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX file not found: {path}")
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = read_onnx(path)
     meta = onnx_metadata(proto)
     if "scale" not in meta:
         raise ValueError(f"{path.name} has no agileir metadata (scale); export it with agileir-export")
