@@ -184,7 +184,8 @@ def _latency_legend(m: dict) -> str:
     if not lat:
         return f"median ONNX Runtime CPU run of a 1x3x{LATENCY_SIZE}x{LATENCY_SIZE} input"
     return (f"median (min-max) ONNX Runtime CPU run of a {'x'.join(map(str, lat['input']))} input over {lat['rounds']} "
-            f"rounds, variants interleaved (each round runs each once, rotated order); {lat['threads']} threads "
+            f"rounds, variants interleaved (each round runs each once, rotated order, in a fresh session warmed up "
+            f"once); {lat['threads']} threads "
             f"(0 = all) on {lat['cpus']} CPUs; load average {lat['loadavg_before']} before, {lat['loadavg_after']} after")
 
 
