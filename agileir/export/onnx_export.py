@@ -228,12 +228,18 @@ def export_onnx(model: SRTransformer, form: str = "standard", options: ExportOpt
     progress = progress or quiet()
     model = model.eval()
     routes = {"standard": routed(), "plugin": routed(per_call=plugin_gswa), "attention": routed(attention_kernel, equal_head_dims=True)}
-    with progress.stage("trace", form, what="TorchScript trace"):
-        with routes[form]:
-            # The attention form needs opset 23 anyway: traced at the exporter's newest opset (20), GELU is one
-            # Gelu node instead of five (Div/Erf/Add/Mul/Mul), one TensorRT layer per MLP instead of five.
-            traced = replace(options, opset=max(options.opset, GELU_OPSET)) if form == "attention" else options
-            proto = _trace(model, traced)
+    with progress.stage("trace", form, what="TorchScript trace") as step:
+        # A line when the traced forward returns: TorchScript then builds and converts the graph in C++ for
+        # several seconds without letting the heartbeat thread run.
+        hook = model.register_forward_hook(lambda *_: step.note("forward traced; TorchScript builds the ONNX graph"))
+        try:
+            with routes[form]:
+                # The attention form needs opset 23 anyway: traced at the exporter's newest opset (20), GELU is one
+                # Gelu node instead of five (Div/Erf/Add/Mul/Mul), one TensorRT layer per MLP instead of five.
+                traced = replace(options, opset=max(options.opset, GELU_OPSET)) if form == "attention" else options
+                proto = _trace(model, traced)
+        finally:
+            hook.remove()
     if form == "attention":
         with progress.stage("attention opset", form, what=f"raising the graph to opset {ATTENTION_OPSET}"):
             proto = to_standard_attention(proto, max(options.opset, ATTENTION_OPSET))
