@@ -190,7 +190,8 @@ def export(model: PathLike | None = None, out_dir: PathLike = "export", forms: t
     (agileir.io.progress.Progress: lines, bars, an event callback) when given."""
     from .deploy.export import ExportRequest, claim_export, export_checkpoint
 
-    req = ExportRequest(None if model is None else str(model), Path(out_dir), tuple(forms), validate=validate,
+    forms = (forms,) if isinstance(forms, str) else tuple(forms)  # forms="plugin" is one form, not six letters
+    req = ExportRequest(None if model is None else str(model), Path(out_dir), forms, validate=validate,
                         **request)
     result = export_checkpoint(req, claim_export(req, overwrite), echo=None, progress=progress)
     if result.failed:

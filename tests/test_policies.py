@@ -196,6 +196,27 @@ def test_api_export_goes_through_the_gate(tiny, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_api_export_refuses_no_form_and_unknown_forms_before_any_write(tmp_path):
+    """forms=() wrote an export.json describing nothing; a string is one form, not its letters."""
+    from agileir import api
+    from agileir.deploy.export import ExportRequest
+
+    for forms in [(), ("nope",), ("standard", "onnx")]:
+        with pytest.raises(ValueError, match="forms must be a tuple naming at least one of standard, plugin"):
+            api.export(None, tmp_path / "out", forms=forms)
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="got 'standard'"):
+        ExportRequest(forms="standard")
+
+
+def test_float_pixels_just_above_one_are_refused_with_their_value():
+    from agileir.io.pixels import decode
+
+    x = np.full((4, 4, 3), 1.0000001, np.float32)  # printed as "found 1..1" with 6 digits: looked inside the range
+    with pytest.raises(ValueError, match=r"found 1\.00000012\.\.1\.00000012"):
+        decode(x)
+
+
 def test_an_interrupted_export_leaves_files_the_rerun_accepts(tiny, tmp_path, monkeypatch):
     """Killed after its first file (here: the second form raises KeyboardInterrupt, as SIGINT does): every file
     published so far is recorded, so the rerun needs no --overwrite."""

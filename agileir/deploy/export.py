@@ -34,6 +34,12 @@ class ExportRequest:
     preset: str | None = None
     upstream_compat: bool = False
 
+    def __post_init__(self) -> None:
+        from ..export.forms import FORMS
+
+        if isinstance(self.forms, str) or not self.forms or any(f not in FORMS for f in self.forms):
+            raise ValueError(f"forms must be a tuple naming at least one of {', '.join(FORMS)}, got {self.forms!r}")
+
     def output_dir(self) -> Path:
         from ..models.load import default_checkpoint
 

@@ -70,7 +70,7 @@ def _values(array: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name}: {int(bad.sum())} value(s) are NaN or infinite (pixels must be finite)")
     lo, hi = float(array.min()), float(array.max())
     if lo < FLOAT_RANGE[0] or hi > FLOAT_RANGE[1]:
-        raise ValueError(f"{name}: float pixels must lie in [0, 1], found {lo:g}..{hi:g} (for 8-bit data pass uint8 "
+        raise ValueError(f"{name}: float pixels must lie in [0, 1], found {lo:.9g}..{hi:.9g} (for 8-bit data pass uint8 "
                          "or divide by 255)")
     return array.astype(np.float32)
 
