@@ -78,10 +78,11 @@ def time_v(text: str) -> dict:
             "system_s": float(field("System time (seconds)") or 0)}
 
 
-def stage_lines(text: str) -> list[str]:
-    """The run's stage and note lines (progress bars left out)."""
+def stage_lines(text: str, heartbeats: bool = False) -> list[str]:
+    """The run's stage and note lines (progress bars left out, and the 5 s heartbeat repeats unless asked)."""
     lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines()]
-    return [ln for ln in lines if ln and not re.search(r"\d+/\d+ \[|it/s|step/s|\[[WE]:onnxruntime", ln)]
+    return [ln for ln in lines if ln and not re.search(r"\d+/\d+ \[|it/s|step/s|\[[WE]:onnxruntime", ln)
+            and (heartbeats or not re.search(r"\.\.\. \d+ s(, .*)?$", ln))]
 
 
 def rows(report: Path) -> list[dict]:
@@ -119,7 +120,7 @@ def main() -> int:
                 if time.monotonic() - written >= 30:  # rewrite the partial record every ~30 s
                     written = time.monotonic()
                     _write(args.out, record | {"elapsed_s": round(written - t0), "sampled_peak_rss_bytes": sampled,
-                                               "last_stage": stage_lines(log.read_text(errors="replace"))[-1:]})
+                                               "last_stage": stage_lines(log.read_text(errors="replace"), True)[-1:]})
                 time.sleep(2)
         text = log.read_text(errors="replace")
         record |= time_v(text) | {"finished": True, "sampled_peak_rss_bytes": sampled, "loadavg_max": round(load_max, 2),

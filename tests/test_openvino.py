@@ -226,3 +226,26 @@ def test_triton_openvino_model_config_parses():
     assert config.backend == "openvino" and config.platform == "" and config.default_model_filename == "model.onnx"
     assert config.parameters["PERFORMANCE_HINT"].string_value == "LATENCY"
     assert list(config.input[0].dims) == [3, -1, -1]
+
+
+def test_runners_released_out_of_order_leave_signals_working(models):
+    """Each runner had its own openvino.Core; compiling installs an alternate signal stack on the thread, and Cores
+    destroyed out of order left it pointing at freed memory: the next Ctrl-C (Python's handlers run on that stack)
+    was a segmentation fault (exit -11). Checked in a child process, so a crash fails this test, not the run."""
+    import subprocess
+    import sys
+
+    code = f"""
+import gc, signal
+from agileir.runtime.openvino import OpenVINORunner
+a = OpenVINORunner({str(models["standard"])!r}); a.activate()
+b = OpenVINORunner({str(models["standard"])!r}); b.activate()
+a.deactivate(); del a; gc.collect()
+b.deactivate(); del b; gc.collect()
+try:
+    signal.raise_signal(signal.SIGINT)
+except KeyboardInterrupt:
+    print("interrupted cleanly")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "interrupted cleanly" in r.stdout, (r.returncode, r.stderr[-2000:])

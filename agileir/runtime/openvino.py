@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,22 @@ def import_openvino():
         raise ModuleNotFoundError("the openvino backend needs OpenVINO (pip install 'agileir[openvino]')",
                                   name="openvino") from None
     return openvino
+
+
+_CORE: list = []  # the process's one openvino.Core, made on first use
+_CORE_LOCK = threading.Lock()
+
+
+def shared_core():
+    """One openvino.Core for the process. Compiling a model on the CPU installs an alternate signal stack on the
+    calling thread and each Core puts the previous one back when it is destroyed: two Cores destroyed out of
+    order left the main thread's alternate stack pointing at freed memory, and the next SIGINT / SIGTERM
+    (Python's handlers run on that stack) was a segmentation fault. One Core that lives as long as the process
+    keeps that stack valid; per-runner settings (cache folder, threads, hint) go to compile_model instead."""
+    with _CORE_LOCK:
+        if not _CORE:
+            _CORE.append(import_openvino().Core())
+        return _CORE[0]
 
 
 def openvino_device(device: str | None) -> str:
@@ -134,14 +151,15 @@ class OpenVINORunner(Runner):
 
     def _activate(self) -> None:
         ov = import_openvino()
-        core = ov.Core()
+        core = shared_core()
         check_device(core, self.device)
         key = self._cache_key(ov.__version__)
+        config = self.compile_config()
         if key is not None:
             self.cache_entry = cache_entry(self.cache_dir or default_cache_dir(), key)
-            core.set_property({"CACHE_DIR": str(self.cache_entry)})
+            config["CACHE_DIR"] = str(self.cache_entry)
         model = core.read_model(io.BytesIO(self.proto.SerializeToString()))
-        self.compiled = core.compile_model(model, self.device, self.compile_config())
+        self.compiled = core.compile_model(model, self.device, config)
         self.request = self.compiled.create_infer_request()
         self.precision_hint = _hint_name(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         unverified = "" if self.device == "CPU" else ", unverified here"
