@@ -113,13 +113,13 @@ def test_calibrate_says_what_it_does(tiny_agileir, tmp_path):
 
     set5 = _benchmark(tmp_path, "Set5", 2, [(12, 17), (9, 10)])
     options = ReportOptions([set5], tmp_path / "report", calibrators=("max",), calib_dir=DATA_DIR, threads=1,
-                            peers=("ort-minmax",), sweep=False)
+                            peers=("ort-minmax",), sweep=True)
     capture = Capture()
     report, _ = calibration_report(load_checked_model(str(tiny_agileir)), options, capture.progress)
     end = time.perf_counter()
     ended = capture.ended()
-    assert {("standard", "trace"), ("standard", "fp16 convert"), ("max", "calibrate"), ("attention", "calibrate"),
-            ("ort-minmax", "quantize"), ("", "evaluate")} <= ended, ended
+    assert {("standard", "trace"), ("standard", "fp16 convert"), ("max", "calibrate"), ("max", "quantize"),
+            ("attention", "calibrate"), ("", "narrow"), ("ort-minmax", "quantize"), ("", "evaluate")} <= ended, ended
     assert capture.longest_gap(end) <= gap_limit(), capture.timeline()
     # the latency column: every variant measured interleaved in one place, median and spread, threads and load
     latency = report["model"]["latency"]

@@ -132,8 +132,9 @@ def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progres
                               {"source_checkpoint": {"file": loaded.path.name, "sha256": loaded.sha256}}, step.advance)
         cal.save(options.calibration_file(calibrator))
         calibrations[calibrator] = cal
-        graphs[f"int8-{calibrator}"] = V.int8_forms(forms, cal)[options.form]
-        release_memory()
+        with progress.stage("quantize", calibrator, what="inserting the Q/DQ nodes"):
+            graphs[f"int8-{calibrator}"] = V.int8_forms(forms, cal)[options.form]
+            release_memory()
         rows.append(Variant(f"int8-{calibrator}", "int8", "W8A8", calibrator,
                             seconds=round(time.perf_counter() - t0, 1)))
     first = options.calibrators[0] if options.calibrators else None
@@ -145,12 +146,14 @@ def _toolkit_rows(loaded, forms, graphs, images, options: ReportOptions, progres
         rows.append(Variant(f"int8-{first}-attention", "int8", "W8A8", first, kind="attention",
                             seconds=round(time.perf_counter() - t0, 1)))
     if options.sweep:
-        for calibrator in options.sweep_calibrators():
-            for bits in SWEEP[1:]:  # W8A8 is the INT8 row itself
+        pairs = [(c, bits) for c in options.sweep_calibrators() for bits in SWEEP[1:]]  # W8A8: the INT8 row itself
+        with progress.stage("narrow", total=len(pairs), what="fake-quantizing the other bit widths") as step:
+            for calibrator, bits in pairs:
                 name = f"{calibrator}-{bits.label.lower()}"
                 graphs[name] = narrowed(graphs[f"int8-{calibrator}"], graphs["fp32"], bits)
                 rows.append(Variant(name, "int8", bits.label, calibrator, kind="sweep",
                                     tool="agileir (fake-quantized with int8 Q/DQ)"))
+                step.advance()
     return rows
 
 
