@@ -143,8 +143,9 @@ class SpilledGraphs(MutableMapping):
         self._next = 0
 
     def __setitem__(self, name: str, graph: onnx.ModelProto) -> None:
-        path = self._files.get(name) or Path(self._dir.name) / f"{self._next}.onnx"
-        self._next += 1
+        path = self._files.get(name)
+        if path is None:  # a new name gets the next file; a name set again rewrites its own
+            path, self._next = Path(self._dir.name) / f"{self._next}.onnx", self._next + 1
         path.write_bytes(graph.SerializeToString())
         self._files[name] = path
 

@@ -67,10 +67,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if not _is_pickle_or_zip(path):  # text, an image, a truncated file: not a checkpoint at all
+        kind = _pickle_kind(path)
+        if kind == "foreign":  # text, an image, a truncated file: not a checkpoint at all
             raise ModelLoadError(f"{path.name} is not a PyTorch checkpoint (neither a zip archive nor a pickle); "
                                  "expected a .pth/.pt saved by torch.save, or .safetensors") from None
-        if not _well_formed_pickle(path):  # a damaged pickle, not one that asks for code
+        if kind == "damaged":  # a damaged pickle, not one that asks for code
             raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint ({_first(e)})") from None
         raise ModelLoadError(f"refusing {path.name}: it needs arbitrary code to unpickle, which is never "
                              f"executed ({_first(e)})") from None
@@ -87,28 +88,25 @@ def _first(e: BaseException) -> str:
                                   lines[0] if lines else type(e).__name__))[:160]
 
 
-def _well_formed_pickle(path: Path) -> bool:
-    """A zip archive (its pickle is torch's to judge), or a legacy pickle whose opcodes all parse: read with
-    pickletools, which decodes and never executes."""
+def _pickle_kind(path: Path) -> str:
+    """What torch.save writes is a zip archive (PK; its pickle is torch's to judge) or a legacy pickle (protocol
+    byte 0x80): "archive", "foreign" (neither), "damaged" (a pickle whose opcodes do not all parse) or "pickle".
+    Read with pickletools, which decodes and never executes."""
     import pickletools
 
     with open(path, "rb") as f:
-        if f.read(2) == b"PK":
-            return True
+        head = f.read(2)
+        if head == b"PK":
+            return "archive"
+        if head[:1] != b"\x80":
+            return "foreign"
         f.seek(0)
         try:
             for _ in pickletools.genops(f):
                 pass
         except Exception:  # a truncated or damaged stream  # noqa: BLE001
-            return False
-    return True
-
-
-def _is_pickle_or_zip(path: Path) -> bool:
-    """What torch.save writes: a zip archive (PK), or a legacy pickle (protocol byte 0x80)."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-    return head == b"PK" or head[:1] == b"\x80"
+            return "damaged"
+    return "pickle"
 
 
 def unwrap_state_dict(obj, name: str = "checkpoint") -> dict[str, torch.Tensor]:
